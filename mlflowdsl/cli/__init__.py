@@ -1,0 +1,54 @@
+"""The ``mlw`` command line: thin click commands over the library API.
+
+Commands live in small modules and are imported lazily, so ``mlw lint`` does not pay for
+importing Dask. Every ``MlwError`` becomes a clean one-line message (exit 1 for bad input,
+2 for usage errors); no traceback reaches a user for bad input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from mlflowdsl import __version__
+
+# command name -> "module:attribute"; each module holds one or a few related commands.
+COMMANDS: dict[str, str] = {
+    "lint": "mlflowdsl.cli.compile_cmds:lint",
+    "compile": "mlflowdsl.cli.compile_cmds:compile_",
+    "fmt": "mlflowdsl.cli.compile_cmds:fmt",
+    "schema": "mlflowdsl.cli.compile_cmds:schema",
+    "run": "mlflowdsl.cli.run_cmds:run",
+    "status": "mlflowdsl.cli.run_cmds:status",
+    "cache": "mlflowdsl.cli.run_cmds:cache",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None or name not in COMMANDS:
+            return cmd
+        module_name, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlw")
+def cli() -> None:
+    """mlw: compile, check and run machine-learning pipelines written in .mlw."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mlflowdsl.errors import MlwError
+
+    try:
+        cli.main(args=argv, prog_name="mlw", standalone_mode=True)
+    except MlwError as exc:  # pragma: no cover - commands convert their own errors
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The .mlw grammar, its parser, AST and diagnostics."""

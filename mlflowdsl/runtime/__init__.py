@@ -1,0 +1,1 @@
+"""Execution of compiled plans: executor, cache, state, events, coordination."""

@@ -1,0 +1,199 @@
+"""The task-type API: what a task type declares and how types are found.
+
+A task type is a subclass of :class:`TaskType` registered under the entry-point group
+``mlflowdsl.tasks`` (the eight standard types in ``stdlib_tasks`` are registered the same
+way, in ``pyproject.toml``), so a third-party package adds a type by declaring an entry
+point. The compiler reads the declarations (``Params``, ``inputs``, ``outputs``,
+``aliases``, ``version``); the runtime calls ``run``.
+
+* ``Params`` — a pydantic model of the task's *configuration* (literal values known at
+  compile time: algorithm, thresholds, paths...). Use ``extra="forbid"``.
+* ``inputs`` — attributes that receive other tasks' outputs (``data = prep.output``): name ->
+  :class:`InputSpec`. A left-out input is filled from the task's only dependency whose output
+  kind fits.
+* ``outputs`` — output name -> kind (``dataset``, ``model``, ``metrics``, ``predictions``,
+  ``report``...). ``default_output`` is what ``TASK.output`` means when the type has no
+  output literally called ``output``.
+* ``version`` — the implementation version; part of the cache key, so bump it when ``run``
+  changes what it computes.
+
+>>> class Echo(TaskType):
+...     name = "echo"
+...     class Params(TaskParams):
+...         text: str = "hi"
+...     outputs = {"output": "value"}
+...     def run(self, params, inputs, ctx):
+...         return TaskOutputs(outputs={"output": params.text})
+>>> Echo().run(Echo.Params(), {}, None).outputs
+{'output': 'hi'}
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mlflowdsl.errors import MlwError
+
+ENTRY_POINT_GROUP = "mlflowdsl.tasks"
+
+
+class TaskParams(BaseModel):
+    """Base for task parameter models: unknown attributes are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: str | tuple[str, ...]  # output kind(s) accepted, e.g. "dataset" or ("model", "models")
+    required: bool = True
+    many: bool = False  # accepts a list of references (``train[*].model``)
+    accepts_uri: bool = False  # accepts a ``models:/name@alias`` string instead of a reference
+    doc: str = ""
+
+    def accepts(self, kind: str) -> bool:
+        kinds = (self.kind,) if isinstance(self.kind, str) else self.kind
+        return kind in kinds or "any" in kinds
+
+
+@dataclass
+class TaskOutputs:
+    """What ``run`` returns: named outputs (any picklable objects), scalar metrics, and
+    artifact paths written (name -> path)."""
+
+    outputs: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+class TaskFailed(MlwError):
+    """Raised by a task to fail with a clear message (e.g. a validation gate that is not met).
+
+    ``retryable = False`` tells the runtime not to retry it (retrying would not help)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+class TaskContext:
+    """What the runtime hands to ``run``: where to write artifacts, the execution it belongs
+    to, the seed, and a ``report`` hook for intermediate values (used by tuning's pruning)."""
+
+    def __init__(
+        self,
+        *,
+        task_id: str = "task",
+        execution_id: str = "local",
+        artifact_dir: str = ".mlw/artifacts",
+        attempt: int = 1,
+        report: Callable[[int, float], bool] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        self.task_id = task_id
+        self.execution_id = execution_id
+        self.artifact_dir = artifact_dir
+        self.attempt = attempt
+        self._report = report
+        self.extra = extra or {}
+
+    def report(self, step: int, value: float) -> bool:
+        """Report an intermediate objective value; returns True when the task should stop
+        early (a pruned tuning trial). Outside tuning it never asks to stop."""
+        return bool(self._report(step, value)) if self._report else False
+
+
+class TaskType:
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[TaskParams]] = TaskParams
+    inputs: ClassVar[dict[str, InputSpec]] = {}
+    outputs: ClassVar[dict[str, str]] = {"output": "any"}
+    default_output: ClassVar[str] = "output"
+    aliases: ClassVar[dict[str, str]] = {}  # seed-form names -> attribute names
+    version: ClassVar[str] = "1"
+    # Sink types produce final results (deployment, evaluation, inference): a sink that
+    # nothing depends on is not a lint warning.
+    sink: ClassVar[bool] = False
+    # Expensive types warn when their cache is disabled (MLW403).
+    expensive: ClassVar[bool] = False
+    doc: ClassVar[str] = ""
+
+    def tunable_hyperparameters(self, params: dict[str, Any]) -> set[str] | None:
+        """Hyperparameter names a ``tune`` block may search for a task with these (literal)
+        params; an empty set means nothing is tunable; ``None`` means unknown (unchecked)."""
+        return set()
+
+    def run(self, params: TaskParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
+        raise NotImplementedError
+
+    @classmethod
+    def output_kind(cls, output: str) -> str | None:
+        if output == "output" and "output" not in cls.outputs:
+            return cls.outputs.get(cls.default_output)
+        return cls.outputs.get(output)
+
+
+class UnknownTaskType(MlwError):
+    pass
+
+
+_registry: dict[str, type[TaskType]] | None = None
+_lock = threading.Lock()
+
+
+def registry() -> dict[str, type[TaskType]]:
+    """All registered task types by name (loaded once from the entry-point group)."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            found: dict[str, type[TaskType]] = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    cls = ep.load()
+                except Exception as exc:  # a broken plug-in must not break the others
+                    raise MlwError(
+                        f"task type plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
+                        subject=f"entry point {ENTRY_POINT_GROUP}",
+                        hint="reinstall or remove the package that provides it",
+                    ) from exc
+                found[ep.name] = cls
+            _registry = found
+        return _registry
+
+
+def register(cls: type[TaskType]) -> type[TaskType]:
+    """Register a task type in this process (tests, notebooks); packages use entry points."""
+    registry()[cls.name] = cls
+    return cls
+
+
+def get_task_type(name: str) -> type[TaskType]:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise UnknownTaskType(f"unknown task type {name!r}") from None
+
+
+def load_function(uses: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` (the ``uses`` of a custom task)."""
+    module_name, sep, attr = uses.partition(":")
+    if not sep or not module_name or not attr:
+        raise MlwError(f"{uses!r} is not of the form 'package.module:function'")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise MlwError(f"{uses!r} is not callable")
+    return obj
+
+
+def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn, eval_str=True)
