@@ -95,6 +95,7 @@ class TaskContext:
         artifact_dir: str = ".mlw/artifacts",
         attempt: int = 1,
         report: Callable[[int, float], bool] | None = None,
+        base_dir: str = ".",
         extra: dict[str, Any] | None = None,
     ):
         self.task_id = task_id
@@ -102,7 +103,17 @@ class TaskContext:
         self.artifact_dir = artifact_dir
         self.attempt = attempt
         self._report = report
+        self.base_dir = base_dir
         self.extra = extra or {}
+
+    def resolve_path(self, path: str) -> str:
+        """Relative paths in a workflow are relative to the workflow file's directory
+        (like imports); absolute paths and ``scheme:...`` sources are returned unchanged."""
+        import os
+
+        if os.path.isabs(path) or (":" in path.split("/")[0] and not path.startswith(".")):
+            return path
+        return os.path.normpath(os.path.join(self.base_dir, path))
 
     def report(self, step: int, value: float) -> bool:
         """Report an intermediate objective value; returns True when the task should stop
@@ -123,6 +134,9 @@ class TaskType:
     sink: ClassVar[bool] = False
     # Expensive types warn when their cache is disabled (MLW403).
     expensive: ClassVar[bool] = False
+    # Names of params that are input file paths: the runtime fingerprints those files into
+    # the cache key, so editing the data invalidates the cached result.
+    reads: ClassVar[tuple[str, ...]] = ()
     doc: ClassVar[str] = ""
 
     def tunable_hyperparameters(self, params: dict[str, Any]) -> set[str] | None:
