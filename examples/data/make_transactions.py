@@ -1,7 +1,8 @@
 """Generate the small synthetic card-transaction data the examples use.
 
-Run from anywhere: ``python examples/data/make_transactions.py``. The output is fixed by the
-seed, so re-running it reproduces the committed CSV files byte for byte:
+Run from anywhere: ``python examples/data/make_transactions.py [OUT_DIR]`` (default: this
+directory). The output is fixed by the seed, so re-running it reproduces the committed CSV
+files byte for byte (a test checks that):
 
 * ``transactions.csv`` — 2,000 labelled transactions, about 5 % fraud (``is_fraud`` = 1);
 * ``to_score.csv`` — 300 unlabelled transactions with an ``id`` column, for batch scoring.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import sys
 from pathlib import Path
 
 SEED = 20261126
@@ -68,15 +70,15 @@ def _write(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
             writer.writerow({c: row[c] for c in columns})
 
 
-def main() -> None:
+def main(out_dir: Path = HERE) -> None:
     rng = random.Random(SEED)
     labelled = [_transaction(rng) for _ in range(2000)]
-    _write(HERE / "transactions.csv", labelled, COLUMNS + ("is_fraud",))
+    _write(out_dir / "transactions.csv", labelled, COLUMNS + ("is_fraud",))
     to_score = [dict(_transaction(rng), id=f"tx{i:04d}") for i in range(300)]
-    _write(HERE / "to_score.csv", to_score, ("id",) + COLUMNS)
+    _write(out_dir / "to_score.csv", to_score, ("id",) + COLUMNS)
     fraud = sum(r["is_fraud"] for r in labelled)
     print(f"transactions.csv: {len(labelled)} rows, {fraud} fraud ({fraud / len(labelled):.1%}); to_score.csv: {len(to_score)} rows")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
