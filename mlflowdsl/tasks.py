@@ -83,6 +83,15 @@ class TaskFailed(MlwError):
         self.retryable = retryable
 
 
+class TaskPruned(TaskFailed):
+    """Raised by a task that stopped early because ``ctx.report`` asked it to (a tuning trial
+    judged hopeless by the pruner). ``step`` is the last step reported. Never retried."""
+
+    def __init__(self, message: str, *, step: int):
+        super().__init__(message, retryable=False)
+        self.step = step
+
+
 class TaskContext:
     """What the runtime hands to ``run``: where to write artifacts, the execution it belongs
     to, the seed, and a ``report`` hook for intermediate values (used by tuning's pruning)."""
