@@ -1,0 +1,50 @@
+"""The state backend interface.
+
+The executor writes the execution header and task results as they change; ``mlw status``
+and ``mlw run --resume`` read them from another process. The embedded default is SQLite
+under ``<home>/state.db``; the cluster-mode issue adds a Redis backend with the same methods.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Iterable
+
+from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+from mlflowdsl.settings import Settings
+
+
+class StateBackend(abc.ABC):
+    """Stores ``WorkflowExecution`` records and their ``TaskResult``s."""
+
+    @abc.abstractmethod
+    def save_execution(self, execution: WorkflowExecution) -> None:
+        """Insert or update the execution's header (everything but ``tasks``)."""
+
+    @abc.abstractmethod
+    def save_task_results(self, execution_id: str, results: Iterable[TaskResult]) -> None:
+        """Insert or update task results (one transaction for the batch)."""
+
+    @abc.abstractmethod
+    def get_execution(self, execution_id: str) -> WorkflowExecution:
+        """The execution with all its task results; ``StateError`` when unknown.
+        A unique prefix of the id is accepted, like git's short hashes."""
+
+    @abc.abstractmethod
+    def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
+        """Newest first, without task results (``tasks`` is empty) and without the plan."""
+
+    def save(self, execution: WorkflowExecution) -> None:
+        """Header and every task result."""
+        self.save_execution(execution)
+        self.save_task_results(execution.id, execution.tasks.values())
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def open_state(settings: Settings) -> StateBackend:
+    """The state backend the settings select (SQLite under ``<home>`` for now)."""
+    from mlflowdsl.runtime.state.sqlite import SQLiteState
+
+    return SQLiteState(settings.home_path / "state.db")

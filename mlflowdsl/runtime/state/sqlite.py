@@ -1,0 +1,133 @@
+"""SQLite state under ``<home>/state.db``.
+
+WAL mode lets ``mlw status`` read while a run writes, and a busy timeout makes concurrent
+writers from several processes wait instead of failing. Records are stored as their JSON
+next to the few columns that queries need.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from mlflowdsl.errors import StateError
+from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+from mlflowdsl.runtime.state.base import StateBackend
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    header TEXT NOT NULL,
+    plan_json TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS executions_created ON executions (created);
+CREATE TABLE IF NOT EXISTS task_results (
+    execution_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (execution_id, task_id)
+);
+"""
+
+
+class SQLiteState(StateBackend):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection per thread: sqlite3 connections must not be shared across threads.
+        self._local = threading.local()
+        # A short-lived connection for the schema: a connection left open across a fork and
+        # closed later in the child would checkpoint and delete the WAL under the other
+        # processes' feet ("file is not a database").
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+        finally:
+            conn.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def save_execution(self, execution: WorkflowExecution) -> None:
+        header = execution.model_dump(mode="json", exclude={"tasks", "plan_json"})
+        self._conn().execute(
+            "INSERT INTO executions (id, workflow_id, status, created, header, plan_json) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET status=excluded.status, header=excluded.header, "
+            "plan_json=CASE WHEN excluded.plan_json != '' THEN excluded.plan_json ELSE executions.plan_json END",
+            (execution.id, execution.workflow_id, execution.status, execution.created,
+             json.dumps(header), execution.plan_json),
+        )
+
+    def save_task_results(self, execution_id: str, results: Iterable[TaskResult]) -> None:
+        rows = [(execution_id, r.task_id, r.status, r.model_dump_json()) for r in results]
+        if not rows:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO task_results (execution_id, task_id, status, body) VALUES (?,?,?,?) "
+                "ON CONFLICT(execution_id, task_id) DO UPDATE SET status=excluded.status, body=excluded.body",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _resolve_id(self, execution_id: str) -> str:
+        rows = self._conn().execute(
+            "SELECT id FROM executions WHERE id = ? OR id LIKE ? ESCAPE '!' LIMIT 3",
+            (execution_id, execution_id.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"),
+        ).fetchall()
+        ids = {r[0] for r in rows}
+        if execution_id in ids:
+            return execution_id
+        if len(ids) == 1:
+            return ids.pop()
+        if not ids:
+            raise StateError(f"no execution {execution_id!r}", subject=str(self.path),
+                             hint="`mlw status` lists the known executions")
+        raise StateError(f"execution id prefix {execution_id!r} is ambiguous", subject=str(self.path),
+                         hint="give more characters of the id")
+
+    def get_execution(self, execution_id: str) -> WorkflowExecution:
+        full_id = self._resolve_id(execution_id)
+        conn = self._conn()
+        header, plan_json = conn.execute(
+            "SELECT header, plan_json FROM executions WHERE id = ?", (full_id,)).fetchone()
+        tasks = {
+            task_id: TaskResult.model_validate_json(body)
+            for task_id, body in conn.execute(
+                "SELECT task_id, body FROM task_results WHERE execution_id = ? ORDER BY rowid", (full_id,))
+        }
+        return WorkflowExecution.model_validate({**json.loads(header), "plan_json": plan_json, "tasks": tasks})
+
+    def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
+        sql = "SELECT header FROM executions"
+        args: tuple = ()
+        if workflow_id:
+            sql += " WHERE workflow_id = ?"
+            args = (workflow_id,)
+        sql += " ORDER BY created DESC LIMIT ?"
+        rows = self._conn().execute(sql, (*args, limit)).fetchall()
+        return [WorkflowExecution.model_validate(json.loads(h)) for (h,) in rows]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
