@@ -1,0 +1,147 @@
+"""Helpers shared by the standard tasks: reading tables, resolving model inputs, turning
+user mistakes into :class:`TaskFailed` with a hint. Heavy imports stay inside functions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Iterator
+
+from mlflowdsl.tasks import TaskContext, TaskFailed
+
+# Bundled scikit-learn datasets usable as ``source = "sklearn:<name>"`` (no download needed).
+SKLEARN_DATASETS: dict[str, str] = {
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "digits": "classification",
+    "diabetes": "regression",
+}
+SKLEARN_TARGET = "target"
+
+
+def resolve(ctx: TaskContext | None, path: str) -> str:
+    return ctx.resolve_path(path) if ctx is not None else path
+
+
+def read_table(source: str, ctx: TaskContext | None) -> Any:
+    """Load ``source`` as a DataFrame: a CSV/Parquet path or ``sklearn:<name>``.
+
+    For ``sklearn:`` sources the target is the column ``target``."""
+    import pandas as pd
+
+    if source.startswith("sklearn:"):
+        name = source.removeprefix("sklearn:")
+        if name not in SKLEARN_DATASETS:
+            from stdlib_tasks.algorithms import did_you_mean
+
+            raise TaskFailed(
+                f"unknown bundled dataset {name!r}{did_you_mean(name, SKLEARN_DATASETS)}",
+                hint=f"bundled datasets: {', '.join('sklearn:' + n for n in SKLEARN_DATASETS)}",
+            )
+        from sklearn import datasets
+
+        bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+        return bunch.frame
+    path = resolve(ctx, source)
+    if not os.path.exists(path):
+        raise TaskFailed(
+            f"data file not found: {path}",
+            hint="check the path; relative paths are relative to the workflow file's directory",
+        )
+    lowered = path.lower()
+    try:
+        if lowered.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if lowered.endswith((".csv", ".csv.gz", ".txt")):
+            return pd.read_csv(path)
+    except Exception as exc:  # a malformed file is the user's input: say which and why
+        raise TaskFailed(f"cannot read {path}: {exc}", hint="the file must be a valid CSV or Parquet table") from exc
+    raise TaskFailed(f"unsupported file type: {path}", hint="use a .csv or .parquet file")
+
+
+def unknown_columns(frame: Any, columns: list[str], what: str, source: str) -> None:
+    from stdlib_tasks.algorithms import did_you_mean
+
+    for column in columns:
+        if column not in frame.columns:
+            raise TaskFailed(
+                f"{what} column {column!r} not found in {source}{did_you_mean(column, map(str, frame.columns))}",
+                hint=f"available columns: {', '.join(map(str, frame.columns))}",
+            )
+
+
+def resolve_model(value: Any, ctx: TaskContext | None, *, attribute: str = "model") -> Any:
+    """A model input: a ``TrainedModel``, a path to a ``.joblib`` file, or a
+    ``models:/NAME/VERSION`` URI resolved against deployments written by ``model_deployment``
+    under the artifact directory (until the model registry exists)."""
+    from stdlib_tasks.values import TrainedModel
+
+    if isinstance(value, TrainedModel):
+        return value
+    if isinstance(value, str):
+        if value.startswith("models:/"):
+            ref = value.removeprefix("models:/")
+            name, _, version = ref.partition("/")
+            if "@" in name or not version:
+                raise TaskFailed(
+                    f"cannot resolve {value!r}: model aliases need the model registry",
+                    hint="use models:/NAME/VERSION of a deployment, a .joblib path, or a task reference",
+                )
+            path = os.path.join(ctx.artifact_dir if ctx else ".mlw/artifacts", name, version, "model.joblib")
+        else:
+            path = resolve(ctx, value)
+        return load_model_file(path, value)
+    raise TaskFailed(
+        f"{attribute} must be a trained model, got {type(value).__name__}",
+        hint=f"pass a model_training/hyperparameter_tuning output, e.g. {attribute} = train.model",
+    )
+
+
+def load_model_file(path: str, shown: str) -> Any:
+    import joblib
+
+    from stdlib_tasks.values import TrainedModel
+
+    if not os.path.exists(path):
+        raise TaskFailed(f"model not found: {shown} ({path})", hint="check the name and version or path")
+    loaded = joblib.load(path)
+    if not isinstance(loaded, TrainedModel):
+        raise TaskFailed(f"{path} does not hold a model written by mlflowdsl", hint="deploy a trained model first")
+    return loaded
+
+
+def require_dataset(value: Any, attribute: str = "data") -> Any:
+    from stdlib_tasks.values import Dataset
+
+    if not isinstance(value, Dataset):
+        raise TaskFailed(
+            f"{attribute} must be a dataset, got {type(value).__name__}",
+            hint=f"pass a data_preprocessing/feature_extraction output, e.g. {attribute} = prep.output",
+        )
+    return value
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write-then-rename, so a reader never sees a half-written file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto
+    ``path`` (atomic on POSIX), on error removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

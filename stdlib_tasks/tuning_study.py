@@ -1,0 +1,172 @@
+"""The Optuna study behind ``hyperparameter_tuning`` (optuna and scikit-learn imported lazily).
+
+A trial whose hyperparameters the estimator rejects (e.g. an incompatible solver/penalty pair)
+is recorded as failed with its error and the study goes on; only if no trial succeeds does
+the task fail.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlflowdsl.tasks import TaskFailed, TaskPruned
+
+# Share of the training split held out to score trials when cv = 0.
+_VALIDATION_FRACTION = 0.25
+
+
+def suggest(trial: Any, name: str, spec: Any) -> Any:
+    if spec.kind == "choice":
+        return trial.suggest_categorical(name, spec.choices)
+    if spec.kind == "int":
+        step = int(spec.step) if spec.step and not spec.log else 1
+        return trial.suggest_int(name, int(spec.min), int(spec.max), step=step, log=spec.log)
+    return trial.suggest_float(name, spec.min, spec.max, step=None if spec.log else spec.step, log=spec.log)
+
+
+def run_study(params: Any, data: Any, problem: str, metric: str, direction: str) -> dict[str, Any]:
+    """Run the study; returns a plain-dict summary (best value and params, trials table)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = (
+        optuna.samplers.TPESampler(seed=params.seed)
+        if params.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=params.seed)
+    )
+    pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if params.pruner == "median" else optuna.pruners.NopPruner()
+    study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
+    scorer = _CrossValidation(data, problem, params.cv, params.seed) if params.cv else _Holdout(data, problem, params.seed)
+
+    def objective(trial: Any) -> float:
+        from stdlib_tasks.training import build_estimator
+
+        hyper = {**params.hyperparameters, **{n: suggest(trial, n, s) for n, s in sorted(params.search_space.items())}}
+        try:
+            estimator = build_estimator(params.algorithm, problem, hyper, params.seed)
+            return scorer.score(estimator, params.algorithm, metric, trial)
+        except TaskPruned as exc:
+            raise optuna.TrialPruned(str(exc)) from exc
+        except _MetricUnavailable:
+            raise
+        except TaskFailed as exc:
+            trial.set_user_attr("error", exc.message)
+            return math.nan  # optuna records a NaN objective as a failed trial
+
+    try:
+        study.optimize(objective, n_trials=params.n_trials, timeout=params.timeout)
+    except _MetricUnavailable as exc:
+        raise TaskFailed(
+            f"objective metric {metric!r} cannot be computed for {params.algorithm} on a {problem} problem",
+            hint="choose a metric of the problem type (roc_auc/log_loss need probabilities)",
+        ) from exc
+    return summarize(study, metric, direction, params.sampler)
+
+
+def summarize(study: Any, metric: str, direction: str, sampler: str) -> dict[str, Any]:
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "params": dict(t.params),
+            **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
+        }
+        for t in study.trials
+    ]
+    if not complete:
+        errors = sorted({t["error"] for t in trials if "error" in t})
+        raise TaskFailed(
+            "no tuning trial succeeded" + (f"; first error: {errors[0]}" if errors else ""),
+            hint="check the search space and the fixed hyperparameters",
+        )
+    return {
+        "metric": metric,
+        "direction": direction,
+        "sampler": sampler,
+        "best_value": study.best_value,
+        "best_params": dict(study.best_params),
+        "best_trial": study.best_trial.number,
+        "trials": trials,
+    }
+
+
+class _MetricUnavailable(Exception):
+    pass
+
+
+def _metric(model: Any, X: Any, y: Any, problem: str, metric: str) -> float:
+    from stdlib_tasks.metrics import compute_metrics
+
+    values = compute_metrics(model, X, y, problem=problem, only=(metric,))
+    if metric not in values:
+        raise _MetricUnavailable(metric)
+    return values[metric]
+
+
+def _wrap(estimator: Any, algorithm: str, problem: str) -> Any:
+    from stdlib_tasks.values import TrainedModel
+
+    return TrainedModel(estimator=estimator, algorithm=algorithm, problem=problem, feature_names=())
+
+
+class _CrossValidation:
+    """Mean metric over k folds of the training split."""
+
+    def __init__(self, data: Any, problem: str, folds: int, seed: int):
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        splitter = (StratifiedKFold if problem == "classification" else KFold)(folds, shuffle=True, random_state=seed)
+        self.X, self.y, self.problem = data.X_train, data.y_train, problem
+        try:
+            self.folds = list(splitter.split(self.X, self.y))
+        except ValueError as exc:
+            raise TaskFailed(f"cannot make {folds} folds: {exc}", hint="use fewer folds (cv)") from exc
+
+    def score(self, estimator: Any, algorithm: str, metric: str, trial: Any) -> float:
+        from sklearn.base import clone
+
+        from stdlib_tasks.training import fit_estimator
+
+        values = []
+        for train_idx, test_idx in self.folds:
+            est = clone(estimator)
+            fit_estimator(est, algorithm, self.X[train_idx], self.y[train_idx])
+            values.append(_metric(_wrap(est, algorithm, self.problem), self.X[test_idx], self.y[test_idx], self.problem, metric))
+        return float(sum(values) / len(values))
+
+
+class _Holdout:
+    """Metric on a validation slice of the training split; staged algorithms report per stage
+    to the trial, so the pruner can stop them."""
+
+    def __init__(self, data: Any, problem: str, seed: int):
+        from sklearn.model_selection import train_test_split
+
+        stratify = data.y_train if problem == "classification" else None
+        try:
+            self.X_fit, self.X_val, self.y_fit, self.y_val = train_test_split(
+                data.X_train, data.y_train, test_size=_VALIDATION_FRACTION, random_state=seed, stratify=stratify
+            )
+        except ValueError:
+            self.X_fit, self.X_val, self.y_fit, self.y_val = train_test_split(
+                data.X_train, data.y_train, test_size=_VALIDATION_FRACTION, random_state=seed
+            )
+        self.problem = problem
+
+    def score(self, estimator: Any, algorithm: str, metric: str, trial: Any) -> float:
+        from stdlib_tasks.training import fit_estimator
+
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
+
+        def current(est: Any) -> float:
+            return _metric(_wrap(est, algorithm, self.problem), self.X_val, self.y_val, self.problem, metric)
+
+        fit_estimator(estimator, algorithm, self.X_fit, self.y_fit, score=current, report=report)
+        return current(estimator)
