@@ -1,0 +1,76 @@
+"""The library entry points the CLI (and notebooks, and the orchestrator) call.
+
+>>> # run_plan(plan, load_settings())  -> WorkflowExecution
+>>> # resume("3f2a9c", load_settings()) -> WorkflowExecution
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mlflowdsl.errors import StateError
+from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.events.base import EventBus, open_bus
+from mlflowdsl.runtime.executor import Executor, Listener, RunOptions
+from mlflowdsl.runtime.records import WorkflowExecution
+from mlflowdsl.runtime.state.base import StateBackend, open_state
+from mlflowdsl.settings import Settings
+
+
+def workflow_dir(plan: Plan) -> str:
+    """Relative data paths in a plan are relative to its source file's directory."""
+    source = plan.workflow.source
+    return os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+
+
+def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execution_id: str | None = None,
+             listener: Listener | None = None, client: Any = None, state: StateBackend | None = None,
+             bus: EventBus | None = None, base_dir: str | None = None,
+             resume_from: WorkflowExecution | None = None) -> WorkflowExecution:
+    """Run ``plan`` to completion and return its execution record.
+
+    Without ``client`` a client is opened from the settings (an embedded cluster unless a
+    scheduler address is set) and closed afterwards. Task failures are in the returned
+    record; exceptions are for runs that could not happen at all (refused resources, a
+    scheduler that cannot be reached)."""
+    base = base_dir or workflow_dir(plan)
+    own_state, own_bus = state is None, bus is None
+    state = state or open_state(settings)
+    bus = bus or open_bus(settings)
+    options = RunOptions(keep_going=keep_going, base_dir=base, execution_id=execution_id, resume=resume_from)
+    try:
+        if client is not None:
+            return Executor(client, settings, state, bus, listener).run(plan, options)
+        from mlflowdsl.runtime.cluster import open_client
+
+        with open_client(settings, import_paths=[base]) as own_client:
+            return Executor(own_client, settings, state, bus, listener).run(plan, options)
+    finally:
+        if own_bus:
+            bus.close()
+        if own_state:
+            state.close()
+
+
+def load_execution(execution_id: str, settings: Settings) -> WorkflowExecution:
+    state = open_state(settings)
+    try:
+        return state.get_execution(execution_id)
+    finally:
+        state.close()
+
+
+def resume(execution_id: str, settings: Settings, *, keep_going: bool | None = None,
+           listener: Listener | None = None, client: Any = None) -> WorkflowExecution:
+    """Finish a failed, cancelled or interrupted execution: tasks that succeeded (or were
+    cached) with the same cache key are kept, the rest run again, under the same id."""
+    previous = load_execution(execution_id, settings)
+    if previous.status == "succeeded":
+        raise StateError(f"execution {previous.id} already succeeded; nothing to resume",
+                         hint="run the workflow again instead")
+    if not previous.plan_json:
+        raise StateError(f"execution {previous.id} has no stored plan", hint="run the workflow again instead")
+    plan = Plan.from_json(previous.plan_json)
+    return run_plan(plan, settings, keep_going=previous.keep_going if keep_going is None else keep_going,
+                    listener=listener, client=client, resume_from=previous)

@@ -1,0 +1,440 @@
+"""IR -> Dask futures: the executor.
+
+``Executor.run`` decides up front, on the client, what each task needs (skipped by ``when``,
+served from a shared cache, carried over from a resumed execution, loaded from cache
+because a running task needs its output, or run), checks resources against the live
+workers, then submits the whole DAG at once with futures as arguments, so Dask schedules
+dependents itself without a round trip through the client. Results come back as small
+messages (see ``worker.py``); records go to the state backend in batches and lifecycle
+events to the event bus.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mlflowdsl.errors import RuntimeFailure
+from mlflowdsl.ir import Plan, Task
+from mlflowdsl.runtime import resources as res
+from mlflowdsl.runtime.events.base import Event, EventBus
+from mlflowdsl.runtime.keys import plan_keys
+from mlflowdsl.runtime.records import AttemptError, TaskResult, WorkflowExecution
+from mlflowdsl.runtime.state.base import StateBackend
+from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
+from mlflowdsl.settings import Settings
+
+SHARED_STRATEGIES = ("disk", "redis", "hybrid")
+FLUSH_INTERVAL_S = 0.25  # state writes are batched: a 1,000-task run must not do 3,000 commits
+META_GRACE_S = 2.0  # how long a finished future may wait for its result message
+
+Listener = Callable[[WorkflowExecution, TaskResult | None], None]
+
+
+class ResourceRefused(RuntimeFailure):
+    """Some tasks ask for resources no worker has; nothing was submitted."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("no worker can run " + ("this task" if len(problems) == 1 else f"{len(problems)} tasks")
+                         + ":\n  " + "\n  ".join(problems),
+                         hint="lower the request, or add workers that declare the resource "
+                              "(`dask worker ADDR --resources \"GPU=1\"`)")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    keep_going: bool = False
+    base_dir: str = "."  # the workflow file's directory: relative data paths start here
+    execution_id: str | None = None
+    resume: WorkflowExecution | None = None  # finish this execution instead of starting anew
+
+
+@dataclass
+class Decision:
+    """What the client decided for each task before submitting."""
+
+    keys: dict[str, str]
+    skipped: dict[str, str] = field(default_factory=dict)  # task id -> why
+    cached: set[str] = field(default_factory=set)  # hits in a shared cache (not submitted)
+    carried: set[str] = field(default_factory=set)  # finished in the resumed execution
+    load: set[str] = field(default_factory=set)  # cached, but a running task needs the output
+    run: list[str] = field(default_factory=list)  # topological order
+
+
+def topological(plan: Plan) -> list[Task]:
+    """The plan's tasks, dependencies first (ties by id); a cycle or an unknown dependency
+    is a broken plan, not a user mistake the compiler would have let through."""
+    by_id = plan.tasks_by_id()
+    for t in plan.tasks:
+        unknown = [d for d in t.dependencies if d not in by_id]
+        if unknown:
+            raise RuntimeFailure(f"task {t.id!r} depends on unknown task(s) {', '.join(unknown)}",
+                                 hint="recompile the plan with `mlw compile`")
+    indegree = {t.id: len(set(t.dependencies)) for t in plan.tasks}
+    dependents: dict[str, list[str]] = {t.id: [] for t in plan.tasks}
+    for t in plan.tasks:
+        for d in set(t.dependencies):
+            dependents[d].append(t.id)
+    ready = sorted(tid for tid, n in indegree.items() if n == 0)
+    order: list[Task] = []
+    while ready:
+        tid = ready.pop(0)
+        order.append(by_id[tid])
+        for dep in sorted(dependents[tid]):
+            indegree[dep] -= 1
+            if indegree[dep] == 0:
+                ready.append(dep)
+        ready.sort()
+    if len(order) != len(plan.tasks):
+        raise RuntimeFailure("the plan has a dependency cycle", hint="recompile the plan with `mlw compile`")
+    return order
+
+
+def decide(plan: Plan, order: list[Task], keys: dict[str, str], settings: Settings,
+           resume: WorkflowExecution | None, contains: Callable[[str, str], bool]) -> Decision:
+    """Pure planning over the plan, the shared cache (``contains(strategy, key)``) and a
+    previous execution: nothing is submitted here."""
+    d = Decision(keys=keys)
+    previous = resume.tasks if resume else {}
+    for task in order:
+        upstream_skip = next((dep for dep in task.dependencies if dep in d.skipped), None)
+        if task.skip:
+            d.skipped[task.id] = "`when` is false"
+        elif upstream_skip:
+            d.skipped[task.id] = f"upstream task {upstream_skip!r} skipped"
+        elif previous.get(task.id) is not None and previous[task.id].status in ("succeeded", "cached") \
+                and previous[task.id].cache_key == keys[task.id]:
+            d.carried.add(task.id)
+        elif task.cache.strategy in SHARED_STRATEGIES and contains(task.cache.strategy, keys[task.id]):
+            d.cached.add(task.id)
+        else:
+            d.run.append(task.id)
+    # Walk back from what runs: a needed carried-over task is loaded from the shared cache
+    # when it is there, and rerun otherwise (its outputs died with the old workers).
+    by_id = plan.tasks_by_id()
+    needed = {dep for tid in d.run for dep in by_id[tid].dependencies}
+    run = set(d.run)
+    for task in reversed(order):
+        if task.id not in needed or task.id in run:
+            continue
+        if task.id in d.cached or (task.cache.strategy in SHARED_STRATEGIES
+                                   and contains(task.cache.strategy, keys[task.id])):
+            d.load.add(task.id)
+        else:
+            d.carried.discard(task.id)
+            run.add(task.id)
+            needed.update(by_id[task.id].dependencies)
+    d.run = [t.id for t in order if t.id in run]
+    return d
+
+
+class Executor:
+    def __init__(self, client, settings: Settings, state: StateBackend, bus: EventBus,
+                 listener: Listener | None = None):
+        self.client = client
+        self.settings = settings
+        self.state = state
+        self.bus = bus
+        self.listener = listener
+        self._caches: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ planning
+
+    def _contains(self, strategy: str, key: str) -> bool:
+        if strategy not in self._caches:
+            from mlflowdsl.runtime.cache import open_cache
+
+            self._caches[strategy] = open_cache(strategy, self.settings)
+        return self._caches[strategy].contains(key)
+
+    def check_resources(self, tasks: list[Task]) -> None:
+        workers = res.worker_resources(self.client.scheduler_info(n_workers=-1))
+        problems = res.unsatisfiable(tasks, workers)
+        if problems:
+            raise ResourceRefused(problems)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, plan: Plan, options: RunOptions = RunOptions()) -> WorkflowExecution:
+        order = topological(plan)
+        keys = plan_keys(plan, options.base_dir)
+        decision = decide(plan, order, keys, self.settings, options.resume, self._contains)
+        by_id = plan.tasks_by_id()
+        self.check_resources([by_id[t] for t in decision.run])
+        run = _Run(self, plan, decision, options)
+        return run.execute()
+
+
+class _Run:
+    """One execution in flight: futures, records, the message queue."""
+
+    def __init__(self, executor: Executor, plan: Plan, decision: Decision, options: RunOptions):
+        self.ex = executor
+        self.client = executor.client
+        self.plan = plan
+        self.decision = decision
+        self.options = options
+        self.by_id = plan.tasks_by_id()
+        self.messages: queue.Queue = queue.Queue()
+        self.futures: dict[str, Any] = {}
+        self.started_ids: set[str] = set()
+        self.dirty: set[str] = set()
+        self.finished_at: dict[str, float] = {}  # future done, result message not yet seen
+        self.cancelled = False
+        self.failure_seen = False
+        self.execution = self._initial_execution()
+        self.topic = f"mlw-{self.execution.id}"
+
+    # ------------------------------------------------------------------ records
+
+    def _initial_execution(self) -> WorkflowExecution:
+        d, plan, now = self.decision, self.plan, time.time()
+        prev = self.options.resume
+        if prev is not None:
+            execution = prev.advance("running", restart=True, ended=None, error=None, started=now)
+        else:
+            execution = WorkflowExecution(
+                id=self.options.execution_id or uuid.uuid4().hex[:12], workflow_id=plan.workflow.id,
+                workflow_name=plan.workflow.name, plan_fingerprint=plan.fingerprint or plan.compute_fingerprint(),
+                plan_json=plan.canonical_json(indent=None), params=dict(plan.workflow.params),
+                source=plan.workflow.source, keep_going=self.options.keep_going, created=now,
+            ).advance("running", started=now)
+        tasks: dict[str, TaskResult] = {}
+        for t in plan.tasks:
+            key = d.keys[t.id]
+            if t.id in d.carried and prev is not None:
+                tasks[t.id] = prev.tasks[t.id]
+            elif t.id in d.skipped:
+                tasks[t.id] = TaskResult(task_id=t.id, status="skipped", error=d.skipped[t.id], cache_key=key)
+            elif t.id in d.cached:
+                tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0)
+            else:
+                tasks[t.id] = TaskResult(task_id=t.id, cache_key=key)
+        return execution.model_copy(update={"tasks": tasks})
+
+    def _emit(self, type: str, payload: dict[str, Any] | None = None) -> None:
+        self.ex.bus.emit(Event.create(type, execution_id=self.execution.id,
+                                      workflow_id=self.execution.workflow_id, payload=payload or {}))
+
+    def _update(self, result: TaskResult) -> None:
+        self.execution = self.execution.with_tasks({result.task_id: result})
+        self.dirty.add(result.task_id)
+        if self.ex.listener:
+            self.ex.listener(self.execution, result)
+
+    def _flush(self, *, header: bool = False) -> None:
+        if header:
+            self.ex.state.save_execution(self.execution)
+        if self.dirty:
+            self.ex.state.save_task_results(self.execution.id, [self.execution.tasks[t] for t in self.dirty])
+            self.dirty.clear()
+
+    # ------------------------------------------------------------------ messages
+
+    def _on_event(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
+        self.messages.put(("event", event[1]))
+
+    def _on_done(self, future) -> None:  # runs on the client's event loop
+        self.messages.put(("future", future))
+
+    def _handle_event(self, msg: dict[str, Any]) -> None:
+        tid = msg.get("task_id")
+        current = self.execution.tasks.get(tid)
+        if current is None or current.finished:
+            return
+        kind = msg.get("kind")
+        if kind == "started":
+            self.started_ids.add(tid)
+            if current.status == "pending":
+                self._update(current.advance("running", started=msg.get("time"), worker=msg.get("worker")))
+                self._emit("task.started", {"task_id": tid, "worker": msg.get("worker")})
+        elif kind == "retried":
+            self._emit("task.retried", {"task_id": tid, "attempt": msg.get("attempt"),
+                                        "delay_s": msg.get("delay_s"), "error": msg.get("error")})
+        elif kind == "done":
+            self._finish_task(tid, msg)
+
+    def _finish_task(self, tid: str, meta: dict[str, Any]) -> None:
+        current = self.execution.tasks[tid]
+        status = meta["status"]
+        if tid in self.decision.load and status != "cached" and current.status == "cached":
+            # the entry vanished between planning and loading: the dependents cannot run
+            self._update(current.advance("failed", restart=True, error=meta.get("error")))
+            self.futures_done(tid)
+            self._emit("task.failed", {"task_id": tid, "error": meta.get("error")})
+            return
+        if current.finished:
+            self.futures_done(tid)
+            return
+        started = meta.get("started") or current.started
+        ended = meta.get("ended") or time.time()
+        result = current.advance(
+            status, attempts=meta.get("attempts", 0),
+            attempt_errors=[AttemptError(**e) for e in meta.get("attempt_errors", [])],
+            started=started, ended=ended,
+            duration_s=(ended - started) if started and status != "cached" else (0.0 if status == "cached" else None),
+            metrics=meta.get("metrics") or {}, artifacts=meta.get("artifacts") or {},
+            cached=bool(meta.get("cached")), error=meta.get("error"),
+            worker=meta.get("worker") or current.worker,
+        )
+        self._update(result)
+        self.futures_done(tid)
+        event = {"succeeded": "task.completed", "cached": "task.cached", "failed": "task.failed",
+                 "skipped": "task.skipped"}[status]
+        payload = {"task_id": tid, "attempts": result.attempts, "duration_s": result.duration_s,
+                   "metrics": result.metrics, "cache_key": result.cache_key}
+        if result.error:
+            payload["error"] = result.error
+        self._emit(event, payload)
+        if status == "failed" and not self.options.keep_going and not self.failure_seen:
+            self.failure_seen = True
+            self._cancel_unstarted(f"cancelled after task {tid!r} failed (fail-fast)")
+        elif status == "failed":
+            self.failure_seen = True
+
+    def futures_done(self, tid: str) -> None:
+        # Dropping the client's reference lets Dask free the output as soon as no pending
+        # dependent needs it.
+        self.futures.pop(tid, None)
+        self.finished_at.pop(tid, None)
+
+    def _handle_future(self, future) -> None:
+        tid = self._task_of_key.get(future.key)
+        if tid is None or tid not in self.futures:
+            return
+        if future.status == "finished":
+            self.finished_at.setdefault(tid, time.monotonic())
+            return  # the result message normally arrives at about the same time
+        if future.status in ("error", "cancelled"):
+            current = self.execution.tasks[tid]
+            if current.finished:
+                self.futures_done(tid)
+                return
+            if future.status == "cancelled":
+                error = "cancelled"
+            else:
+                try:
+                    exc = future.exception(timeout=5)
+                except Exception as e:  # noqa: BLE001
+                    exc = e
+                error = f"{type(exc).__name__}: {exc}"
+            self._finish_task(tid, {"status": "failed" if future.status == "error" else "skipped",
+                                    "error": error, "attempts": max(1, current.attempts)})
+
+    def _fetch_missing_meta(self) -> None:
+        now = time.monotonic()
+        late = [tid for tid, t in self.finished_at.items() if now - t > META_GRACE_S and tid in self.futures]
+        for tid in late:
+            try:
+                meta = self.client.submit(meta_of, self.futures[tid], pure=False).result(timeout=30)
+            except Exception as exc:  # noqa: BLE001
+                meta = {"status": "failed", "error": f"result of a finished task could not be read: {exc}"}
+            self._finish_task(tid, meta)
+
+    def _cancel_unstarted(self, why: str) -> None:
+        victims = [tid for tid in self.futures if tid not in self.started_ids
+                   and not self.execution.tasks[tid].finished and tid not in self.decision.load]
+        if victims:
+            self.client.cancel([self.futures[t] for t in victims])
+        for tid in victims:
+            self._update(self.execution.tasks[tid].advance("skipped", error=why))
+            self._emit("task.skipped", {"task_id": tid, "error": why})
+            self.futures_done(tid)
+
+    # ------------------------------------------------------------------ main loop
+
+    def _submit(self) -> None:
+        d, client = self.decision, self.client
+        declared = res.declared_names(res.worker_resources(client.scheduler_info(n_workers=-1)))
+        run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
+        self._task_of_key: dict[str, str] = {}
+        to_submit = [t for t in (t.id for t in topological(self.plan)) if t in d.load or t in set(d.run)]
+        for tid in to_submit:
+            task = self.by_id[tid]
+            load_only = tid in d.load
+            upstream = () if load_only else tuple(task.dependencies)
+            spec = TaskSpec(execution_id=self.execution.id, task=task, cache_key=d.keys[tid],
+                            upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
+                            topic=self.topic, load_only=load_only)
+            key = f"mlw-{tid}-{self.execution.id}-{run_no}"
+            self._task_of_key[key] = tid
+            future = client.submit(run_task, spec, *[self.futures[u] for u in upstream], key=key, pure=False,
+                                   resources=None if load_only else (res.requirements(task, declared) or None))
+            self.futures[tid] = future
+            future.add_done_callback(self._on_done)
+
+    def execute(self) -> WorkflowExecution:
+        ex = self.execution
+        self._flush(header=True)
+        self.ex.state.save_task_results(ex.id, ex.tasks.values())
+        self._emit("workflow.submitted", {"tasks": len(ex.tasks), "plan_fingerprint": ex.plan_fingerprint})
+        self._emit("workflow.started", {"run": len(self.decision.run), "cached": len(self.decision.cached),
+                                        "carried": len(self.decision.carried)})
+        for tid in sorted(self.decision.cached):
+            self._emit("task.cached", {"task_id": tid, "cache_key": self.decision.keys[tid]})
+        for tid, why in sorted(self.decision.skipped.items()):
+            self._emit("task.skipped", {"task_id": tid, "error": why})
+        if self.ex.listener:
+            self.ex.listener(self.execution, None)
+        self.client.subscribe_topic(self.topic, self._on_event)
+        try:
+            self._submit()
+            last_flush = time.monotonic()
+            while self.futures:
+                try:
+                    kind, item = self.messages.get(timeout=0.1)
+                    while True:
+                        if kind == "event":
+                            self._handle_event(item)
+                        else:
+                            self._handle_future(item)
+                        kind, item = self.messages.get_nowait()
+                except queue.Empty:
+                    pass
+                if self.finished_at:
+                    self._fetch_missing_meta()
+                if time.monotonic() - last_flush > FLUSH_INTERVAL_S:
+                    self._flush()
+                    last_flush = time.monotonic()
+        except KeyboardInterrupt:
+            self._cancel_all("cancelled by the user (Ctrl-C)")
+            return self._close("cancelled", "cancelled by the user")
+        except BaseException as exc:
+            self._cancel_all(f"cancelled: the runner stopped ({type(exc).__name__})")
+            self._close("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        failed = [t for t, r in self.execution.tasks.items() if r.status == "failed"]
+        if failed:
+            return self._close("failed", f"task(s) failed: {', '.join(sorted(failed))}")
+        return self._close("succeeded", None)
+
+    def _cancel_all(self, why: str) -> None:
+        futures = list(self.futures.values())
+        if futures:
+            try:
+                self.client.cancel(futures)
+            except Exception:  # noqa: BLE001 - the cluster may already be gone
+                pass
+        for tid, r in list(self.execution.tasks.items()):
+            if not r.finished:
+                self._update(r.advance("skipped", error=why))
+        self.futures.clear()
+
+    def _close(self, status: str, error: str | None) -> WorkflowExecution:
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:  # noqa: BLE001
+            pass
+        self.execution = self.execution.advance(status, ended=time.time(), error=error)
+        self._flush(header=True)
+        event = {"succeeded": "workflow.completed", "failed": "workflow.failed",
+                 "cancelled": "workflow.cancelled"}[status]
+        self._emit(event, {"status": status, "error": error, "counts": self.execution.counts(),
+                           "duration_s": self.execution.duration_s})
+        if self.ex.listener:
+            self.ex.listener(self.execution, None)
+        return self.execution

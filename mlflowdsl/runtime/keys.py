@@ -1,0 +1,79 @@
+"""Full cache keys for every task of a plan, computed on the client before anything runs.
+
+key(task) = cache_key(task.key_part, keys of its dependencies in order, fingerprints of the
+files named by its type's ``reads`` params). Because each key includes its inputs' keys,
+changing one task's params changes exactly its key and its dependents' keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable
+
+from mlflowdsl.ir import Plan, Task
+from mlflowdsl.runtime.cache.base import cache_key
+
+
+def file_fingerprint(path: str) -> str:
+    """sha256 of a file's bytes; for a directory, of its files' names, sizes and mtimes;
+    ``missing:<path>`` when absent (the task will say so when it runs)."""
+    if os.path.isfile(path):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    if os.path.isdir(path):
+        h = hashlib.sha256()
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                st = os.stat(full)
+                h.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    return f"missing:{path}"
+
+
+def _reads(task: Task) -> tuple[str, ...]:
+    if task.type == "custom":
+        return ()
+    from mlflowdsl.tasks import get_task_type
+
+    try:
+        return tuple(get_task_type(task.type).reads)
+    except Exception:  # an unknown type fails when it runs, with the task's own error
+        return ()
+
+
+def _is_local_path(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and not (":" in value.split("/")[0] and not value.startswith("."))
+
+
+def data_fingerprints(task: Task, base_dir: str, fingerprint: Callable[[str], str] = file_fingerprint) -> list[str]:
+    out = []
+    for name in _reads(task):
+        value = task.params.get(name)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if _is_local_path(v):
+                path = v if os.path.isabs(v) else os.path.normpath(os.path.join(base_dir, v))
+                out.append(fingerprint(path))
+    return out
+
+
+def plan_keys(plan: Plan, base_dir: str) -> dict[str, str]:
+    """Task id -> full cache key, for every task (tasks are in topological order)."""
+    keys: dict[str, str] = {}
+    cache: dict[str, str] = {}
+
+    def cached_fingerprint(path: str) -> str:
+        if path not in cache:
+            cache[path] = file_fingerprint(path)
+        return cache[path]
+
+    for task in plan.tasks:
+        keys[task.id] = cache_key(task.key_part, [keys[d] for d in task.dependencies],
+                                  data_fingerprints(task, base_dir, cached_fingerprint))
+    return keys

@@ -1,0 +1,333 @@
+"""What runs on a Dask worker: one task of a plan, with cache, retries and timeouts.
+
+``run_task`` never raises for a task's own failure: it returns an :class:`Envelope` whose
+``meta`` says what happened, so Dask does not cascade the exception into dependents, and a
+dependent that receives a failed or skipped upstream envelope returns ``skipped`` at once.
+The client learns about starts, retries and results from small messages the wrapper logs on
+the worker (``Worker.log_event``, forwarded by the scheduler to the subscribed client): the
+task outputs (models, data frames) stay on the cluster and never travel through the client.
+
+Attempts with a timeout run in a forked child process that is killed (with its process
+group) when the time is up: Python threads cannot be stopped, so this is the only way to
+really end a hung attempt. Attempts without a timeout run inline in the worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mlflowdsl.ir import RetryPolicy, Task
+from mlflowdsl.runtime.retry import backoff_delay, should_retry
+from mlflowdsl.settings import Settings
+from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type, load_function
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a worker needs to run one task (pickled once per submit)."""
+
+    execution_id: str
+    task: Task
+    cache_key: str
+    upstream_ids: tuple[str, ...]  # the order of run_task's envelope arguments
+    settings: Settings
+    base_dir: str
+    topic: str  # Dask event topic the client listens on
+    load_only: bool = False  # a cached task whose output a running task needs
+
+
+@dataclass
+class Envelope:
+    task_id: str
+    ok: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+    default_output: str = "output"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def output(self, name: str) -> Any:
+        if name in self.outputs:
+            return self.outputs[name]
+        if name == "output" and self.default_output in self.outputs:
+            return self.outputs[self.default_output]
+        raise TaskFailed(f"task {self.task_id!r} produced no output {name!r}",
+                         hint=f"its outputs are: {', '.join(sorted(self.outputs)) or 'none'}")
+
+
+class AttemptTimeout(Exception):
+    """An attempt ran longer than the task's ``timeout`` and its process was killed."""
+
+
+# ------------------------------------------------------------------------- reporting
+
+def _publish(spec: TaskSpec, msg: dict[str, Any]) -> None:
+    """Send a small message to the client; never fails the task."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(spec.topic, msg)
+    except Exception:  # not on a worker (unit use) or the worker is shutting down
+        pass
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except Exception:
+        return None
+
+
+def _meta(spec: TaskSpec, status: str, **kw: Any) -> dict[str, Any]:
+    meta = {"kind": "done", "task_id": spec.task.id, "status": status, "cache_key": spec.cache_key,
+            "worker": _worker_address(), "attempts": 0, "attempt_errors": [], "metrics": {},
+            "artifacts": {}, "cached": False, "error": None, "started": None, "ended": time.time()}
+    meta.update(kw)
+    return meta
+
+
+def _finish(spec: TaskSpec, env: Envelope) -> Envelope:
+    _publish(spec, env.meta)
+    return env
+
+
+# ------------------------------------------------------------------------- inputs
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"$ref"}
+
+
+def _has_ref(value: Any) -> bool:
+    return _is_ref(value) or (isinstance(value, list) and any(_is_ref(v) for v in value))
+
+
+def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
+    """Replace ``{"$ref": "task.output"}`` (alone or in lists) by the upstream outputs."""
+    if _is_ref(value):
+        task_id, _, output = value["$ref"].rpartition(".")
+        return upstream[task_id].output(output)
+    if isinstance(value, list):
+        return [resolve_refs(v, upstream) for v in value]
+    return value
+
+
+def _open_cache(spec: TaskSpec):
+    if spec.task.cache.strategy == "none":
+        return None
+    from mlflowdsl.runtime.cache import open_cache
+
+    return open_cache(spec.task.cache.strategy, spec.settings)
+
+
+# ------------------------------------------------------------------------- invocation
+
+def _as_outputs(result: Any) -> TaskOutputs:
+    """Custom functions may return TaskOutputs, a dict of outputs, or a single value."""
+    if isinstance(result, TaskOutputs):
+        return result
+    if isinstance(result, dict) and "output" in result:
+        return TaskOutputs(outputs=dict(result))
+    return TaskOutputs(outputs={"output": result})
+
+
+def invoke(task: Task, params: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
+    """Run one attempt of ``task`` with its references already resolved in ``params``."""
+    if task.type == "custom":
+        try:
+            from stdlib_tasks.custom import Custom
+        except ImportError:  # the stdlib is optional for plans of plain functions
+            return _as_outputs(load_function(task.uses or "")(**params))
+        # the function's annotations say which parameters are inputs (stdlib_tasks.custom)
+        input_names = set(Custom.schema(task.uses or "").inputs)
+        inputs = {k: v for k, v in params.items() if k in input_names}
+        literal = {k: v for k, v in params.items() if k not in input_names}
+        return Custom().run_function(task.uses, literal, inputs, ctx)
+    cls = get_task_type(task.type)
+    inputs = {k: v for k, v in params.items() if k in cls.inputs}
+    literal = {k: v for k, v in params.items() if k not in inputs}
+    return cls().run(cls.Params(**literal), inputs, ctx)
+
+
+def _error_record(exc: BaseException, attempt: int) -> dict[str, Any]:
+    retryable = exc.retryable if isinstance(exc, TaskFailed) else True
+    return {"attempt": attempt, "type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)), "retryable": bool(retryable),
+            "time": time.time()}
+
+
+def run_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
+    """Run ``fn`` in a forked child; kill its process group after ``timeout`` seconds.
+
+    Errors come back as data (a dict) rather than pickled exceptions, whose constructors
+    may not round-trip (``TaskFailed.retryable`` would be lost)."""
+    fd, result_path = tempfile.mkstemp(prefix="mlw-attempt-", suffix=".pkl")
+    os.close(fd)
+    pid = os.fork()
+    if pid == 0:  # child: never return into the worker's code
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            try:
+                payload = ("ok", fn())
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent as data
+                payload = ("error", _error_record(exc, 0))
+            try:
+                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                data = pickle.dumps(("error", _error_record(
+                    TypeError(f"the task's result cannot be pickled: {exc}"), 0)))
+            with open(result_path, "wb") as fh:
+                fh.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        if not _wait_for_exit(pid, timeout):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            raise AttemptTimeout(f"attempt did not finish within its timeout of {timeout:g}s and was killed")
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or os.path.getsize(result_path) == 0:
+            raise RuntimeError(f"the attempt's process died (exit status {os.waitstatus_to_exitcode(status)})")
+        with open(result_path, "rb") as fh:
+            kind, value = pickle.load(fh)
+    finally:
+        try:
+            os.unlink(result_path)
+        except OSError:
+            pass
+    if kind == "error":
+        raise _RemoteError(value)
+    return value
+
+
+class _RemoteError(Exception):
+    """An error raised in a timeout child, carried back as its record."""
+
+    def __init__(self, record: dict[str, Any]):
+        super().__init__(record["message"])
+        self.record = record
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """True when the child exited within ``timeout`` (it is not reaped here)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # old kernel: poll
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            time.sleep(0.01)
+        return False
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
+
+
+# ------------------------------------------------------------------------- the wrapper
+
+def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
+    """Run ``spec.task`` on this worker (the function the executor submits)."""
+    task = spec.task
+    default_output = _default_output(task)
+    by_id = dict(zip(spec.upstream_ids, upstream))
+    blocked = next((u for u in upstream if not u.ok), None)
+    if blocked is not None:
+        why = f"upstream task {blocked.task_id!r} {blocked.meta.get('status', 'failed')}"
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", error=why)))
+
+    cache = _open_cache(spec)
+    if cache is not None:
+        hit, value = cache.get(spec.cache_key)
+        if hit:
+            return _finish(spec, Envelope(task.id, True, value.outputs, default_output, _meta(
+                spec, "cached", cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts))))
+    if spec.load_only:
+        why = "its cache entry disappeared between planning and loading; run again to recompute it"
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", error=why)))
+
+    started = time.time()
+    _publish(spec, {"kind": "started", "task_id": task.id, "time": started, "worker": _worker_address()})
+    errors: list[dict[str, Any]] = []
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            outputs = _attempt(spec, by_id, attempt)
+            break
+        except _RemoteError as exc:
+            record = {**exc.record, "attempt": attempt}
+        except Exception as exc:  # noqa: BLE001 - a task's failure is data, not a crash
+            record = _error_record(exc, attempt)
+        errors.append(record)
+        if not should_retry(task.retry, attempt=attempt, retryable=record["retryable"]):
+            return _finish(spec, Envelope(task.id, False, meta=_meta(
+                spec, "failed", attempts=attempt, attempt_errors=errors, started=started,
+                error=f"{record['type']}: {record['message']}")))
+        delay = backoff_delay(task.retry, attempt)
+        _publish(spec, {"kind": "retried", "task_id": task.id, "attempt": attempt, "delay_s": delay,
+                        "error": f"{record['type']}: {record['message']}", "time": time.time()})
+        time.sleep(delay)
+
+    if cache is not None:
+        try:
+            cache.put(spec.cache_key, outputs, ttl=task.cache.ttl, meta={"task_id": task.id, "task_type": task.type})
+        except Exception as exc:  # noqa: BLE001 - a cache write failure must not fail a good result
+            errors.append({**_error_record(exc, attempt), "type": f"CacheWriteError:{type(exc).__name__}"})
+    return _finish(spec, Envelope(task.id, True, outputs.outputs, default_output, _meta(
+        spec, "succeeded", attempts=attempt, attempt_errors=errors, started=started,
+        metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts))))
+
+
+def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
+    task = spec.task
+    ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
+                      artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
+                      base_dir=spec.base_dir)
+    params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
+    if task.timeout is None:
+        return invoke(task, params, ctx)
+    return run_with_timeout(lambda: invoke(task, params, ctx), task.timeout)
+
+
+def _default_output(task: Task) -> str:
+    if task.type == "custom":
+        return "output"
+    try:
+        return get_task_type(task.type).default_output
+    except Exception:
+        return "output"
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics as plain floats (numpy scalars are not msgpack-serializable)."""
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def meta_of(envelope: Envelope) -> dict[str, Any]:
+    """A tiny task the client runs when a result's message went missing."""
+    return envelope.meta
+
+
+__all__ = ["Envelope", "RetryPolicy", "TaskSpec", "invoke", "meta_of", "resolve_refs", "run_task",
+           "run_with_timeout"]
