@@ -1,0 +1,462 @@
+"""Text -> AST: the Lark LALR parser for `.mlw` files.
+
+The grammar lives in ``mlw.lark``. The AST is built by an *inline* transformer (passed to
+the Lark constructor), so LALR reductions produce frozen ``ast`` nodes directly and no parse
+tree is ever built. Lark cannot hand rule positions to an inline transformer, so the grammar
+is parsed with ``keep_all_tokens=True`` and each node's span runs from its first to its last
+token.
+
+Errors never escape as Lark exceptions: they become ``CompileError`` with ``MLW1xx``
+diagnostics (see ``syntax_errors.py`` for the wording and the error recovery).
+
+>>> m = parse_text('workflow w { task a: custom { uses = "m:f" } }')
+>>> m.workflow.tasks[0].id, m.workflow.tasks[0].span.column
+('a', 14)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from lark import Lark, Token, Transformer
+
+from mlflowdsl.errors import CompileError
+from mlflowdsl.grammar import ast
+from mlflowdsl.grammar.diagnostics import Diagnostic, Span, sort_key
+from mlflowdsl.grammar.strings import decode_body
+from mlflowdsl.grammar.units import UNITS, UnknownUnit, kind_of, suggest, units_of
+
+SUPPORTED_VERSIONS = (1,)
+
+_NUMBER = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)([A-Za-z]*)")
+
+
+class _Index:
+    """``[key]`` of a reference, before it is attached to its ``RefPart``."""
+
+    __slots__ = ("value", "span")
+
+    def __init__(self, value: str, span: Span):
+        self.value = value
+        self.span = span
+
+
+class _Version(_Index):
+    """The ``mlw N`` header."""
+
+
+def _start(x) -> tuple[int, int]:
+    if isinstance(x, Token):
+        return x.line, x.column
+    s = x.span
+    return s.line, s.column
+
+
+def _end(x) -> tuple[int, int]:
+    if isinstance(x, Token):
+        return x.end_line, x.end_column
+    s = x.span
+    return s.end_line, s.end_column
+
+
+def _nodes(children, kinds) -> tuple:
+    return tuple(c for c in children if isinstance(c, kinds))
+
+
+class _Builder(Transformer):
+    """One method per grammar rule; ``children`` include every token (keep_all_tokens).
+
+    The builder is shared by all parses (it is baked into the Lark instance), so its
+    per-parse state (file name, diagnostics, comments) is set under ``_LOCK``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(visit_tokens=False)
+        self.file = "<string>"
+        self.diags: list[Diagnostic] = []
+        self.comments: list[ast.Comment] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _sp(self, first, last) -> Span:
+        l1, c1 = _start(first)
+        l2, c2 = _end(last)
+        return Span(self.file, l1, c1, l2, c2)
+
+    def _tok(self, t: Token) -> Span:
+        return Span(self.file, t.line, t.column, t.end_line, t.end_column)
+
+    def _error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, message, span, hint))
+
+    def on_comment(self, t: Token) -> None:
+        self.comments.append(ast.Comment(self._tok(t), str(t)))
+
+    # ------------------------------------------------------------------ file structure
+    def start(self, c):
+        version = None
+        workflow = None
+        order = []
+        for x in c:
+            if isinstance(x, _Version):
+                version = int(x.value) if x.value.isdigit() else None
+            elif isinstance(x, ast.Workflow):
+                if workflow is not None:
+                    self._error(
+                        "MLW209",
+                        f"a second workflow `{x.id}` in one file (the first is `{workflow.id}`)",
+                        x.id_span,
+                        "one file holds one workflow; move this one to its own file",
+                    )
+                    continue
+                workflow = x
+                order.append(x)
+            else:
+                order.append(x)
+        return (version, workflow, tuple(order))
+
+    def version(self, c):
+        tok = c[1]
+        if not (tok.isdigit() and int(tok) in SUPPORTED_VERSIONS):
+            self._error(
+                "MLW104",
+                f"unsupported language version `mlw {tok}`",
+                self._tok(tok),
+                "this mlw understands `mlw 1`",
+            )
+        return _Version(str(tok), self._sp(c[0], tok))
+
+    def import_(self, c):
+        path = self.string([c[1]])
+        text = path.text if path.is_plain else ""
+        if not path.is_plain:
+            self._error("MLW102", "an import path cannot use `${...}` interpolation", path.span)
+        return ast.Import(self._sp(c[0], c[1]), text, path.span)
+
+    def template(self, c):
+        return ast.Template(
+            self._sp(c[0], c[-1]),
+            str(c[1]),
+            self._tok(c[1]),
+            _nodes(c, ast.TemplateParam),
+            _nodes(c, (ast.Task, ast.Tune, ast.Use, ast.Output)),
+        )
+
+    def tparam(self, c):
+        typ = next((x for x in c if isinstance(x, ast.TypeRef)), None)
+        default = c[-1] if len(c) > 2 and c[-2].__class__ is Token and c[-2].type == "EQUAL" else None
+        return ast.TemplateParam(self._sp(c[0], c[-1]), str(c[0]), typ, default)
+
+    def output(self, c):
+        return ast.Output(self._sp(c[0], c[3]), str(c[1]), self._tok(c[1]), c[3])
+
+    def workflow(self, c):
+        items = _nodes(c, (ast.Attr, ast.Params, ast.Defaults, ast.Task, ast.Tune, ast.Use))
+        return ast.Workflow(self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), items)
+
+    # ------------------------------------------------------------------ params
+    def params(self, c):
+        return ast.Params(self._sp(c[0], c[-1]), _nodes(c, ast.ParamDecl))
+
+    def param_decl(self, c):
+        default = None
+        for i, x in enumerate(c):
+            if x.__class__ is Token and x.type == "EQUAL":
+                default = c[i + 1]
+        constraint = c[-1] if isinstance(c[-1], (ast.Range, ast.Choices)) else None
+        return ast.ParamDecl(self._sp(c[0], c[-1]), str(c[0]), self._tok(c[0]), c[2], default, constraint)
+
+    def range(self, c):
+        low = high = None
+        seen_dots = False
+        for x in c[1:]:
+            if x.type == "DOTDOT":
+                seen_dots = True
+            elif seen_dots:
+                high = self.number([x])
+            else:
+                low = self.number([x])
+        return ast.Range(self._sp(c[0], c[-1]), low, high)
+
+    def choices(self, c):
+        return ast.Choices(self._sp(c[0], c[1]), c[1])
+
+    def type(self, c):
+        return ast.TypeRef(self._sp(c[0], c[-1]), str(c[0]), _nodes(c, ast.TypeRef))
+
+    # ------------------------------------------------------------------ tasks and friends
+    def defaults(self, c):
+        return ast.Defaults(self._sp(c[0], c[-1]), _nodes(c, (ast.Attr, ast.Block)))
+
+    def task(self, c):
+        after: tuple = ()
+        foreach = None
+        for x in c[4:]:
+            if isinstance(x, tuple):
+                after = x
+            elif isinstance(x, ast.Foreach):
+                foreach = x
+        return ast.Task(
+            self._sp(c[0], c[-1]),
+            str(c[1]),
+            self._tok(c[1]),
+            str(c[3]),
+            self._tok(c[3]),
+            after,
+            foreach,
+            _nodes(c, (ast.Attr, ast.Block)),
+        )
+
+    def after(self, c):
+        return _nodes(c, ast.Ident)
+
+    def ident(self, c):
+        return ast.Ident(self._tok(c[0]), str(c[0]))
+
+    def foreach(self, c):
+        return ast.Foreach(self._sp(c[0], c[3]), str(c[1]), self._tok(c[1]), c[3])
+
+    def tune(self, c):
+        return ast.Tune(self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), _nodes(c, (ast.Attr, ast.Block)))
+
+    def use(self, c):
+        return ast.Use(
+            self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), str(c[3]), self._tok(c[3]), _nodes(c, ast.Attr)
+        )
+
+    def attr(self, c):
+        return ast.Attr(self._sp(c[0], c[2]), str(c[0]), self._tok(c[0]), c[2])
+
+    def block(self, c):
+        return ast.Block(self._sp(c[0], c[-1]), str(c[0]), self._tok(c[0]), _nodes(c, ast.Attr))
+
+    # ------------------------------------------------------------------ expressions
+    def binop(self, c):
+        return ast.BinOp(self._sp(c[0], c[2]), str(c[1]), c[0], c[2])
+
+    def not_(self, c):
+        return ast.UnaryOp(self._sp(c[0], c[1]), "not", c[1])
+
+    def paren(self, c):
+        return c[1]
+
+    def true(self, c):
+        return ast.Bool(self._tok(c[0]), True)
+
+    def false(self, c):
+        return ast.Bool(self._tok(c[0]), False)
+
+    def null(self, c):
+        return ast.Null(self._tok(c[0]))
+
+    def name(self, c):
+        return ast.Name(self._tok(c[0]), str(c[0]))
+
+    def number(self, c):
+        tok = c[0]
+        span = self._tok(tok)
+        m = _NUMBER.fullmatch(tok)
+        digits, unit = m.group(1), m.group(2)
+        if unit:
+            if unit not in UNITS:
+                self._unknown_unit(tok, digits, unit)
+            return ast.Quantity(span, float(digits), unit, str(tok))
+        if "." in digits or "e" in digits or "E" in digits:
+            return ast.Float(span, float(digits), str(tok))
+        return ast.Int(span, int(digits))
+
+    def _unknown_unit(self, tok: Token, digits: str, unit: str) -> None:
+        span = Span(self.file, tok.line, tok.column + len(digits), tok.end_line, tok.end_column)
+        try:
+            kind_of(unit)
+        except UnknownUnit as e:
+            kinds = [e.kind] if e.kind else ["duration", "size", "rate"]
+        listed = "; ".join(f"{k}s: {' '.join(units_of(k))}" for k in kinds)
+        close = suggest(unit)
+        hint = (f"did you mean `{digits}{close}`? " if close else "") + f"known units — {listed}"
+        self._error("MLW103", f"unknown unit `{unit}` in quantity `{tok}`", span, hint)
+
+    def string(self, c):
+        tok = c[0]
+        raw = str(tok)
+        triple = tok.type == "TRIPLE"
+        q = 3 if triple else 1
+        body = raw[q:-q]
+        span = self._tok(tok)
+        if "\\" not in body and "${" not in body:
+            return ast.Str(span, (body,), triple)
+        pieces, errors = decode_body(body, q)
+        for err in errors:
+            self._error("MLW102", err.message, self._offset_span(tok, err.offset, err.length), err.hint)
+        parts: list = []
+        for p in pieces:
+            if isinstance(p, str):
+                if p or not parts:
+                    parts.append(p)
+                continue
+            start, end, segments = p
+            parts.append(self._interpolation(tok, start, end, segments))
+        return ast.Str(span, tuple(parts), triple)
+
+    def _offset_span(self, tok: Token, offset: int, length: int) -> Span:
+        l1, c1 = _pos_in_token(tok, offset)
+        l2, c2 = _pos_in_token(tok, offset + max(length, 1))
+        return Span(self.file, l1, c1, l2, c2)
+
+    def _interpolation(self, tok: Token, start: int, end: int, segments) -> ast.Expr:
+        if len(segments) == 1 and segments[0][1] is None:
+            name, _, s, e = segments[0]
+            return ast.Name(self._offset_span(tok, s, e - s), name)
+        parts = tuple(
+            ast.RefPart(self._offset_span(tok, s, e - s), name, index) for name, index, s, e in segments
+        )
+        first, last = parts[0].span, parts[-1].span
+        if len(parts) == 1:
+            self._error(
+                "MLW102",
+                f"`${{{parts[0].name}[{parts[0].index}]}}` needs a field, e.g. `.output`",
+                first,
+            )
+        return ast.Ref(first.to(last), parts)
+
+    def ref(self, c):
+        parts: list[ast.RefPart] = []
+        for x in c:
+            if isinstance(x, _Index):
+                p = parts[-1]
+                parts[-1] = ast.RefPart(p.span.to(x.span), p.name, x.value)
+            elif x.type != "DOT":
+                parts.append(ast.RefPart(self._tok(x), str(x), None))
+        return ast.Ref(self._sp(c[0], c[-1]), tuple(parts))
+
+    def index(self, c):
+        key = c[1]
+        value = self.string([key]).text if key.type == "STRING" else str(key)
+        return _Index(value, self._sp(c[0], c[2]))
+
+    def call(self, c):
+        return ast.Call(self._sp(c[0], c[-1]), str(c[0]), self._tok(c[0]), _nodes(c, ast.Arg))
+
+    def arg(self, c):
+        return ast.Arg(c[0].span, None, c[0])
+
+    def kwarg(self, c):
+        return ast.Arg(self._sp(c[0], c[2]), str(c[0]), c[2])
+
+    def list(self, c):
+        return ast.ListExpr(self._sp(c[0], c[-1]), tuple(x for x in c if not isinstance(x, Token)))
+
+    def map(self, c):
+        return ast.MapExpr(self._sp(c[0], c[-1]), _nodes(c, ast.MapEntry))
+
+    def map_entry(self, c):
+        key = c[0]
+        name = self.string([key]).text if key.type == "STRING" else str(key)
+        return ast.MapEntry(self._sp(key, c[2]), name, self._tok(key), c[2])
+
+
+def _pos_in_token(tok: Token, offset: int) -> tuple[int, int]:
+    """File line/column of character ``offset`` inside ``tok`` (which may span lines)."""
+    before = tok[:offset]
+    nl = before.rfind("\n")
+    if nl < 0:
+        return tok.line, tok.column + offset
+    return tok.line + before.count("\n"), offset - nl
+
+
+# ---------------------------------------------------------------------------- the parser
+
+_LOCK = threading.RLock()
+_BUILDER: _Builder | None = None
+_LARK: Lark | None = None
+
+
+def _parser() -> tuple[Lark, _Builder]:
+    """The Lark instance, built on first use (keeps ``import`` of this module cheap)."""
+    global _LARK, _BUILDER
+    if _LARK is None:
+        builder = _Builder()
+        _LARK = Lark.open(
+            "mlw.lark",
+            rel_to=__file__,
+            parser="lalr",
+            lexer="basic",
+            keep_all_tokens=True,
+            maybe_placeholders=False,
+            transformer=builder,
+            lexer_callbacks={"COMMENT": builder.on_comment},
+            cache=True,
+        )
+        _BUILDER = builder
+    return _LARK, _BUILDER
+
+
+def parse_text(text: str, file: str = "<string>") -> ast.Module:
+    """Parse one `.mlw` text; raises ``CompileError`` with ``MLW1xx`` diagnostics."""
+    from mlflowdsl.grammar.syntax_errors import Recovery
+
+    if text.startswith("\ufeff"):  # a UTF-8 BOM is not part of the program
+        text = text[1:]
+    with _LOCK:
+        lark, builder = _parser()
+        builder.file = file
+        builder.diags = []
+        builder.comments = []
+        recovery = Recovery(text, file, lark)
+        try:
+            result = lark.parse(text, on_error=recovery.on_error)
+        except Exception as e:  # noqa: BLE001 - any Lark error is turned into diagnostics
+            recovery.record_final(e)
+            result = None
+        diags = builder.diags + recovery.diagnostics
+        comments = tuple(builder.comments)
+        builder.diags, builder.comments = [], []
+    if result is None and not diags:  # pragma: no cover - recovery always records the cause
+        diags.append(Diagnostic("MLW101", "syntax error", Span(file, 1, 1, 1, 1)))
+    if not diags:
+        version, workflow, order = result
+        if workflow is None and not any(isinstance(x, ast.Template) for x in order):
+            diags.append(
+                Diagnostic(
+                    "MLW107",
+                    "no workflow and no template in this file",
+                    Span(file, 1, 1, 1, 1),
+                    "a file needs `workflow NAME { ... }` (or templates, when it is imported)",
+                )
+            )
+    if diags:
+        raise CompileError(sorted(set(diags), key=sort_key))
+    return ast.Module(
+        _file_span(text, file),
+        file,
+        version,
+        tuple(x for x in order if isinstance(x, ast.Import)),
+        tuple(x for x in order if isinstance(x, ast.Template)),
+        workflow,
+        comments,
+        order,
+    )
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    """Read and parse a `.mlw` file; an unreadable file is ``MLW105``."""
+    name = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CompileError(
+            [Diagnostic("MLW105", f"cannot read `{name}`: not UTF-8 text ({e.reason} at byte {e.start})",
+                        subject=name, hint="save the file as UTF-8")]
+        ) from None
+    except OSError as e:
+        raise CompileError(
+            [Diagnostic("MLW105", f"cannot read `{name}`: {e.strerror or e}", subject=name,
+                        hint="check the path and its permissions")]
+        ) from None
+    return parse_text(text, name)
+
+
+def _file_span(text: str, file: str) -> Span:
+    lines = text.count("\n")
+    return Span(file, 1, 1, lines + 1, len(text) - text.rfind("\n"))
