@@ -1,0 +1,106 @@
+import joblib
+import pytest
+
+from mlflowdsl.tasks import TaskContext, TaskFailed
+from stdlib_tasks.data_preprocessing import DataPreprocessing
+from stdlib_tasks.model_training import ModelTraining
+from stdlib_tasks.model_validation import ModelValidation, check
+
+TASK = ModelValidation()
+
+
+def prepare(source):
+    prep = DataPreprocessing()
+    return prep.run(prep.Params(source=source), {}, TaskContext()).outputs["output"]
+
+
+def fit(data, algorithm, **hyper):
+    task = ModelTraining()
+    out = task.run(task.Params(algorithm=algorithm, hyperparameters=hyper), {"data": data}, TaskContext(task_id="train"))
+    return out.outputs["model"], out.metrics
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    data = prepare("sklearn:breast_cancer")
+    model, metrics = fit(data, "logistic_regression")
+    return data, model, metrics
+
+
+def validate(model, data, ctx=None, **params):
+    return TASK.run(TASK.Params(**params), {"model": model, "data": data}, ctx or TaskContext())
+
+
+def test_gate_passes_above_the_threshold_and_passes_the_model_through(cancer):
+    data, model, metrics = cancer
+    out = validate(model, data, thresholds={"accuracy": metrics["accuracy"] - 0.05, "log_loss": 0.5})
+    assert out.outputs["model"] is model
+    assert out.outputs["report"]["passed"] is True
+    assert out.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
+    kinds = {c["metric"]: c["kind"] for c in out.outputs["report"]["checks"]}
+    assert kinds == {"accuracy": "min", "log_loss": "max"}
+
+
+def test_gate_fails_below_the_threshold_saying_by_how_much(cancer):
+    data, model, metrics = cancer
+    bound = round(metrics["accuracy"] + 0.02, 4)
+    with pytest.raises(TaskFailed) as info:
+        validate(model, data, thresholds={"accuracy": bound})
+    err = info.value
+    assert err.retryable is False
+    assert f"accuracy = {metrics['accuracy']:.4f} is below the minimum {bound:g} by {bound - metrics['accuracy']:.4f}" in str(err)
+    assert err.report["passed"] is False
+
+
+def test_loss_thresholds_are_maxima(cancer):
+    data, model, metrics = cancer
+    with pytest.raises(TaskFailed, match="log_loss = .* is above the maximum 0.01"):
+        validate(model, data, thresholds={"log_loss": 0.01})
+
+
+def test_every_failing_metric_is_listed(cancer):
+    data, model, _ = cancer
+    with pytest.raises(TaskFailed) as info:
+        validate(model, data, thresholds={"accuracy": 0.9999, "f1": 0.9999, "recall": 0.1})
+    message = str(info.value)
+    assert "accuracy" in message and "f1" in message and "recall" not in message
+
+
+def test_cross_validation_mode(cancer):
+    data, model, _ = cancer
+    out = validate(model, data, cv=3, thresholds={"roc_auc": 0.9})
+    report = out.outputs["report"]
+    assert report["mode"] == "3-fold cross-validation"
+    assert 0.9 < out.metrics["roc_auc"] <= 1.0
+
+
+def test_regression_gate():
+    data = prepare("sklearn:diabetes")
+    model, metrics = fit(data, "ridge")
+    assert validate(model, data, thresholds={"r2": 0.3, "rmse": 80}).outputs["report"]["passed"]
+    with pytest.raises(TaskFailed, match="rmse .* above the maximum 10"):
+        validate(model, data, thresholds={"rmse": 10})
+
+
+def test_metric_of_the_wrong_problem_cannot_be_computed(cancer):
+    data, model, _ = cancer
+    with pytest.raises(TaskFailed, match="'r2' could not be computed"):
+        validate(model, data, thresholds={"r2": 0.5})
+
+
+def test_model_from_a_joblib_path(cancer, tmp_path):
+    data, model, _ = cancer
+    joblib.dump(model, tmp_path / "m.joblib")
+    out = validate("m.joblib", data, TaskContext(base_dir=str(tmp_path)), thresholds={"accuracy": 0.5})
+    assert out.outputs["report"]["passed"]
+
+
+def test_missing_model_file(cancer, tmp_path):
+    data, _, _ = cancer
+    with pytest.raises(TaskFailed, match="model not found"):
+        validate("gone.joblib", data, TaskContext(base_dir=str(tmp_path)))
+
+
+def test_check_message():
+    assert check("mae", 5.0, {"mae": 4.0})["passed"] is True
+    assert check("mae", 5.0, {"mae": 6.0})["message"] == "mae = 6.0000 is above the maximum 5 by 1.0000"
