@@ -119,12 +119,19 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
     return value
 
 
-def _open_cache(spec: TaskSpec):
-    if spec.task.cache.strategy == "none":
-        return None
-    from mlflowdsl.runtime.cache import open_cache
+_caches: dict[tuple[str, str], Any] = {}  # per worker process: opening a backend is not free
 
-    return open_cache(spec.task.cache.strategy, spec.settings)
+
+def _open_cache(spec: TaskSpec):
+    strategy = spec.task.cache.strategy
+    if strategy == "none":
+        return None
+    memo = (strategy, repr(spec.settings))
+    if memo not in _caches:
+        from mlflowdsl.runtime.cache import open_cache
+
+        _caches[memo] = open_cache(strategy, spec.settings)
+    return _caches[memo]
 
 
 # ------------------------------------------------------------------------- invocation

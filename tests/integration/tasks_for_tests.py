@@ -66,3 +66,9 @@ def hang(name: str, log_dir: str, seconds: float = 60.0) -> int:
 
 def big_output(size: int = 10_000_000) -> bytes:
     return b"x" * size
+
+
+def gate_after(name: str, log_dir: str, seconds: float = 0.5) -> int:
+    """Fail (not retryably) after ``seconds``."""
+    time.sleep(seconds)
+    return gate(name, log_dir)

@@ -1,0 +1,217 @@
+"""The executor on a real multi-process Dask cluster (``dask scheduler`` + 2 workers)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Workers import the test tasks as `tests.integration.tasks_for_tests` (the fixture puts the
+# repo root on their PYTHONPATH); this process needs the same name for the helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mlflowdsl.ir import Resources, RetryPolicy
+from mlflowdsl.runtime.api import run_plan
+from mlflowdsl.runtime.executor import ResourceRefused
+from mlflowdsl.runtime.state.sqlite import SQLiteState
+from mlflowdsl.settings import Settings
+from tests.integration.runtime_helpers import plan, ref, task
+from tests.integration.tasks_for_tests import runs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(tmp_path, dask_cluster):
+    return Settings(home=str(tmp_path / "home"), scheduler=dask_cluster.address)
+
+
+def test_parallel_branches_overlap_and_outputs_flow(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    p = plan(
+        task("a", "step", name="a", log_dir=logs, seconds=1.0, x=1),
+        task("b", "step", name="b", log_dir=logs, seconds=1.0, x=2),
+        task("c", "step", ["a", "b"], name="c", log_dir=logs, inputs=[ref("a"), ref("b")]),
+    )
+    ex = run_plan(p, settings)
+    assert ex.status == "succeeded"
+    assert ex.tasks["c"].metrics == {"total": 3.0}
+    (a,), (b,), (c,) = runs(logs, "a"), runs(logs, "b"), runs(logs, "c")
+    assert a["start"] < b["end"] and b["start"] < a["end"]  # the two branches ran at the same time
+    assert a["pid"] != b["pid"]
+    assert c["start"] >= max(a["end"], b["end"])
+    assert {ex.tasks["a"].worker, ex.tasks["b"].worker} == set(_worker_addresses(settings))
+
+
+def _worker_addresses(settings):
+    from distributed import Client
+
+    with Client(settings.scheduler) as client:
+        return list(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def test_flaky_task_succeeds_on_third_attempt_with_backoff(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    policy = RetryPolicy(attempts=3, backoff="exponential", initial=0.4, max=0.6, jitter=False)
+    ex = run_plan(plan(task("f", "flaky", name="f", log_dir=logs, failures=2, retry=policy)), settings)
+    r = ex.tasks["f"]
+    assert ex.status == "succeeded" and r.status == "succeeded"
+    assert r.attempts == 3
+    assert [e.message for e in r.attempt_errors] == ["transient failure #1", "transient failure #2"]
+    assert all(e.type == "RuntimeError" and "Traceback" in e.traceback for e in r.attempt_errors)
+    calls = [c["time"] for c in runs(logs, "f")]
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert 0.4 <= gaps[0] < 0.4 + 0.5  # initial
+    assert 0.6 <= gaps[1] < 0.6 + 0.5  # 0.8 capped at max = 0.6
+
+
+def test_jittered_backoff_stays_within_the_cap(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    policy = RetryPolicy(attempts=4, backoff="fixed", initial=0.5, max=5, jitter=True)
+    ex = run_plan(plan(task("f", "flaky", name="f", log_dir=logs, failures=3, retry=policy)), settings)
+    assert ex.tasks["f"].attempts == 4
+    calls = [c["time"] for c in runs(logs, "f")]
+    assert all(0 <= b - a < 0.5 + 0.3 for a, b in zip(calls, calls[1:]))
+
+
+def test_non_retryable_failure_is_not_retried_and_dependents_are_skipped(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    p = plan(task("g", "gate", name="g", log_dir=logs, retry=RetryPolicy(attempts=5, initial=0)),
+             task("after", "step", ["g"], name="after", log_dir=logs))
+    ex = run_plan(p, settings)
+    assert ex.status == "failed"
+    assert ex.tasks["g"].status == "failed" and ex.tasks["g"].attempts == 1
+    assert "below the threshold" in ex.tasks["g"].error
+    assert ex.tasks["after"].status == "skipped"
+    assert runs(logs, "after") == []
+
+
+def test_hung_task_is_killed_at_its_timeout_and_counted_failed(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    started = time.monotonic()
+    ex = run_plan(plan(task("h", "hang", name="h", log_dir=logs, seconds=60, timeout=1.0)), settings)
+    assert time.monotonic() - started < 15
+    r = ex.tasks["h"]
+    assert ex.status == "failed" and r.status == "failed"
+    assert r.attempt_errors[0].type == "AttemptTimeout" and "timeout of 1s" in r.error
+    (call,) = runs(logs, "h")
+    with pytest.raises(ProcessLookupError):  # the attempt's process is really gone
+        os.kill(call["pid"], 0)
+
+
+def test_timeout_attempts_are_retried(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    policy = RetryPolicy(attempts=2, backoff="none")
+    ex = run_plan(plan(task("h", "hang", name="h", log_dir=logs, seconds=60, timeout=0.5, retry=policy)), settings)
+    assert ex.tasks["h"].attempts == 2 and len(runs(logs, "h")) == 2
+
+
+def _fail_fast_plan(logs):
+    return plan(
+        task("g", "gate_after", name="g", log_dir=logs, seconds=0.5),
+        task("g_child", "step", ["g"], name="g_child", log_dir=logs),
+        task("s1", "step", name="s1", log_dir=logs, seconds=1.5),
+        task("s2", "step", ["s1"], name="s2", log_dir=logs),
+    )
+
+
+def test_fail_fast_cancels_what_has_not_started(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    ex = run_plan(_fail_fast_plan(logs), settings)
+    assert ex.status == "failed"
+    assert ex.tasks["g"].status == "failed"
+    assert ex.tasks["s1"].status == "succeeded"  # already running: allowed to finish
+    assert ex.tasks["s2"].status == "skipped" and "fail-fast" in ex.tasks["s2"].error
+    assert ex.tasks["g_child"].status == "skipped"
+    assert runs(logs, "s2") == []
+
+
+def test_keep_going_runs_everything_not_downstream_of_a_failure(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    ex = run_plan(_fail_fast_plan(logs), settings, keep_going=True)
+    assert ex.status == "failed"
+    assert ex.tasks["s2"].status == "succeeded" and len(runs(logs, "s2")) == 1
+    assert ex.tasks["g_child"].status == "skipped" and "upstream task 'g'" in ex.tasks["g_child"].error
+
+
+def test_when_false_tasks_and_their_dependents_are_skipped(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    p = plan(task("a", "step", name="a", log_dir=logs, skip=True),
+             task("b", "step", ["a"], name="b", log_dir=logs),
+             task("c", "step", name="c", log_dir=logs))
+    ex = run_plan(p, settings)
+    assert ex.status == "succeeded"
+    assert [ex.tasks[t].status for t in "abc"] == ["skipped", "skipped", "succeeded"]
+    assert runs(logs, "a") == runs(logs, "b") == []
+
+
+@pytest.mark.parametrize("resources, domain, needs", [
+    (Resources(gpu=1), "default", "gpu=1"),
+    (Resources(memory=100 * 2**30), "default", "memory=100GiB"),
+    (Resources(cpu=1), "rag", "domain=rag"),
+])
+def test_unsatisfiable_resources_are_refused_before_anything_runs(settings, tmp_path, resources, domain, needs):
+    logs = str(tmp_path / "logs")
+    p = plan(task("ok", "step", name="ok", log_dir=logs),
+             task("big", "step", name="big", log_dir=logs, resources=resources, domain=domain, line=7))
+    with pytest.raises(ResourceRefused) as err:
+        run_plan(p, settings)
+    assert "wf.mlw:7:3" in str(err.value) and "`big`" in str(err.value) and needs in str(err.value)
+    assert "`ok`" not in str(err.value)
+    time.sleep(0.3)
+    assert runs(logs, "ok") == []  # nothing was submitted
+
+
+def test_domains_and_resources_that_fit_are_placed_on_a_worker_that_has_them(settings, tmp_path):
+    logs = str(tmp_path / "logs")
+    p = plan(*[task(f"i{k}", "step", name=f"i{k}", log_dir=logs, domain="inference",
+                    resources=Resources(cpu=2, memory=2 * 10**9)) for k in range(3)])
+    ex = run_plan(p, settings)
+    assert ex.status == "succeeded"
+    from distributed import Client
+
+    with Client(settings.scheduler) as client:
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+    assert {names[ex.tasks[f"i{k}"].worker] for k in range(3)} == {"test-worker-1"}
+
+
+def test_a_killed_worker_does_not_fail_the_workflow(settings, tmp_path, dask_cluster):
+    logs = str(tmp_path / "logs")
+    p = plan(task("long", "step", name="long", log_dir=logs, seconds=4.0, x=5),
+             task("next", "step", ["long"], name="next", log_dir=logs, inputs=[ref("long")]))
+    from distributed import Client
+
+    with Client(settings.scheduler) as client:
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        killed = []
+
+        def listener(execution, result):
+            if result is not None and result.task_id == "long" and result.status == "running" and not killed:
+                killed.append(names[result.worker])
+                dask_cluster.kill_worker(int(names[result.worker].rsplit("-", 1)[1]))
+
+        ex = run_plan(p, settings, client=client, listener=listener)
+    assert killed, "the task never reported running"
+    assert ex.status == "succeeded", ex.tasks
+    assert ex.tasks["next"].metrics == {"total": 5.0}
+    assert names.get(ex.tasks["long"].worker) != killed[0]
+
+
+def test_records_are_in_the_state_store_and_events_in_the_jsonl(settings, tmp_path):
+    import json
+
+    logs = str(tmp_path / "logs")
+    ex = run_plan(plan(task("a", "step", name="a", log_dir=logs, x=4),
+                       task("b", "gate", ["a"], name="b", log_dir=logs)), settings, keep_going=True)
+    stored = SQLiteState(settings.home_path / "state.db").get_execution(ex.id)
+    assert stored == ex
+    events = [json.loads(line) for line in (settings.home_path / "events.jsonl").read_text().splitlines()]
+    types = [e["type"] for e in events if e["execution_id"] == ex.id]
+    assert types[:2] == ["workflow.submitted", "workflow.started"]
+    assert types[-1] == "workflow.failed"
+    assert types.count("task.started") == 2 and types.count("task.completed") == 1
+    assert types.count("task.failed") == 1
+    assert types.index("task.completed") < types.index("task.failed")
