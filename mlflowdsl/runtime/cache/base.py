@@ -11,7 +11,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
+from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import canonical_dumps
+
+STRATEGIES = ("none", "memory", "disk", "redis", "hybrid")
+
+
+class CacheUnavailable(RuntimeFailure):
+    """A cache backend cannot be reached for an operation the user asked for directly
+    (``mlw cache ls|clear``). Task-time reads and writes never raise it: they degrade to misses."""
 
 
 @dataclass(frozen=True)

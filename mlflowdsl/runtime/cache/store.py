@@ -1,0 +1,70 @@
+"""The part every backend shares: ``get``/``put`` on top of ``get_entry``/``put_entry``.
+
+Backends store :class:`StoredEntry` records (already pickled), so a layered cache moves
+bytes between layers without unpickling and re-pickling.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mlflowdsl.runtime.cache.serialize import StoredEntry, loads, new_entry
+
+log = logging.getLogger("mlflowdsl.runtime.cache")
+
+
+class EntryStore:
+    name = "store"
+
+    def get_entry(self, key: str) -> StoredEntry | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def put_entry(self, key: str, entry: StoredEntry) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        entry = self.get_entry(key)
+        if entry is None:
+            return False, None
+        try:
+            return True, loads(entry.payload)
+        except Exception as exc:  # noqa: BLE001 - checksum was fine: e.g. a class that no longer imports
+            log.warning("cache entry %s (%s) could not be unpickled (%s: %s); treating it as a miss",
+                        key, self.name, type(exc).__name__, exc)
+            return False, None
+
+    def put(self, key: str, value: Any, *, ttl: float | None = None, meta: dict | None = None) -> None:
+        entry = new_entry(value, ttl=ttl, meta=meta)
+        if not entry.expired():  # ttl <= 0: nothing to keep
+            self.put_entry(key, entry)
+
+
+class NullCache(EntryStore):
+    """Strategy ``none``: never hits, stores nothing."""
+
+    name = "none"
+
+    def get_entry(self, key: str) -> StoredEntry | None:
+        return None
+
+    def put_entry(self, key: str, entry: StoredEntry) -> None:
+        return None
+
+    def put(self, key: str, value: Any, *, ttl: float | None = None, meta: dict | None = None) -> None:
+        return None  # not even pickled
+
+    def contains(self, key: str) -> bool:
+        return False
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def clear(self) -> int:
+        return 0
+
+    def entries(self):
+        return iter(())
