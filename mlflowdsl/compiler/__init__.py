@@ -1,0 +1,1 @@
+"""The compiler: parse -> resolve -> typecheck -> graph -> lint -> lower to ``ir.Plan`` (see ``api``)."""

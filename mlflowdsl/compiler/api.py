@@ -1,0 +1,254 @@
+"""The compiler's public API: what the CLI, the runtime and the tests call.
+
+>>> r = compile_text('''
+... workflow w {
+...   task prep: data_preprocessing { source = "sklearn:iris" }
+...   task train: model_training after prep { algorithm = "random_forest" }
+... }''')
+>>> r.ok, [t.id for t in r.plan.tasks]
+(True, ['prep', 'train'])
+>>> r.plan.task("train").params["data"]
+{'$ref': 'prep.output'}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mlflowdsl import ir
+from mlflowdsl.errors import CompileError
+from mlflowdsl.grammar import ast
+from mlflowdsl.grammar.diagnostics import Diagnostic, sort_key
+
+SEED_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class CompileResult:
+    plan: ir.Plan | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # file -> text, for caret rendering
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def raise_for_errors(self) -> ir.Plan:
+        """The plan, or ``CompileError`` carrying every diagnostic."""
+        if not self.ok or self.plan is None:
+            raise CompileError(self.diagnostics)
+        return self.plan
+
+
+def _read(path: str) -> str:
+    return Path(path).read_bytes().decode("utf-8")
+
+
+def _unreadable(path: str, exc: Exception) -> Diagnostic:
+    if isinstance(exc, UnicodeDecodeError):
+        return Diagnostic("MLW105", f"cannot read `{path}`: not UTF-8 text", subject=path, hint="save the file as UTF-8")
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return Diagnostic("MLW105", f"cannot read `{path}`: {reason}", subject=path, hint="check the path and its permissions")
+
+
+def is_seed_document(file: str, text: str | None = None) -> bool:
+    if file.lower().endswith(SEED_SUFFIXES):
+        return True
+    return text is not None and text.lstrip().startswith("{")
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def compile_file(path: str | os.PathLike, *, params: dict[str, str] | None = None, params_file=None,
+                 strict: bool = False) -> CompileResult:
+    """Compile a ``.mlw`` file or a seed-form ``.json``/``.yaml`` document."""
+    return _run_file(str(path), params, params_file, strict, lower_plan=True)
+
+
+def lint_file(path: str | os.PathLike, *, params: dict[str, str] | None = None, params_file=None,
+              strict: bool = False) -> CompileResult:
+    """Every check of ``compile_file`` (including the lint warnings), without building the IR."""
+    return _run_file(str(path), params, params_file, strict, lower_plan=False)
+
+
+def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | None = None, params_file=None,
+                 strict: bool = False, lower_plan: bool = True) -> CompileResult:
+    """Compile source text (``.mlw``, or a seed document when ``file`` ends in .json/.yaml or
+    the text starts with ``{``)."""
+    result = CompileResult(sources={file: text})
+    module = _parse(text, file, result)
+    if module is None:
+        return result
+    return _compile_module(module, result, params, params_file, strict, lower_plan)
+
+
+def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | None = None, params_file=None,
+                 strict: bool = False, lower_plan: bool = True) -> CompileResult:
+    """Compile the seed's dict form (``{"workflow_id": ..., "tasks": [...]}``)."""
+    from mlflowdsl.compiler.seed_spec import spec_to_module
+
+    result = CompileResult()
+    try:
+        module = spec_to_module(spec, file)
+    except CompileError as exc:
+        result.diagnostics.extend(exc.diagnostics)
+        return result
+    return _compile_module(module, result, params, params_file, strict, lower_plan)
+
+
+def load_plan(obj: Any, *, params: dict[str, str] | None = None, params_file=None) -> ir.Plan:
+    """A ``Plan`` from a ``.mlw`` path, a seed ``.json``/``.yaml`` document, a compiled plan
+    JSON file (it has ``ir_version``), a ``Plan``, or a dict (seed form or plan). Raises
+    ``CompileError`` with diagnostics when it cannot."""
+    if isinstance(obj, ir.Plan):
+        return obj
+    if isinstance(obj, dict):
+        if "ir_version" in obj:
+            return _validate_plan(obj, "<plan>")
+        return compile_spec(obj, params=params, params_file=params_file).raise_for_errors()
+    path = str(obj)
+    if path.lower().endswith(SEED_SUFFIXES):
+        try:
+            text = _read(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CompileError([_unreadable(path, exc)]) from None
+        if '"ir_version"' in text or "ir_version:" in text:
+            from mlflowdsl.compiler.seed_spec import load_document
+
+            data = load_document(text, path)
+            if "ir_version" in data:
+                return _validate_plan(data, path)
+    return compile_file(path, params=params, params_file=params_file).raise_for_errors()
+
+
+def _validate_plan(data: dict, where: str) -> ir.Plan:
+    from pydantic import ValidationError
+
+    if str(data.get("ir_version")) != ir.IR_VERSION:
+        raise CompileError([Diagnostic("MLW104", f"plan has ir_version {data.get('ir_version')!r}; this mlw reads "
+                                       f"{ir.IR_VERSION!r}", subject=where, hint="recompile the workflow source")])
+    try:
+        return ir.Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise CompileError([Diagnostic("MLW106", f"not a valid compiled plan: {loc}: {first['msg']}", subject=where,
+                                       hint="recompile it with `mlw compile`")]) from None
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) -> CompileResult:
+    result = CompileResult()
+    try:
+        text = _read(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        result.diagnostics.append(_unreadable(path, exc))
+        return result
+    result.sources[path] = text
+    module = _parse(text, path, result)
+    if module is None:
+        return result
+    return _compile_module(module, result, params, params_file, strict, lower_plan)
+
+
+def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
+    try:
+        if is_seed_document(file, text):
+            from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
+
+            return spec_to_module(load_document(text, file), file, text)
+        from mlflowdsl.grammar.parser import parse_text
+
+        return parse_text(text, file)
+    except CompileError as exc:
+        result.diagnostics.extend(exc.diagnostics)
+        return None
+
+
+def _importer(result: CompileResult) -> Callable[[str], ast.Module]:
+    def parse(path: str) -> ast.Module:
+        from mlflowdsl.grammar.parser import parse_text
+
+        text = _read(path)  # OSError is reported at the import by load_imports
+        result.sources[path] = text
+        return parse_text(text, path)
+    return parse
+
+
+def _params_file(params_file, result: CompileResult) -> tuple[dict | None, str]:
+    if params_file is None:
+        return None, "params file"
+    path = str(params_file)
+    try:
+        text = _read(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        result.diagnostics.append(_unreadable(path, exc))
+        return None, path
+    try:
+        if path.lower().endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        result.diagnostics.append(Diagnostic("MLW212", f"cannot read parameters from `{path}`: {exc}", subject=path,
+                                             hint="a params file is a JSON or YAML object of name: value"))
+        return None, path
+    if not isinstance(data, dict):
+        result.diagnostics.append(Diagnostic("MLW212", f"`{path}` must hold an object of name: value", subject=path))
+        return None, path
+    return data, path
+
+
+def _compile_module(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
+                    lower_plan: bool) -> CompileResult:
+    from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
+
+    diags = result.diagnostics
+
+    def stop() -> bool:
+        diags.sort(key=sort_key)
+        return any(d.severity == "error" for d in diags)
+
+    file_values, subject = _params_file(params_file, result)
+    if stop():
+        return result
+    templates, imported, import_diags = imports.load_imports(module, _importer(result))
+    diags.extend(import_diags)
+    if stop():
+        return result
+    resolved, rdiags = resolve.resolve(module, templates, overrides=params, file_values=file_values,
+                                       file_subject=subject)
+    diags.extend(rdiags)
+    if resolved is None or stop():
+        return result
+    checked = typecheck.typecheck(resolved)
+    diags.extend(checked.diagnostics)
+    if stop():
+        return result
+    g, gdiags = graph.build_graph(checked.tasks)
+    diags.extend(gdiags)
+    if stop():
+        return result
+    ignores = lint.ignored_codes([module, *imported.values()])
+    diags.extend(lint.lint(lint.LintContext(resolved, checked.tasks, g), strict=strict, ignores=ignores))
+    if stop() or not lower_plan:
+        return result
+    result.plan = lower.lower(resolved, checked.tasks, checked.tunings, graph.topological_order(g), module.file)
+    return result

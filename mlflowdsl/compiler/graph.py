@@ -1,0 +1,120 @@
+"""The graph pass: dependencies as a networkx DiGraph (edge = dependency -> dependent).
+
+MLW303 for an ``after`` naming no task, MLW301 for a cycle (the whole path
+``a -> b -> c -> a``), and helpers for the order the IR lists tasks in, levels and the
+critical path.
+
+>>> g = build_graph_from_edges(["a", "b", "c"], [("a", "b"), ("b", "c")])
+>>> topological_order(g)
+['a', 'b', 'c']
+>>> levels(g)
+{'a': 0, 'b': 1, 'c': 2}
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import networkx as nx
+
+from mlflowdsl.compiler.evaluate import did_you_mean
+from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+
+
+def build_graph_from_edges(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
+    return g
+
+
+def build_graph(tasks) -> tuple[nx.DiGraph, list[Diagnostic]]:
+    """``tasks``: checked tasks (``id``, ``deps`` id -> span, ``after``). Edges carry the
+    span of the reference or ``after`` name that created them."""
+    diags: list[Diagnostic] = []
+    g = nx.DiGraph()
+    ids = {t.id for t in tasks}
+    g.add_nodes_from(t.id for t in tasks)
+    for t in tasks:
+        for dep, span in t.after:
+            if dep not in ids:
+                diags.append(Diagnostic("MLW303", f"task `{t.id}` runs after unknown task `{dep}`", span,
+                                        hint=did_you_mean(dep, ids) or "declare that task or remove it from `after`"))
+        g.add_edges_from((dep, t.id, {"span": span}) for dep, span in t.deps.items() if dep in ids)
+    if not diags:
+        diags.extend(find_cycles(g))
+    return g, diags
+
+
+def find_cycles(g: nx.DiGraph) -> list[Diagnostic]:
+    """One MLW301 per strongly connected cycle, printed from its smallest task id so the
+    message does not depend on declaration order."""
+    if nx.is_directed_acyclic_graph(g):
+        return []
+    diags = []
+    components = [c for c in nx.strongly_connected_components(g) if len(c) > 1 or any(g.has_edge(n, n) for n in c)]
+    for comp in sorted(components, key=min):
+        start = min(comp)
+        path = _cycle_from(g.subgraph(comp), start)
+        text = " -> ".join(path)
+        span: Span | None = g.edges[path[0], path[1]].get("span")
+        diags.append(Diagnostic("MLW301", f"dependency cycle: {text}", span,
+                                hint=f"`{path[1]}` depends on `{path[0]}`; remove one dependency of the cycle"))
+    return diags
+
+
+def _cycle_from(g: nx.DiGraph, start: str) -> list[str]:
+    """The shortest cycle through ``start`` (breadth-first, neighbours in id order)."""
+    if g.has_edge(start, start):
+        return [start, start]
+    parents = {start: None}
+    queue = [start]
+    while queue:
+        nxt = []
+        for node in queue:
+            for succ in sorted(g.successors(node)):
+                if succ == start:
+                    path = [node]
+                    while parents[path[-1]] is not None:
+                        path.append(parents[path[-1]])
+                    return list(reversed(path)) + [start]
+                if succ not in parents:
+                    parents[succ] = node
+                    nxt.append(succ)
+        queue = nxt
+    return [start, start]  # unreachable for a strongly connected component
+
+
+def topological_order(g: nx.DiGraph) -> list[str]:
+    """Topological order, ties broken by task id (the IR's order)."""
+    return list(nx.lexicographical_topological_sort(g))
+
+
+def levels(g: nx.DiGraph) -> dict[str, int]:
+    """Each task's level: 0 for tasks without dependencies, else 1 + the deepest dependency."""
+    out: dict[str, int] = {}
+    for node in topological_order(g):
+        out[node] = max((out[p] + 1 for p in g.predecessors(node)), default=0)
+    return out
+
+
+def critical_path(g: nx.DiGraph, weight: dict[str, float] | None = None) -> list[str]:
+    """The longest chain of dependent tasks (by the sum of ``weight``, default 1 per task).
+
+    >>> critical_path(build_graph_from_edges("abcd", [("a", "b"), ("b", "d"), ("c", "d")]))
+    ['a', 'b', 'd']
+    """
+    weight = weight or {}
+    best: dict[str, tuple[float, str | None]] = {}
+    for node in topological_order(g):
+        w = weight.get(node, 1.0)
+        preds = [(best[p][0], p) for p in sorted(g.predecessors(node))]
+        top = max(preds, key=lambda x: x[0], default=(0.0, None))
+        best[node] = (top[0] + w, top[1])
+    if not best:
+        return []
+    end = max(sorted(best), key=lambda n: best[n][0])
+    path = [end]
+    while best[path[-1]][1] is not None:
+        path.append(best[path[-1]][1])
+    return list(reversed(path))

@@ -1,0 +1,53 @@
+"""The lower pass: checked tasks -> ``ir.Plan`` (LANGUAGE.md, ARCHITECTURE.md "IR").
+
+Tasks are listed in topological-then-id order; a task whose ``when`` is false is
+``skip = true``, and so is every task that depends on a skipped task.
+"""
+
+from __future__ import annotations
+
+from mlflowdsl import ir
+from mlflowdsl.compiler.model import ResolvedWorkflow
+from mlflowdsl.grammar.diagnostics import Span
+
+
+def source_span(s: Span | None) -> ir.SourceSpan | None:
+    if s is None:
+        return None
+    return ir.SourceSpan(file=s.file, line=s.line, column=s.column, end_line=s.end_line, end_column=s.end_column)
+
+
+def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: list[str],
+          source: str | None = None) -> ir.Plan:
+    by_id = {t.id: t for t in tasks}
+    skipped: set[str] = set()
+    out: list[ir.Task] = []
+    for task_id in order:
+        t = by_id[task_id]
+        deps = sorted(t.deps)
+        if not t.when or any(d in skipped for d in deps):
+            skipped.add(task_id)
+        d = t.directives
+        cache = ir.CachePolicy(**d.get("cache", {}))
+        type_name = t.type.name
+        out.append(ir.Task(
+            id=t.id,
+            type=type_name,
+            uses=t.uses,
+            dependencies=deps,
+            params=t.params,
+            outputs=list(t.type.outputs),
+            resources=ir.Resources(**d.get("resources", {})),
+            cache=cache,
+            retry=ir.RetryPolicy(**d.get("retry", {})),
+            timeout=d.get("timeout"),
+            domain=d.get("domain", "default"),
+            skip=task_id in skipped,
+            impl_version=t.type.version,
+            key_part=ir.key_part(type_name, t.type.version, t.uses, t.params, cache.version),
+            span=source_span(t.span),
+        ))
+    workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
+                           params=wf.params, source=source)
+    plan = ir.Plan(workflow=workflow, tasks=out, tunings=sorted(tunings, key=lambda x: x.task))
+    return plan.with_fingerprint()

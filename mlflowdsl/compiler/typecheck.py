@@ -1,0 +1,396 @@
+"""The typecheck pass: every resolved task against its task type's schema.
+
+* the type exists (MLW201, with "did you mean");
+* attributes: seed aliases mapped to canonical names; configuration values validated by the
+  type's pydantic ``Params`` (MLW203 unknown, MLW204 wrong type, MLW205 missing, MLW206 out
+  of range); inputs must be references to known tasks (MLW207) and outputs (MLW208) of a
+  fitting kind (MLW204); a left-out required input is filled from the task's only
+  dependency with a fitting output, else MLW217;
+* directives (``directives.py``) merged with ``defaults``;
+* ``tune`` blocks (``tunecheck.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlflowdsl import tasks as task_api
+from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS, check_directives, merge
+from mlflowdsl.compiler.evaluate import did_you_mean
+from mlflowdsl.compiler.model import CallValue, OutputRef, Qty, RAttr, ResolvedWorkflow, RTask
+from mlflowdsl.compiler.tunecheck import check_tunes
+from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.ir import Tuning
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """What the compiler needs to know about a task's type (custom tasks get theirs from
+    the function)."""
+
+    name: str
+    cls: type
+    params_model: type
+    inputs: dict[str, task_api.InputSpec]
+    outputs: dict[str, str]
+    default_output: str
+    aliases: dict[str, str]
+    version: str
+
+    def output_name(self, written: str) -> str | None:
+        """The real output name ``TASK.written`` means, or None when there is none."""
+        if written in self.outputs:
+            return written
+        if written == "output" and self.default_output in self.outputs:
+            return self.default_output
+        return None
+
+
+@dataclass(frozen=True)
+class CheckedTask:
+    id: str
+    type: TypeInfo
+    span: Span
+    id_span: Span
+    uses: str | None
+    params: dict[str, Any]  # canonical names; inputs as {"$ref": "task.output"}
+    config: dict[str, Any]  # the literal configuration (for tunable_hyperparameters)
+    deps: dict[str, Span]  # dependency id -> span of what created the edge
+    after: tuple[tuple[str, Span], ...]
+    directives: dict[str, Any]
+    when: bool
+    when_span: Span | None
+    when_constant: bool
+
+
+@dataclass
+class TypecheckResult:
+    tasks: list[CheckedTask] = field(default_factory=list)
+    tunings: list[Tuning] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def typecheck(wf: ResolvedWorkflow) -> TypecheckResult:
+    result = TypecheckResult()
+    diags = result.diagnostics
+    defaults, ddiags = _defaults(wf)
+    diags.extend(ddiags)
+    checker = _Checker(wf, diags)
+    for t in wf.tasks:
+        checked = checker.check(t, defaults)
+        if checked is not None:
+            result.tasks.append(checked)
+    result.tunings = check_tunes(wf.tunes, {t.id: t for t in result.tasks}, checker.task_ids, diags)
+    return result
+
+
+def _defaults(wf: ResolvedWorkflow) -> tuple[dict[str, Any], list[Diagnostic]]:
+    d = wf.defaults
+    diags: list[Diagnostic] = []
+    attrs = []
+    for a in d.attrs:
+        if a.name in DIRECTIVE_ATTRS:
+            attrs.append(a)
+        else:
+            diags.append(Diagnostic("MLW203", f"`{a.name}` cannot be a default", a.name_span,
+                                    hint=did_you_mean(a.name, DIRECTIVE_ATTRS)
+                                    or "defaults hold resources, cache, retry, timeout and domain"))
+    values, more = check_directives(tuple(attrs), d.blocks)
+    return values, diags + more
+
+
+class _Checker:
+    def __init__(self, wf: ResolvedWorkflow, diags: list[Diagnostic]):
+        self.diags = diags
+        self.registry = task_api.registry()
+        self.task_ids = {t.id: t for t in wf.tasks}
+        self._types: dict[str, TypeInfo | None] = {}
+        self._validated: dict[tuple[str, str], tuple[dict, list]] = {}
+        self._custom_errors: dict[str, tuple[str, str]] = {}
+
+    def fail(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, message, span, hint=hint))
+
+    # ------------------------------------------------------------------ types
+
+    def type_of(self, t: RTask) -> TypeInfo | None:
+        """The task's type, reporting MLW201/MLW205/MLW218 for this task."""
+        if t.type == "custom":
+            uses = next((a for a in t.attrs if a.name == "uses"), None)
+            if uses is None:
+                self.fail("MLW205", f"custom task `{t.id}` needs `uses = \"package.module:function\"`", t.id_span)
+                return None
+            if not isinstance(uses.value, str):
+                self.fail("MLW204", "`uses` must be a string \"package.module:function\"", uses.span)
+                return None
+            info = self.peek(t)
+            if info is None:
+                message, hint = self._custom_errors[uses.value]
+                self.fail("MLW218", message, uses.span, hint=hint)
+            return info
+        info = self.peek(t)
+        if info is None:
+            self.fail("MLW201", f"unknown task type `{t.type}`", t.type_span,
+                      hint=did_you_mean(t.type, self.registry) or f"task types: {', '.join(sorted(self.registry))}")
+        return info
+
+    def peek(self, t: RTask) -> TypeInfo | None:
+        """The task's type without reporting anything (the task's own check reports)."""
+        if t.type == "custom":
+            uses = next((a.value for a in t.attrs if a.name == "uses"), None)
+            return self._custom(uses) if isinstance(uses, str) else None
+        if t.type not in self._types:
+            cls = self.registry.get(t.type)
+            self._types[t.type] = None if cls is None else TypeInfo(
+                cls.name or t.type, cls, cls.Params, dict(cls.inputs), dict(cls.outputs), cls.default_output,
+                dict(cls.aliases), str(cls.version))
+        return self._types[t.type]
+
+    def _custom(self, uses: str) -> TypeInfo | None:
+        key = "custom:" + uses
+        if key not in self._types:
+            try:
+                from stdlib_tasks.custom import schema_for
+
+                schema = schema_for(uses)
+            except Exception as exc:  # an import error in user code is a diagnostic, not a crash
+                self._custom_errors[uses] = (
+                    f"cannot load `{uses}`: {getattr(exc, 'message', None) or exc}",
+                    getattr(exc, "hint", None) or "check that the module is importable and the function exists")
+                self._types[key] = None
+                return None
+            base = self.registry.get("custom")
+            self._types[key] = TypeInfo(
+                "custom", base, getattr(schema, "params_model", None) or schema.Params, dict(schema.inputs), dict(schema.outputs),
+                getattr(schema, "default_output", "output"), {},
+                str(getattr(schema, "version", getattr(base, "version", "1"))))
+        return self._types[key]
+
+    # ------------------------------------------------------------------ one task
+
+    def check(self, t: RTask, defaults: dict[str, Any]) -> CheckedTask | None:
+        info = self.type_of(t)
+        if info is None:
+            return None
+        deps: dict[str, Span] = {}
+        for dep, span in t.after:
+            deps.setdefault(dep, span)
+        config: dict[str, RAttr] = {}
+        inputs: dict[str, RAttr] = {}
+        directive_attrs: list[RAttr] = []
+        uses = None
+        for a in t.attrs:
+            if a.name in DIRECTIVE_ATTRS:
+                directive_attrs.append(a)
+                continue
+            if a.name == "uses":
+                if t.type != "custom":
+                    self.fail("MLW203", f"`uses` is only for custom tasks, not {t.type}", a.name_span)
+                uses = a.value if isinstance(a.value, str) else None
+                continue
+            name = info.aliases.get(a.name, a.name)
+            target = inputs if name in info.inputs else config
+            if name in config or name in inputs:
+                self.fail("MLW209", f"`{name}` is set twice (`{a.name}` is another name for it)", a.name_span)
+                continue
+            target[name] = RAttr(name, a.name_span, a.value, a.span)
+        params: dict[str, Any] = {}
+        ok = True
+        for name, a in inputs.items():
+            value = self._input(t, info, name, a, deps)
+            ok = ok and value is not None
+            if value is not None:
+                params[name] = value
+        literal = self._config(t, info, config)
+        ok = ok and literal is not None
+        if literal is not None:
+            params.update(literal)
+        for name, spec in info.inputs.items():
+            if name not in inputs and spec.required:
+                filled = self._fill(t, info, name, spec, deps)
+                ok = ok and filled is not None
+                if filled is not None:
+                    params[name] = filled
+        own, ddiags = check_directives(tuple(directive_attrs), t.blocks)
+        self.diags.extend(ddiags)
+        if not ok or ddiags:
+            return None
+        return CheckedTask(t.id, info, t.span, t.id_span, uses, params, literal or {}, deps, t.after, merge(defaults, own),
+                           t.when, t.when_span, t.when_constant)
+
+    def _input(self, t: RTask, info: TypeInfo, name: str, a: RAttr, deps: dict[str, Span]) -> Any:
+        spec = info.inputs[name]
+        value = a.value
+        if isinstance(value, str) and spec.accepts_uri:
+            return value
+        refs = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not spec.many:
+            self.fail("MLW204", f"`{name}` takes one task output, not a list", a.span,
+                      hint=f"write e.g. `{name} = TASK.{_kind_word(spec)}`")
+            return None
+        if not refs and spec.required:
+            self.fail("MLW204", f"`{name}` needs at least one task output", a.span)
+            return None
+        out = []
+        for ref in refs:
+            if not isinstance(ref, OutputRef):
+                uri = " (or a models:/NAME@ALIAS string)" if spec.accepts_uri else ""
+                self.fail("MLW204", f"`{name}` takes another task's output{uri}, not a value", a.span,
+                          hint=f"write `{name} = TASK.OUTPUT`")
+                return None
+            real = self._ref(ref, spec, name)
+            if real is None:
+                return None
+            deps.setdefault(ref.task, ref.span)
+            out.append({"$ref": f"{ref.task}.{real}"})
+        return out if spec.many else out[0]
+
+    def _ref(self, ref: OutputRef, spec: task_api.InputSpec, name: str) -> str | None:
+        target = self.task_ids.get(ref.task)
+        if target is None:
+            self.fail("MLW207", f"unknown task `{ref.task}` in `{ref.dotted()}`", ref.span,
+                      hint=did_you_mean(ref.task, self.task_ids) or "declare the task or fix the name")
+            return None
+        tinfo = self.peek(target)
+        if tinfo is None:
+            return ref.output  # the target's own check reports its type problem
+        real = tinfo.output_name(ref.output)
+        if real is None:
+            self.fail("MLW208", f"task `{ref.task}` ({tinfo.name}) has no output `{ref.output}`", ref.span,
+                      hint=did_you_mean(ref.output, tinfo.outputs) or f"its outputs: {', '.join(tinfo.outputs)}")
+            return None
+        kind = tinfo.outputs[real]
+        if not spec.accepts(kind):
+            self.fail("MLW204", f"`{name}` takes a {_kind_word(spec)}, but `{ref.task}.{real}` is a {kind}", ref.span,
+                      hint=_fitting_outputs(tinfo, spec, ref.task))
+            return None
+        return real
+
+    def _fill(self, t: RTask, info: TypeInfo, name: str, spec: task_api.InputSpec, deps: dict[str, Span]) -> Any:
+        """The left-out input ``name`` from the only dependency that has a fitting output."""
+        candidates: list[tuple[str, str]] = []
+        for dep in sorted(deps):
+            target = self.task_ids.get(dep)
+            tinfo = None if target is None else self.peek(target)
+            if tinfo is None:
+                continue
+            fitting = [o for o, k in tinfo.outputs.items() if spec.accepts(k)]
+            if fitting:
+                best = tinfo.default_output if tinfo.default_output in fitting else fitting[0]
+                candidates.append((dep, best))
+        if len(candidates) == 1:
+            dep, out = candidates[0]
+            ref = {"$ref": f"{dep}.{out}"}
+            return [ref] if spec.many else ref
+        if not candidates:
+            self.fail("MLW217", f"task `{t.id}` needs `{name}` (a {_kind_word(spec)}) and no dependency provides one",
+                      t.id_span, hint=f"add `{name} = TASK.OUTPUT` or `after` a task that produces a {_kind_word(spec)}")
+        else:
+            names = ", ".join(f"`{d}.{o}`" for d, o in candidates)
+            self.fail("MLW217", f"task `{t.id}` needs `{name}` and several dependencies could provide it: {names}",
+                      t.id_span, hint=f"say which one: `{name} = {candidates[0][0]}.{candidates[0][1]}`")
+        return None
+
+    # ------------------------------------------------------------------ configuration
+
+    def _config(self, t: RTask, info: TypeInfo, config: dict[str, RAttr]) -> dict[str, Any] | None:
+        values: dict[str, Any] = {}
+        ok = True
+        for name, a in config.items():
+            try:
+                values[name] = _plain(a.value)
+            except _NotPlain as exc:
+                ok = False
+                if isinstance(exc.value, OutputRef):
+                    inputs = ", ".join(info.inputs) or "none"
+                    self.fail("MLW204", f"`{name}` is a setting of {info.name}, not an input: it cannot take `{exc.value.dotted()}`",
+                              a.span, hint=f"inputs of {info.name}: {inputs}")
+                else:
+                    self.fail("MLW219", f"`{name}`: a call is only allowed inside `tune {{ search {{ }} }}`", a.span)
+        if not ok:
+            return None
+        body = json.dumps(values, sort_keys=True)
+        key = (info.name if info.name != "custom" else f"custom:{id(info.params_model)}", body)
+        cached = self._validated.get(key)
+        if cached is None:
+            try:
+                model = info.params_model.model_validate_json(body, strict=True)
+                cached = (model.model_dump(mode="json", exclude_unset=True), [])
+            except ValidationError as exc:
+                cached = ({}, exc.errors(include_url=False))
+            self._validated[key] = cached
+        dumped, errors = cached
+        for err in errors:
+            self._pydantic_error(t, info, config, err)
+        return None if errors else dumped
+
+    def _pydantic_error(self, t: RTask, info: TypeInfo, config: dict[str, RAttr], err: dict) -> None:
+        loc = err.get("loc") or ()
+        kind = err.get("type", "")
+        field_name = str(loc[0]) if loc else None
+        attr = config.get(field_name) if field_name else None
+        where = ".".join(str(p) for p in loc)
+        if kind == "extra_forbidden" and attr is not None and len(loc) == 1:
+            known = set(info.params_model.model_fields) | set(info.inputs) | set(DIRECTIVE_ATTRS) | {"when"}
+            self.fail("MLW203", f"unknown attribute `{field_name}` for task type {info.name}", attr.name_span,
+                      hint=did_you_mean(field_name, known) or f"attributes: {', '.join(sorted(info.params_model.model_fields))}")
+            return
+        if kind == "missing" and len(loc) == 1:
+            self.fail("MLW205", f"task `{t.id}` ({info.name}) needs the attribute `{field_name}`", t.id_span,
+                      hint=f"add `{field_name} = ...`")
+            return
+        msg = err.get("msg", "invalid value")
+        if attr is None:  # a model-level check: point at the attribute the message names
+            attr = _attr_named_in(msg, config)
+        span = attr.span if attr is not None else t.id_span
+        if kind == "extra_forbidden":
+            code = "MLW203"
+        elif kind.startswith(("greater_than", "less_than", "too_short", "too_long", "literal_error", "enum", "multiple_of")):
+            code = "MLW206"
+        elif kind == "value_error" and msg.removeprefix("Value error, ").lower().startswith("unknown"):
+            code = "MLW203"
+        else:
+            code = "MLW204"
+        text = msg.removeprefix("Value error, ")
+        prefix = f"`{where}`: " if where else ""
+        self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span)
+
+
+class _NotPlain(Exception):
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _plain(value: Any) -> Any:
+    """Quantities become their numbers; references and calls cannot be configuration."""
+    if isinstance(value, Qty):
+        return value.value
+    if isinstance(value, (OutputRef, CallValue)):
+        raise _NotPlain(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _attr_named_in(message: str, config: dict[str, RAttr]) -> RAttr | None:
+    for token in re.findall(r"'([^']*)'", message):
+        for a in config.values():
+            if token == a.name or (isinstance(a.value, dict) and token in a.value) or a.value == token:
+                return a
+    return None
+
+
+def _kind_word(spec: task_api.InputSpec) -> str:
+    return spec.kind if isinstance(spec.kind, str) else " or ".join(spec.kind)
+
+
+def _fitting_outputs(info: TypeInfo, spec: task_api.InputSpec, task: str) -> str | None:
+    fitting = [o for o, k in info.outputs.items() if spec.accepts(k)]
+    return f"did you mean `{task}.{fitting[0]}`?" if fitting else None
