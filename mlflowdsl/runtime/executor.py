@@ -11,10 +11,11 @@ events to the event bus.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from mlflowdsl.errors import RuntimeFailure
@@ -132,11 +133,17 @@ def decide(plan: Plan, order: list[Task], keys: dict[str, str], settings: Settin
     return d
 
 
+def absolute_paths(settings: Settings) -> Settings:
+    return replace(settings, home=os.path.abspath(settings.home),
+                   cache_dir=os.path.abspath(settings.cache_dir) if settings.cache_dir else None)
+
+
 class Executor:
     def __init__(self, client, settings: Settings, state: StateBackend, bus: EventBus,
                  listener: Listener | None = None):
         self.client = client
-        self.settings = settings
+        # Workers may run in another directory (an external cluster): paths must be absolute.
+        self.settings = absolute_paths(settings)
         self.state = state
         self.bus = bus
         self.listener = listener

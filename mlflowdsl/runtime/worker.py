@@ -119,19 +119,12 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
     return value
 
 
-_caches: dict[tuple[str, str], Any] = {}  # per worker process: opening a backend is not free
-
-
 def _open_cache(spec: TaskSpec):
-    strategy = spec.task.cache.strategy
-    if strategy == "none":
+    if spec.task.cache.strategy == "none":
         return None
-    memo = (strategy, repr(spec.settings))
-    if memo not in _caches:
-        from mlflowdsl.runtime.cache import open_cache
+    from mlflowdsl.runtime.cache import open_cache  # memoized per process
 
-        _caches[memo] = open_cache(strategy, spec.settings)
-    return _caches[memo]
+    return open_cache(spec.task.cache.strategy, spec.settings)
 
 
 # ------------------------------------------------------------------------- invocation
