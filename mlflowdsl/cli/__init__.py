@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "schema": "mlflowdsl.cli.compile_cmds:schema",
     "run": "mlflowdsl.cli.run_cmds:run",
     "status": "mlflowdsl.cli.run_cmds:status",
-    "cache": "mlflowdsl.cli.run_cmds:cache",
+    "cache": "mlflowdsl.cli.cache_cmds:cache",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -210,3 +211,25 @@ def test_configured_hmac_key_is_used_instead_of_a_file(redis_url, tmp_path):
     settings = Settings(home=str(tmp_path), redis_url=redis_url, cache_hmac_key="from-env")
     assert cache_hmac_key(settings) == b"from-env"
     assert not (tmp_path / "cache_hmac.key").exists()
+
+
+def test_cli_lists_and_clears_disk_and_redis(redis_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlflowdsl.cli import cli
+    from mlflowdsl.runtime.cache import DiskCache
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLW_KEY_PREFIX", "mlwtest")
+    DiskCache(tmp_path / "cache").put(KEY, 1, meta={"task_id": "prep"})
+    RedisCache(redis_url, secret=SECRET, prefix="mlwtest").put("cd" + "1" * 62, 2, ttl=600,
+                                                                meta={"task_id": "train", "task_type": "model_training"})
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["cache", "ls", "--json", "--cache-dir", str(tmp_path / "cache"), "--redis", redis_url])
+    assert listed.exit_code == 0, listed.output
+    by_backend = {r["backend"]: r for r in json.loads(listed.output)}
+    assert by_backend["disk"]["task_id"] == "prep"
+    assert by_backend["redis"]["task_id"] == "train" and by_backend["redis"]["task_type"] == "model_training"
+    assert not (tmp_path / ".mlw").exists()  # listing needs no signing key
+    cleared = runner.invoke(cli, ["cache", "clear", "--yes", "--cache-dir", str(tmp_path / "cache"), "--redis", redis_url])
+    assert (cleared.exit_code, cleared.output) == (0, "removed 2 entries (disk: 1, redis: 1)\n")

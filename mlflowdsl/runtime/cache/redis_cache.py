@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+from mlflowdsl.errors import ConfigError
 from mlflowdsl.runtime.cache.base import CacheEntryInfo, CacheUnavailable
 from mlflowdsl.runtime.cache.serialize import StoredEntry, decode_header, encode_header, info_from_header
 from mlflowdsl.runtime.cache.store import EntryStore
@@ -100,16 +101,22 @@ def peek_header(blob: bytes) -> dict | None:
 class RedisCache(EntryStore):
     name = "redis"
 
-    def __init__(self, url: str, *, secret: bytes, prefix: str = "mlw", retry_after: float = 2.0,
+    def __init__(self, url: str, *, secret: bytes | None, prefix: str = "mlw", retry_after: float = 2.0,
                  connect_timeout: float = 1.0, socket_timeout: float = 30.0):
+        """``secret=None`` makes an admin handle (``mlw cache ls|clear``) that can list and
+        delete entries but refuses to read or write them."""
         import redis  # lazy: importing the cache package must stay cheap
 
         self.url = url
         self.prefix = prefix
         self._secret = secret
         self._errors = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout,
-                                            socket_timeout=socket_timeout)
+        try:
+            self._client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout,
+                                                socket_timeout=socket_timeout)
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {url!r}: {exc}", subject="MLW_REDIS_URL / --redis",
+                              hint="use redis://HOST:PORT/DB (or rediss:// for TLS)") from None
         self._retry_after = retry_after
         self._down_until = 0.0
         self._down = False
@@ -149,13 +156,19 @@ class RedisCache(EntryStore):
 
     # ------------------------------------------------------------- entries
 
+    def _require_secret(self) -> bytes:
+        if self._secret is None:
+            raise RuntimeError("this RedisCache has no signing key: it can only list and delete entries")
+        return self._secret
+
     def get_entry(self, key: str) -> StoredEntry | None:
+        secret = self._require_secret()
         rkey = self.redis_key(key)
         blob = self._call("get", lambda: self._client.get(rkey), None)
         if blob is None:
             return None
         try:
-            entry = verify_entry(self._secret, rkey, blob)
+            entry = verify_entry(secret, rkey, blob)
         except InvalidSignature as exc:
             log.warning("rejected redis cache entry %s (%s): deleted without unpickling; if every "
                         "instance should share entries, give them the same MLW_CACHE_HMAC_KEY", rkey, exc)
@@ -168,7 +181,7 @@ class RedisCache(EntryStore):
         ttl = entry.remaining_ttl()
         if ttl is not None and ttl <= 0:
             return
-        blob = sign_entry(self._secret, rkey, entry)
+        blob = sign_entry(self._require_secret(), rkey, entry)
         px = None if ttl is None else max(1, int(ttl * 1000))
         self._call("put", lambda: self._client.set(rkey, blob, px=px), None)
 
