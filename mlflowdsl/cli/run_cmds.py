@@ -1,0 +1,265 @@
+"""``mlw run`` and ``mlw status``: thin commands over ``mlflowdsl.runtime.api``.
+
+Exit codes: 0 the workflow succeeded; 1 it failed, did not compile, or could not run (bad
+settings, refused resources); 130 it was cancelled (Ctrl-C); 2 usage errors (click).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from mlflowdsl.errors import CompileError, MlwError
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="-p/--param")
+        params[name.strip()] = value
+    return params
+
+
+def _print_diagnostics(diagnostics, sources) -> None:
+    from mlflowdsl.grammar.diagnostics import render_text
+
+    click.echo(render_text(diagnostics, sources).rstrip(), err=True)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def _fmt_metrics(metrics: dict[str, float], limit: int = 3) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
+
+
+STATUS_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
+                "running": "blue", "pending": "dim", "cancelled": "yellow"}
+
+
+def task_table(execution) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{execution.workflow_id} · {execution.id} · "
+                        f"[{STATUS_STYLE.get(execution.status, '')}]{execution.status}[/]")
+    for column in ("task", "status", "duration", "attempts", "cache", "metrics"):
+        table.add_column(column, no_wrap=column in ("task", "status"))
+    for tid, r in execution.tasks.items():
+        note = _fmt_metrics(r.metrics) or (r.error or "")
+        table.add_row(tid, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", _fmt_duration(r.duration_s),
+                      str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", note)
+    return table
+
+
+class Display:
+    """Live progress on a terminal (rich), one line per finished task otherwise."""
+
+    def __init__(self, *, live: bool, quiet: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=False)
+        self.quiet = quiet
+        self.live_mode = live and not quiet and self.console.is_terminal
+        self.total = 0
+        self.progress = self.live = self.bar = None
+        self.printed: set[str] = set()
+
+    def __enter__(self) -> "Display":
+        if self.live_mode:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("{task.fields[running]}"),
+                                     console=self.console, transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, execution, result) -> None:
+        if self.quiet:
+            return
+        done = sum(1 for r in execution.tasks.values() if r.finished)
+        total = len(execution.tasks)
+        if self.progress is not None:
+            running = [t for t, r in execution.tasks.items() if r.status == "running"]
+            label = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
+            if self.bar is None:
+                self.bar = self.progress.add_task(execution.workflow_id, total=total, running="")
+            self.progress.update(self.bar, completed=done, running=label)
+            return
+        if result is None:
+            if execution.status == "running" and not self.printed:
+                click.echo(f"running {execution.workflow_id} (execution {execution.id}, {total} tasks)")
+                for tid, r in execution.tasks.items():
+                    if r.finished:
+                        self._line(done, total, r)
+            return
+        if result.finished:
+            self._line(done, total, result)
+
+    def _line(self, done: int, total: int, r) -> None:
+        if r.task_id in self.printed:
+            return
+        self.printed.add(r.task_id)
+        width = len(str(total))
+        extra = f"  {r.error}" if r.error and r.status in ("failed", "skipped") else ""
+        click.echo(f"[{done:>{width}}/{total}] {r.status:<9} {r.task_id} ({_fmt_duration(r.duration_s)}){extra}")
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a workflow parameter.")
+@click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
+@click.option("--scheduler", metavar="ADDR", help="Run on an existing Dask cluster (default: an embedded one; env MLW_DASK_SCHEDULER).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (default <home>/cache; env MLW_CACHE_DIR).")
+@click.option("--fail-fast/--keep-going", default=True, help="On a failure, cancel what has not started (default), or run everything not downstream of it.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the table.")
+@click.option("--resume", "resume_id", metavar="EXECUTION_ID", help="Finish a failed, cancelled or interrupted execution.")
+def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id):
+    """Compile FILE and run it; show progress and a table of the tasks at the end."""
+    from mlflowdsl.settings import load_settings
+
+    if not file and not resume_id:
+        raise click.UsageError("give a workflow FILE, or --resume EXECUTION_ID")
+    try:
+        settings = load_settings({"scheduler": scheduler, "cache_dir": cache_dir})
+        display = Display(live=True, quiet=as_json)
+        if resume_id:
+            from mlflowdsl.runtime.api import resume
+
+            with display:
+                execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display)
+        else:
+            from mlflowdsl.compiler.api import compile_file
+            from mlflowdsl.runtime.api import run_plan
+
+            result = compile_file(file, params=_parse_params(params), params_file=params_file)
+            if result.diagnostics and not as_json:
+                _print_diagnostics(result.diagnostics, result.sources)
+            if not result.ok or result.plan is None:
+                if as_json:
+                    _print_diagnostics(result.diagnostics, result.sources)
+                sys.exit(1)
+            with display:
+                execution = run_plan(result.plan, settings, keep_going=not fail_fast, listener=display)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics, {})
+        sys.exit(1)
+    except MlwError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted before the workflow started")
+    _report(execution, settings, as_json)
+    sys.exit(EXIT_CODES.get(execution.status, 1))
+
+
+def _report(execution, settings, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(execution.summary(), indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(task_table(execution))
+    for tid, r in execution.tasks.items():
+        if r.status == "failed" and r.attempt_errors:
+            last = r.attempt_errors[-1]
+            console.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
+                          highlight=False)
+    artifacts = settings.artifact_path / execution.id
+    console.print(f"execution [bold]{execution.id}[/] {execution.status} in {_fmt_duration(execution.duration_s)}; "
+                  f"details: mlw status {execution.id}", highlight=False)
+    if artifacts.exists():
+        console.print(f"outputs: {artifacts.resolve()}", highlight=False)
+    if execution.status in ("failed", "cancelled"):
+        console.print(f"finish it with: mlw run --resume {execution.id}", highlight=False)
+
+
+@click.command()
+@click.argument("execution_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", default=20, show_default=True, help="How many executions to list.")
+@click.option("--workflow", metavar="ID", help="Only executions of this workflow.")
+def status(execution_id, as_json, limit, workflow):
+    """List recent executions, or show one (tasks, attempts, errors)."""
+    from mlflowdsl.runtime.state import open_state
+    from mlflowdsl.settings import load_settings
+
+    try:
+        state = open_state(load_settings())
+        if execution_id:
+            _show_execution(state.get_execution(execution_id), as_json)
+        else:
+            _list_executions(state.list_executions(limit=limit, workflow_id=workflow), as_json)
+    except MlwError as exc:
+        _fail(str(exc))
+
+
+def _show_execution(execution, as_json: bool) -> None:
+    if as_json:
+        data = execution.summary()
+        data.update(workflow_name=execution.workflow_name, created=execution.created, started=execution.started,
+                    ended=execution.ended, source=execution.source, params=execution.params,
+                    plan_fingerprint=execution.plan_fingerprint, error=execution.error)
+        for tid, r in execution.tasks.items():
+            data["tasks"][tid].update(cache_key=r.cache_key, worker=r.worker, started=r.started, ended=r.ended,
+                                      attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors])
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(task_table(execution))
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(execution.created))
+    console.print(f"created {when}; duration {_fmt_duration(execution.duration_s)}; "
+                  f"source {execution.source or '-'}", highlight=False)
+    if execution.error:
+        console.print(f"error: {execution.error}", highlight=False)
+    for tid, r in execution.tasks.items():
+        for e in r.attempt_errors:
+            console.print(f"[red]{tid}[/] attempt {e.attempt}: {e.type}: {e.message}", highlight=False)
+
+
+def _list_executions(executions, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([{"execution_id": e.id, "workflow_id": e.workflow_id, "status": e.status,
+                                "created": e.created, "duration_s": e.duration_s, "source": e.source}
+                               for e in executions], indent=2))
+        return
+    if not executions:
+        click.echo("no executions yet (run one with `mlw run FILE`)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="executions (newest first)")
+    for column in ("id", "workflow", "status", "created", "duration", "source"):
+        table.add_column(column)
+    for e in executions:
+        table.add_row(e.id, e.workflow_id, f"[{STATUS_STYLE.get(e.status, '')}]{e.status}[/]",
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created)),
+                      _fmt_duration(e.duration_s), e.source or "-")
+    Console().print(table)
