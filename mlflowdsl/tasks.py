@@ -87,9 +87,12 @@ class TaskPruned(TaskFailed):
     """Raised by a task that stopped early because ``ctx.report`` asked it to (a tuning trial
     judged hopeless by the pruner). ``step`` is the last step reported. Never retried."""
 
-    def __init__(self, message: str, *, step: int):
+    def __init__(self, message: str, *, step: int = 0):
         super().__init__(message, retryable=False)
         self.step = step
+
+    def __reduce__(self):  # keep ``step`` (and the hint) across processes
+        return (type(self), (self.message,), dict(self.__dict__))
 
 
 class TaskContext:

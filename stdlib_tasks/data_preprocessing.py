@@ -98,8 +98,12 @@ class DataPreprocessing(TaskType):
 
 
 def infer_problem(y: Any) -> str:
-    """>>> import pandas as pd; infer_problem(pd.Series([0, 1, 1])), infer_problem(pd.Series([0.5, 1.2]))
-    ('classification', 'regression')"""
+    """The problem type a target column suggests.
+
+    >>> import pandas as pd
+    >>> infer_problem(pd.Series([0, 1, 1])), infer_problem(pd.Series([0.5, 1.2]))
+    ('classification', 'regression')
+    """
     import pandas as pd
 
     if not _is_numeric(y) or pd.api.types.is_bool_dtype(y):

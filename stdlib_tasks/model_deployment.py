@@ -20,8 +20,11 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def check_safe_name(value: str, what: str) -> str:
-    """>>> check_safe_name("fraud_model", "name")
-    'fraud_model'"""
+    """``value`` if it is safe as a directory name, else ValueError.
+
+    >>> check_safe_name("fraud_model", "name")
+    'fraud_model'
+    """
     if not SAFE_NAME.match(value) or ".." in value:
         raise ValueError(
             f"{what} {value!r} is not a safe name: use letters, digits, '_', '-', '.', starting with a "
