@@ -72,3 +72,13 @@ def gate_after(name: str, log_dir: str, seconds: float = 0.5) -> int:
     """Fail (not retryably) after ``seconds``."""
     time.sleep(seconds)
     return gate(name, log_dir)
+
+
+def wait_for_file(name: str, log_dir: str, path: str, timeout: float = 60.0) -> int:
+    """Log a start marker, then wait until ``path`` exists (tests release it)."""
+    _log(log_dir, f"{name}-start")
+    deadline = time.time() + timeout
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+    _log(log_dir, name)
+    return 1
