@@ -1,0 +1,148 @@
+"""Every example compiles and lints clean with ``--strict``, and uses only shipped data.
+
+(Running the examples end to end is the runtime's integration test.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlflowdsl.cli import cli
+from mlflowdsl.compiler.api import compile_file, lint_file
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+# Workflow files (a template library under lib/ is compiled through the files importing it).
+WORKFLOWS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".mlw", ".json", ".yaml", ".yml"))
+LIBRARIES = sorted((EXAMPLES / "lib").glob("*.mlw"))
+NAMES = {p.name for p in WORKFLOWS}
+
+
+def _shown(result) -> str:
+    return "\n".join(
+        f"{d.severity}[{d.code}] {d.span.file if d.span else d.subject}:{d.span.line if d.span else '-'}: {d.message}"
+        for d in result.diagnostics
+    )
+
+
+def test_the_required_examples_exist():
+    required = {
+        "training_pipeline.mlw",
+        "training_pipeline.json",
+        "fraud_detection.mlw",
+        "model_comparison.mlw",
+        "batch_scoring.mlw",
+        "templated.mlw",
+    }
+    assert required <= NAMES
+    assert (EXAMPLES / "lib" / "train_and_check.mlw") in LIBRARIES
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_example_compiles_without_any_diagnostic(path: Path):
+    result = compile_file(path, strict=True)
+    assert result.diagnostics == [], _shown(result)
+    assert result.plan is not None and result.plan.tasks
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_example_lints_clean_with_strict(path: Path):
+    result = lint_file(path, strict=True)
+    assert result.diagnostics == [], _shown(result)
+
+
+def test_mlw_lint_strict_accepts_every_example_on_the_command_line():
+    runner = CliRunner()
+    for path in WORKFLOWS:
+        out = runner.invoke(cli, ["lint", "--strict", str(path)])
+        assert out.exit_code == 0, f"{path.name}: {out.output}"
+
+
+def _plan(name: str):
+    result = compile_file(EXAMPLES / name)
+    assert result.plan is not None, _shown(result)
+    return result.plan
+
+
+def test_seed_json_form_compiles_to_the_same_plan_as_the_mlw_form():
+    """The JSON document spells out the same pipeline (parameters as `{"$ref": "params.x"}`,
+    the seed's names such as `dataset_path`, `"cache": "disk"`, `max_attempts`), so the plans
+    are equal apart from source spans: same tasks, and the same fingerprint."""
+    mlw, seed = _plan("training_pipeline.mlw"), _plan("training_pipeline.json")
+    assert seed.canonical_dict(spans=False) == mlw.canonical_dict(spans=False)
+    assert seed.fingerprint == mlw.fingerprint
+    assert seed.task("preprocess_data").params["source"] == "sklearn:breast_cancer"
+    assert seed.task("train_model").retry.attempts == 3
+
+
+def test_main_example_is_the_seed_pipeline_with_a_gate():
+    plan = _plan("training_pipeline.mlw")
+    types = [t.type for t in plan.tasks]
+    assert types == [
+        "data_preprocessing",
+        "feature_extraction",
+        "model_training",
+        "model_validation",
+        "model_evaluation",
+        "model_deployment",
+    ]
+    assert plan.task("preprocess_data").params["source"] == "sklearn:breast_cancer"
+    assert plan.task("deploy_model").dependencies == ["evaluate_model", "validate_model"]
+
+
+def test_fraud_example_tunes_gates_and_deploys_only_when_asked():
+    plan = _plan("fraud_detection.mlw")
+    assert [t.task for t in plan.tunings] == ["train"]
+    assert plan.tunings[0].objective.metric == "roc_auc"
+    assert plan.task("deploy").skip is True
+    deployed = compile_file(EXAMPLES / "fraud_detection.mlw", params={"deploy": "true"}).plan
+    assert deployed is not None and deployed.task("deploy").skip is False
+
+
+def test_comparison_example_expands_foreach_and_collects_all_models():
+    plan = _plan("model_comparison.mlw")
+    algos = plan.workflow.params["algos"]
+    assert {f"train[{a}]" for a in algos} <= set(plan.tasks_by_id())
+    models = plan.task("compare").params["models"]
+    assert models == [{"$ref": f"train[{a}].model"} for a in algos]
+
+
+def test_templated_example_expands_the_template_twice():
+    ids = set(_plan("templated.mlw").tasks_by_id())
+    assert {"rf.train", "rf.check", "gb.train", "gb.check"} <= ids
+
+
+def _relative_sources(plan) -> list[str]:
+    return [
+        t.params["source"]
+        for t in plan.tasks
+        if t.type in ("data_preprocessing", "batch_inference") and ":" not in t.params.get("source", ":")
+    ]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_example_reads_only_shipped_data(path: Path):
+    plan = compile_file(path).plan
+    assert plan is not None
+    for source in _relative_sources(plan):
+        assert not Path(source).is_absolute(), source
+        data = (path.parent / source).resolve()
+        assert data.is_file(), f"{path.name} reads {source}, which is not shipped"
+        assert data.stat().st_size < 200_000
+
+
+def test_batch_scoring_writes_under_examples_out():
+    plan = _plan("batch_scoring.mlw")
+    output = (EXAMPLES / plan.task("score").params["output"]).resolve()
+    assert output.parent == EXAMPLES / "out"
+
+
+def test_shipped_transactions_are_reproduced_by_their_script(tmp_path: Path):
+    subprocess.run([sys.executable, str(EXAMPLES / "data" / "make_transactions.py"), str(tmp_path)], check=True, capture_output=True)
+    for name in ("transactions.csv", "to_score.csv"):
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / "data" / name).read_bytes(), name
