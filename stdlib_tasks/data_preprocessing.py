@@ -136,8 +136,11 @@ def split_and_transform(X: Any, y: Any, target: str, problem: str, params: DataP
         X, y, test_size=params.test_size, random_state=params.seed, stratify=stratify
     )
     transform = build_transform(X, params)
-    Xt_train = transform.fit_transform(X_train)
-    Xt_test = transform.transform(X_test)
+    try:
+        Xt_train = transform.fit_transform(X_train)
+        Xt_test = transform.transform(X_test)
+    except (TypeError, ValueError) as exc:  # a column scikit-learn cannot take as it is
+        raise TaskFailed(f"cannot preprocess {params.source}: {exc}", hint="drop or fix the offending columns") from exc
     names = tuple(str(n) for n in transform.get_feature_names_out())
     y_kind = "float" if problem == "regression" else None
     return Dataset(
@@ -163,6 +166,12 @@ def build_transform(X: Any, params: DataPreprocessingParams) -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
+    temporal = [str(c) for c in X.columns if pd.api.types.is_datetime64_any_dtype(X[c]) or pd.api.types.is_timedelta64_dtype(X[c])]
+    if temporal:
+        raise TaskFailed(
+            f"column(s) {', '.join(temporal)} hold dates or durations, which are not features as they are",
+            hint="drop them (drop = [...]) or derive numeric columns from them in a custom task",
+        )
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
     categorical = [c for c in X.columns if c not in numeric]
     if categorical and params.encode == "none":

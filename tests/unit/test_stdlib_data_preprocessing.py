@@ -140,3 +140,20 @@ def test_malformed_file_is_a_task_failure(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(TaskFailed, match="cannot read"):
         run(tmp_path, source="bad.parquet", target="y")
+
+
+def test_date_columns_are_named(tmp_path):
+    frame = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=20), "x": range(20), "y": [0, 1] * 10})
+    frame.to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(TaskFailed, match="when hold dates"):
+        run(tmp_path, source="d.parquet", target="y")
+    data = run(tmp_path, source="d.parquet", target="y", drop=["when"]).outputs["output"]
+    assert data.feature_names == ("x",)
+
+
+def test_boolean_columns_and_target(tmp_path):
+    frame = pd.DataFrame({"flag": [True, False] * 15, "x": np.linspace(0, 1, 30), "y": [True, True, False] * 10})
+    frame.to_csv(tmp_path / "b.csv", index=False)
+    data = run(tmp_path, source="b.csv", target="y").outputs["output"]
+    assert data.problem == "classification" and set(data.y_train.tolist()) == {True, False}
+    assert data.feature_names == ("flag", "x")
