@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -89,10 +91,11 @@ def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | 
     """Compile source text (``.mlw``, or a seed document when ``file`` ends in .json/.yaml or
     the text starts with ``{``)."""
     result = CompileResult(sources={file: text})
-    module = _parse(text, file, result)
-    if module is None:
-        return result
-    return _compile_module(module, result, params, params_file, strict, lower_plan)
+    with _no_gc_pauses():
+        module = _parse(text, file, result)
+        if module is None:
+            return result
+        return _compile_module(module, result, params, params_file, strict, lower_plan)
 
 
 def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | None = None, params_file=None,
@@ -106,7 +109,8 @@ def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | N
     except CompileError as exc:
         result.diagnostics.extend(exc.diagnostics)
         return result
-    return _compile_module(module, result, params, params_file, strict, lower_plan)
+    with _no_gc_pauses():
+        return _compile_module(module, result, params, params_file, strict, lower_plan)
 
 
 def load_plan(obj: Any, *, params: dict[str, str] | None = None, params_file=None) -> ir.Plan:
@@ -152,6 +156,21 @@ def _validate_plan(data: dict, where: str) -> ir.Plan:
 # ---------------------------------------------------------------------------- the pipeline
 
 
+@contextlib.contextmanager
+def _no_gc_pauses():
+    """Compilation allocates many small, long-lived objects (AST, resolved tasks, IR) and
+    frees nothing cyclic; the cyclic collector would rescan them over and over (it more
+    than doubled the time of a 10,000-task compile). Reference counting still frees
+    everything; the collector is switched back on afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) -> CompileResult:
     result = CompileResult()
     try:
@@ -160,10 +179,11 @@ def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) ->
         result.diagnostics.append(_unreadable(path, exc))
         return result
     result.sources[path] = text
-    module = _parse(text, path, result)
-    if module is None:
-        return result
-    return _compile_module(module, result, params, params_file, strict, lower_plan)
+    with _no_gc_pauses():
+        module = _parse(text, path, result)
+        if module is None:
+            return result
+        return _compile_module(module, result, params, params_file, strict, lower_plan)
 
 
 def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:

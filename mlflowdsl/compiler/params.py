@@ -128,9 +128,12 @@ def parse_override(text: str, t: ast.TypeRef) -> Any:
             raise TypeMismatch(f"expected an integer, got {text!r}") from None
     if name == "float":
         try:
-            return float(text.strip())
+            value = float(text.strip())
         except ValueError:
             raise TypeMismatch(f"expected a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):  # JSON has no NaN/inf
+            raise TypeMismatch(f"expected a finite number, got {text!r}")
+        return value
     if name == "bool":
         low = text.strip().lower()
         if low in ("true", "yes", "1", "on"):
@@ -243,7 +246,7 @@ def resolve_params(
         problem = check_constraint(value, d, ev)
         if problem:
             diags.append(_at(d, subject, "MLW206", f"parameter `{name}`: {problem}",
-                             f"declared at {d.span.file}:{d.span.line}" if subject else "change the default or the range"))
+                             "choose a value inside the declared range" if subject else "change the default or the range"))
             continue
         params[name] = value
     return params, diags

@@ -274,10 +274,12 @@ class _Checker:
     def _fill(self, t: RTask, info: TypeInfo, name: str, spec: task_api.InputSpec, deps: dict[str, Span]) -> Any:
         """The left-out input ``name`` from the only dependency that has a fitting output."""
         candidates: list[tuple[str, str]] = []
+        unknown = False
         for dep in sorted(deps):
             target = self.task_ids.get(dep)
             tinfo = None if target is None else self.peek(target)
             if tinfo is None:
+                unknown = True  # reported on its own; do not guess around it
                 continue
             fitting = [o for o, k in tinfo.outputs.items() if spec.accepts(k)]
             if fitting:
@@ -287,6 +289,8 @@ class _Checker:
             dep, out = candidates[0]
             ref = {"$ref": f"{dep}.{out}"}
             return [ref] if spec.many else ref
+        if unknown:
+            return None
         if not candidates:
             self.fail("MLW217", f"task `{t.id}` needs `{name}` (a {_kind_word(spec)}) and no dependency provides one",
                       t.id_span, hint=f"add `{name} = TASK.OUTPUT` or `after` a task that produces a {_kind_word(spec)}")
