@@ -57,6 +57,14 @@ STATUS_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "bold red", "s
                 "running": "blue", "pending": "dim", "cancelled": "yellow"}
 
 
+def console() -> Any:
+    """A rich console; off a terminal, wide enough that tables do not wrap every cell."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=120, soft_wrap=True)
+
+
 def task_table(execution) -> Any:
     from rich.table import Table
 
@@ -180,22 +188,20 @@ def _report(execution, settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(execution.summary(), indent=2, sort_keys=True))
         return
-    from rich.console import Console
-
-    console = Console()
-    console.print(task_table(execution))
+    out = console()
+    out.print(task_table(execution))
     for tid, r in execution.tasks.items():
         if r.status == "failed" and r.attempt_errors:
             last = r.attempt_errors[-1]
-            console.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
+            out.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
                           highlight=False)
     artifacts = settings.artifact_path / execution.id
-    console.print(f"execution [bold]{execution.id}[/] {execution.status} in {_fmt_duration(execution.duration_s)}; "
+    out.print(f"execution [bold]{execution.id}[/] {execution.status} in {_fmt_duration(execution.duration_s)}; "
                   f"details: mlw status {execution.id}", highlight=False)
     if artifacts.exists():
-        console.print(f"outputs: {artifacts.resolve()}", highlight=False)
+        out.print(f"outputs: {artifacts.resolve()}", highlight=False)
     if execution.status in ("failed", "cancelled"):
-        console.print(f"finish it with: mlw run --resume {execution.id}", highlight=False)
+        out.print(f"finish it with: mlw run --resume {execution.id}", highlight=False)
 
 
 @click.command()
@@ -229,18 +235,16 @@ def _show_execution(execution, as_json: bool) -> None:
                                       attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors])
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
-    from rich.console import Console
-
-    console = Console()
-    console.print(task_table(execution))
+    out = console()
+    out.print(task_table(execution))
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(execution.created))
-    console.print(f"created {when}; duration {_fmt_duration(execution.duration_s)}; "
+    out.print(f"created {when}; duration {_fmt_duration(execution.duration_s)}; "
                   f"source {execution.source or '-'}", highlight=False)
     if execution.error:
-        console.print(f"error: {execution.error}", highlight=False)
+        out.print(f"error: {execution.error}", highlight=False)
     for tid, r in execution.tasks.items():
         for e in r.attempt_errors:
-            console.print(f"[red]{tid}[/] attempt {e.attempt}: {e.type}: {e.message}", highlight=False)
+            out.print(f"[red]{tid}[/] attempt {e.attempt}: {e.type}: {e.message}", highlight=False)
 
 
 def _list_executions(executions, as_json: bool) -> None:
@@ -252,7 +256,6 @@ def _list_executions(executions, as_json: bool) -> None:
     if not executions:
         click.echo("no executions yet (run one with `mlw run FILE`)")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="executions (newest first)")
@@ -262,4 +265,4 @@ def _list_executions(executions, as_json: bool) -> None:
         table.add_row(e.id, e.workflow_id, f"[{STATUS_STYLE.get(e.status, '')}]{e.status}[/]",
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created)),
                       _fmt_duration(e.duration_s), e.source or "-")
-    Console().print(table)
+    console().print(table)

@@ -211,6 +211,7 @@ class _Run:
                 source=plan.workflow.source, keep_going=self.options.keep_going, created=now,
             ).advance("running", started=now)
         tasks: dict[str, TaskResult] = {}
+        origin = self.ex.state.computed_results(d.keys[t] for t in d.cached) if d.cached else {}
         for t in plan.tasks:
             key = d.keys[t.id]
             if t.id in d.carried and prev is not None:
@@ -218,7 +219,10 @@ class _Run:
             elif t.id in d.skipped:
                 tasks[t.id] = TaskResult(task_id=t.id, status="skipped", error=d.skipped[t.id], cache_key=key)
             elif t.id in d.cached:
-                tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0)
+                source = origin.get(key)
+                tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0,
+                                         metrics=source.metrics if source else {},
+                                         artifacts=source.artifacts if source else {})
             else:
                 tasks[t.id] = TaskResult(task_id=t.id, cache_key=key)
         return execution.model_copy(update={"tasks": tasks})

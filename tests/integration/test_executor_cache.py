@@ -45,6 +45,8 @@ def test_second_run_computes_nothing(settings, tmp_path):
     assert second.status == "succeeded"
     assert _calls(logs) == {"a": 1, "b": 1, "c": 1, "d": 1}
     assert all(r.status == "cached" and r.cached for r in second.tasks.values())
+    # a hit shows the metrics of the run that computed the entry
+    assert {t: r.metrics for t, r in second.tasks.items()} == {t: r.metrics for t, r in first.tasks.items()}
     assert {t: r.cache_key for t, r in second.tasks.items()} == {t: r.cache_key for t, r in first.tasks.items()}
 
 

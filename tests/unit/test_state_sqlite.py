@@ -80,3 +80,15 @@ def test_several_processes_write_concurrently(tmp_path):
         assert p.exitcode == 0
     state = SQLiteState(path)
     assert all(len(state.get_execution(f"p{k}").tasks) == 50 for k in range(3))
+
+
+def test_computed_results_finds_the_latest_success_per_cache_key(tmp_path):
+    state = SQLiteState(tmp_path / "state.db")
+    state.save(_execution("old", created=1.0).with_tasks({
+        "a": TaskResult(task_id="a", status="succeeded", cache_key="k1", metrics={"acc": 0.8}),
+        "b": TaskResult(task_id="b", status="failed", cache_key="k2")}))
+    state.save(_execution("new", created=2.0).with_tasks({
+        "a": TaskResult(task_id="a", status="succeeded", cache_key="k1", metrics={"acc": 0.9}),
+        "c": TaskResult(task_id="c", status="cached", cache_key="k3")}))
+    found = state.computed_results(["k1", "k2", "k3", "k4"])
+    assert set(found) == {"k1"} and found["k1"].metrics == {"acc": 0.9}

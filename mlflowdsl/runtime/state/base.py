@@ -34,6 +34,11 @@ class StateBackend(abc.ABC):
     def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
         """Newest first, without task results (``tasks`` is empty) and without the plan."""
 
+    def computed_results(self, cache_keys: Iterable[str]) -> dict[str, TaskResult]:
+        """For each cache key, the latest ``succeeded`` result that computed it (so a cache hit
+        can show the metrics of the run that produced the entry). Optional: default none."""
+        return {}
+
     def save(self, execution: WorkflowExecution) -> None:
         """Header and every task result."""
         self.save_execution(execution)

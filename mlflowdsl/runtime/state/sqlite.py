@@ -32,8 +32,10 @@ CREATE TABLE IF NOT EXISTS task_results (
     task_id TEXT NOT NULL,
     status TEXT NOT NULL,
     body TEXT NOT NULL,
+    cache_key TEXT,
     PRIMARY KEY (execution_id, task_id)
 );
+CREATE INDEX IF NOT EXISTS task_results_cache_key ON task_results (cache_key);
 """
 
 
@@ -72,15 +74,16 @@ class SQLiteState(StateBackend):
         )
 
     def save_task_results(self, execution_id: str, results: Iterable[TaskResult]) -> None:
-        rows = [(execution_id, r.task_id, r.status, r.model_dump_json()) for r in results]
+        rows = [(execution_id, r.task_id, r.status, r.model_dump_json(), r.cache_key) for r in results]
         if not rows:
             return
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "INSERT INTO task_results (execution_id, task_id, status, body) VALUES (?,?,?,?) "
-                "ON CONFLICT(execution_id, task_id) DO UPDATE SET status=excluded.status, body=excluded.body",
+                "INSERT INTO task_results (execution_id, task_id, status, body, cache_key) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(execution_id, task_id) DO UPDATE SET status=excluded.status, body=excluded.body, "
+                "cache_key=excluded.cache_key",
                 rows,
             )
             conn.execute("COMMIT")
@@ -115,6 +118,19 @@ class SQLiteState(StateBackend):
                 "SELECT task_id, body FROM task_results WHERE execution_id = ? ORDER BY rowid", (full_id,))
         }
         return WorkflowExecution.model_validate({**json.loads(header), "plan_json": plan_json, "tasks": tasks})
+
+    def computed_results(self, cache_keys: Iterable[str]) -> dict[str, TaskResult]:
+        keys = list(dict.fromkeys(cache_keys))
+        found: dict[str, TaskResult] = {}
+        conn = self._conn()
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, body in conn.execute(
+                    f"SELECT cache_key, body FROM task_results WHERE status = 'succeeded' AND cache_key IN ({marks}) "
+                    "ORDER BY rowid", chunk):
+                found[key] = TaskResult.model_validate_json(body)  # the latest wins
+        return found
 
     def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
         sql = "SELECT header FROM executions"
