@@ -233,3 +233,18 @@ def test_cli_lists_and_clears_disk_and_redis(redis_url, tmp_path, monkeypatch):
     assert not (tmp_path / ".mlw").exists()  # listing needs no signing key
     cleared = runner.invoke(cli, ["cache", "clear", "--yes", "--cache-dir", str(tmp_path / "cache"), "--redis", redis_url])
     assert (cleared.exit_code, cleared.output) == (0, "removed 2 entries (disk: 1, redis: 1)\n")
+
+
+def test_hybrid_keeps_serving_from_memory_while_redis_is_down(redis_server, redis_url, tmp_path):
+    reset_open_caches()
+    hybrid = open_cache("hybrid", Settings(home=str(tmp_path), redis_url=redis_url, cache_hmac_key="shared"))
+    hybrid.put(KEY, "kept")
+    redis_server.stop()
+    try:
+        assert hybrid.get(KEY) == (True, "kept")
+        hybrid.put("cd" + "1" * 62, "memory only")  # the redis half is skipped, no error
+        assert hybrid.get("cd" + "1" * 62) == (True, "memory only")
+        assert hybrid.get("ef" + "2" * 62) == (False, None)
+    finally:
+        redis_server.start()
+        reset_open_caches()

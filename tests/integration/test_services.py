@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -56,12 +57,15 @@ def test_kafka_produce_consume(kafka_bootstrap):
     producer.send(topic, key=b"exec-1", value=b'{"type": "workflow.started"}').get(timeout=30)
     producer.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=15_000,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
     partition = TopicPartition(topic, 0)
     consumer.assign([partition])
     consumer.seek_to_beginning(partition)
-    messages = [m for m in consumer]
+    messages = []
+    deadline = time.monotonic() + 30
+    while not messages and time.monotonic() < deadline:
+        messages = consumer.poll(timeout_ms=500).get(partition, [])
     consumer.close()
     assert [(m.key, m.value) for m in messages] == [(b"exec-1", b'{"type": "workflow.started"}')]
 
@@ -103,3 +107,18 @@ def test_dask_cluster_is_healed_for_the_next_test(dask_cluster):
     assert all(p.poll() is None for p in dask_cluster.workers)
     with Client(dask_cluster.address, timeout=30) as client:
         assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+
+
+def test_kafka_broker_stop_and_start(kafka_broker, kafka_bootstrap):
+    import socket
+
+    from kafka import KafkaAdminClient
+
+    kafka_broker.stop()
+    assert kafka_broker.proc.poll() is not None
+    with socket.socket() as sock:  # (a kafka client would only time out after ~30 s)
+        assert sock.connect_ex(("127.0.0.1", kafka_broker.port)) != 0
+    kafka_broker.start()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    assert isinstance(admin.list_topics(), list)
+    admin.close()
