@@ -25,9 +25,16 @@ class ModelTrainingParams(TaskParams):
         default="auto", description="auto: the dataset's problem type."
     )
     seed: int = Field(default=42, description="random_state of the estimator (unless set in hyperparameters).")
+    cv: int = Field(
+        default=0, ge=0, le=20,
+        description="k >= 2: also report cv_<metric>, the mean over k folds of the training split "
+        "(an objective for tuning that never looks at the test split). 0: off.",
+    )
 
     @model_validator(mode="after")
     def _known_hyperparameters(self) -> "ModelTrainingParams":
+        if self.cv == 1:
+            raise ValueError("cv = 1 is not cross-validation; use 0 (off) or at least 2 folds")
         check_hyperparameter_names(self.algorithm, self.hyperparameters)
         check_problem(self.algorithm, self.problem)
         return self
@@ -40,6 +47,7 @@ class ModelTraining(TaskType):
     outputs = {"model": "model", "metrics": "metrics"}
     default_output = "model"
     aliases = {
+        "cv_folds": "cv",
         "model_type": "algorithm",
         "model": "algorithm",
         "params": "hyperparameters",
@@ -59,7 +67,9 @@ class ModelTraining(TaskType):
         from stdlib_tasks._common import require_dataset
 
         data = require_dataset(inputs.get("data"))
-        model, metrics = train(data, params.algorithm, params.hyperparameters, params.problem, params.seed, ctx)
+        model, metrics = train(
+            data, params.algorithm, params.hyperparameters, params.problem, params.seed, ctx, cv=params.cv
+        )
         return TaskOutputs(outputs={"model": model, "metrics": metrics}, metrics=metrics)
 
 
@@ -70,8 +80,11 @@ def train(
     problem: str,
     seed: int,
     ctx: TaskContext | None,
+    *,
+    cv: int = 0,
 ) -> tuple[Any, dict[str, float]]:
-    """Fit on the training split; metrics on the test split plus ``train_*`` and ``fit_seconds``.
+    """Fit on the training split; metrics on the test split plus ``train_*``, ``fit_seconds``
+    and, with ``cv`` folds, ``cv_*`` (cross-validated on the training split).
 
     Staged algorithms report the primary test metric after every chunk of stages through
     ``ctx.report`` (a tuning pruner may stop them)."""
@@ -103,4 +116,10 @@ def train(
     train_metrics = compute_metrics(probe, data.X_train, data.y_train, problem=problem)
     metrics.update({f"train_{k}": v for k, v in train_metrics.items()})
     metrics["fit_seconds"] = seconds
+    if cv:
+        from stdlib_tasks.training import cross_validated_metrics, make_folds
+
+        folds = make_folds(data.X_train, data.y_train, problem, cv, seed)
+        cross = cross_validated_metrics(estimator, algorithm, problem, data.X_train, data.y_train, folds)
+        metrics.update({f"cv_{k}": v for k, v in cross.items()})
     return model_of(estimator, metrics), metrics

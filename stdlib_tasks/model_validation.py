@@ -125,27 +125,14 @@ def check(metric: str, bound: float, metrics: dict[str, float]) -> dict[str, Any
 
 
 def cross_validate(model: Any, data: Any, folds: int, seed: int, wanted: tuple[str, ...] | None) -> dict[str, float]:
-    """Mean of each metric over k folds, refitting a clone of the model's estimator per fold.
-
-    The features were already transformed by the preprocessing fitted on the training split."""
+    """Mean of each metric over k folds of all rows, refitting a clone of the model's
+    estimator per fold. The features were already transformed by the preprocessing fitted on
+    the training split."""
     import numpy as np
-    from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold
 
-    from stdlib_tasks.metrics import compute_metrics
-    from stdlib_tasks.values import TrainedModel
+    from stdlib_tasks.training import cross_validated_metrics, make_folds
 
     X = np.vstack([data.X_train, data.X_test])
     y = np.concatenate([data.y_train, data.y_test])
-    splitter = (StratifiedKFold if model.problem == "classification" else KFold)(folds, shuffle=True, random_state=seed)
-    per_fold: list[dict[str, float]] = []
-    try:
-        for train_idx, test_idx in splitter.split(X, y):
-            est = clone(model.estimator).fit(X[train_idx], y[train_idx])
-            fold_model = TrainedModel(estimator=est, algorithm=model.algorithm, problem=model.problem,
-                                      feature_names=model.feature_names)
-            per_fold.append(compute_metrics(fold_model, X[test_idx], y[test_idx], problem=model.problem, only=wanted))
-    except ValueError as exc:
-        raise TaskFailed(f"cross-validation failed: {exc}", hint="use fewer folds (cv) for small datasets") from exc
-    names = set.intersection(*(set(m) for m in per_fold))
-    return {name: float(np.mean([m[name] for m in per_fold])) for name in sorted(names)}
+    splits = make_folds(X, y, model.problem, folds, seed)
+    return cross_validated_metrics(model.estimator, model.algorithm, model.problem, X, y, splits, only=wanted)

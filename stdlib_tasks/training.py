@@ -103,3 +103,35 @@ def _fit_staged(estimator: Any, X: Any, y: Any, score: Callable[[Any], float], r
         if done < stages:  # the estimator's own early stopping (n_iter_no_change) ended it
             break
     estimator.set_params(warm_start=False)
+
+
+def make_folds(X: Any, y: Any, problem: str, folds: int, seed: int) -> list[tuple[Any, Any]]:
+    """Shuffled (stratified for classification) k-fold index pairs."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (StratifiedKFold if problem == "classification" else KFold)(folds, shuffle=True, random_state=seed)
+    try:
+        return list(splitter.split(X, y))
+    except ValueError as exc:
+        raise TaskFailed(f"cannot make {folds} folds: {exc}", hint="use fewer folds (cv) for small datasets") from exc
+
+
+def cross_validated_metrics(
+    estimator: Any, algorithm: str, problem: str, X: Any, y: Any, folds: list[tuple[Any, Any]],
+    only: tuple[str, ...] | None = None,
+) -> dict[str, float]:
+    """Mean of each metric over the folds, fitting a fresh clone of ``estimator`` per fold;
+    metrics missing in any fold are left out."""
+    from sklearn.base import clone
+
+    from stdlib_tasks.metrics import compute_metrics
+    from stdlib_tasks.values import TrainedModel
+
+    per_fold = []
+    for train_idx, test_idx in folds:
+        est = clone(estimator)
+        fit_estimator(est, algorithm, X[train_idx], y[train_idx])
+        wrapped = TrainedModel(estimator=est, algorithm=algorithm, problem=problem, feature_names=())
+        per_fold.append(compute_metrics(wrapped, X[test_idx], y[test_idx], problem=problem, only=only))
+    names = set.intersection(*(set(m) for m in per_fold)) if per_fold else set()
+    return {name: float(sum(m[name] for m in per_fold) / len(per_fold)) for name in sorted(names)}

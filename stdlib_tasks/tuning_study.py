@@ -118,26 +118,18 @@ class _CrossValidation:
     """Mean metric over k folds of the training split."""
 
     def __init__(self, data: Any, problem: str, folds: int, seed: int):
-        from sklearn.model_selection import KFold, StratifiedKFold
+        from stdlib_tasks.training import make_folds
 
-        splitter = (StratifiedKFold if problem == "classification" else KFold)(folds, shuffle=True, random_state=seed)
         self.X, self.y, self.problem = data.X_train, data.y_train, problem
-        try:
-            self.folds = list(splitter.split(self.X, self.y))
-        except ValueError as exc:
-            raise TaskFailed(f"cannot make {folds} folds: {exc}", hint="use fewer folds (cv)") from exc
+        self.folds = make_folds(self.X, self.y, problem, folds, seed)
 
     def score(self, estimator: Any, algorithm: str, metric: str, trial: Any) -> float:
-        from sklearn.base import clone
+        from stdlib_tasks.training import cross_validated_metrics
 
-        from stdlib_tasks.training import fit_estimator
-
-        values = []
-        for train_idx, test_idx in self.folds:
-            est = clone(estimator)
-            fit_estimator(est, algorithm, self.X[train_idx], self.y[train_idx])
-            values.append(_metric(_wrap(est, algorithm, self.problem), self.X[test_idx], self.y[test_idx], self.problem, metric))
-        return float(sum(values) / len(values))
+        values = cross_validated_metrics(estimator, algorithm, self.problem, self.X, self.y, self.folds, only=(metric,))
+        if metric not in values:
+            raise _MetricUnavailable(metric)
+        return values[metric]
 
 
 class _Holdout:

@@ -138,3 +138,15 @@ def test_gradient_boosting_stops_when_asked(cancer):
         train(cancer, TaskContext(report=prune_after_two), algorithm="gradient_boosting",
               hyperparameters={"n_estimators": 50})
     assert info.value.step == 10 and steps == [5, 10]
+
+
+def test_cross_validated_metrics_on_the_training_split(cancer):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    out = train(cancer, algorithm="logistic_regression", cv=4, seed=5)
+    folds = StratifiedKFold(4, shuffle=True, random_state=5)
+    expected = cross_val_score(LogisticRegression(random_state=5), cancer.X_train, cancer.y_train, cv=folds).mean()
+    assert out.metrics["cv_accuracy"] == pytest.approx(expected)
+    assert {"cv_f1", "cv_roc_auc", "cv_log_loss"} <= set(out.metrics)
+    assert "cv_accuracy" not in train(cancer, algorithm="logistic_regression").metrics
