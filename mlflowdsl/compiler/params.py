@@ -66,7 +66,7 @@ def coerce(value: Any, t: ast.TypeRef) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif name == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
             return float(value)
     elif name == "bool":
         if isinstance(value, bool):
@@ -87,7 +87,7 @@ def _quantity(value: Any, kind: str) -> Any:
         if value.kind != kind:
             raise TypeMismatch(f"expected a {kind}, got the {value.kind} {value.raw}")
         return value.value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
         return float(value) if kind == "duration" else int(value)
     if isinstance(value, str):
         try:
@@ -98,6 +98,10 @@ def _quantity(value: Any, kind: str) -> Any:
             return parsed[1]
     example = "30s, 5m, 2h" if kind == "duration" else "512MiB, 4GiB"
     raise TypeMismatch(f"expected a {kind} such as {example}, got {_describe(value)}")
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))
 
 
 def _describe(value: Any) -> str:
