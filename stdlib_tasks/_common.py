@@ -145,3 +145,17 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_model_fits_data(model: Any, data: Any) -> None:
+    """A model can only score a dataset with the features it was trained on."""
+    if model.feature_names and tuple(model.feature_names) != tuple(data.feature_names):
+        extra = sorted(set(data.feature_names) - set(model.feature_names))[:5]
+        missing = sorted(set(model.feature_names) - set(data.feature_names))[:5]
+        raise TaskFailed(
+            f"model {model.name or model.algorithm!r} was trained on {len(model.feature_names)} features but the "
+            f"dataset has {len(data.feature_names)}"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+            + (f" (unexpected: {', '.join(extra)})" if extra else ""),
+            hint="score the model on the dataset it was trained on (e.g. the feature_extraction output)",
+        )

@@ -48,7 +48,7 @@ class ModelEvaluation(TaskType):
     doc = "Metrics, confusion matrix and a comparison of one or several models on the test split."
 
     def run(self, params: ModelEvaluationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import require_dataset, resolve_model
+        from stdlib_tasks._common import check_model_fits_data, require_dataset, resolve_model
         from stdlib_tasks.metrics import PRIMARY_METRIC, compute_metrics, confusion, direction_of
 
         data = require_dataset(inputs.get("data"))
@@ -62,6 +62,8 @@ class ModelEvaluation(TaskType):
                 f"the models are for {', '.join(sorted(problems))} but the dataset is {data.problem}",
                 hint="evaluate models on the dataset they were trained for",
             )
+        for model in models:
+            check_model_fits_data(model, data)
         rank_by = params.rank_by or PRIMARY_METRIC[data.problem]
         wanted = tuple(dict.fromkeys([*params.metrics, rank_by])) if params.metrics else None
         entries: dict[str, dict[str, Any]] = {}

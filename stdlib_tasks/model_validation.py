@@ -64,10 +64,11 @@ class ModelValidation(TaskType):
     doc = "Gate a model on metric thresholds (test split or k-fold cross-validation)."
 
     def run(self, params: ModelValidationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import require_dataset, resolve_model
+        from stdlib_tasks._common import check_model_fits_data, require_dataset, resolve_model
 
         model = resolve_model(inputs.get("model"), ctx)
         data = require_dataset(inputs.get("data"))
+        check_model_fits_data(model, data)
         wanted = tuple(dict.fromkeys([*params.scoring, *params.thresholds])) or None
         if params.cv:
             metrics = cross_validate(model, data, params.cv, params.seed, wanted)

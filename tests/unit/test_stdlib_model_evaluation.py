@@ -87,3 +87,14 @@ def test_models_must_match_the_dataset_problem(wine):
     _, models = wine
     with pytest.raises(TaskFailed, match="dataset is regression"):
         evaluate({"models": models, "data": prepare("sklearn:diabetes")})
+
+
+def test_model_trained_on_other_features_is_refused(wine):
+    from stdlib_tasks.feature_extraction import FeatureExtraction
+
+    data, models = wine
+    fe = FeatureExtraction()
+    reduced = fe.run(fe.Params(k=4), {"data": data}, TaskContext()).outputs["output"]
+    with pytest.raises(TaskFailed, match="trained on 13 features but the dataset has 4") as info:
+        evaluate({"model": models[0], "data": reduced})
+    assert "feature_extraction" in info.value.hint

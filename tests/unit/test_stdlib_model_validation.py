@@ -104,3 +104,13 @@ def test_missing_model_file(cancer, tmp_path):
 def test_check_message():
     assert check("mae", 5.0, {"mae": 4.0})["passed"] is True
     assert check("mae", 5.0, {"mae": 6.0})["message"] == "mae = 6.0000 is above the maximum 5 by 1.0000"
+
+
+def test_model_trained_on_other_features_is_refused(cancer):
+    from stdlib_tasks.feature_extraction import FeatureExtraction
+
+    data, model, _ = cancer
+    fe = FeatureExtraction()
+    reduced = fe.run(fe.Params(method="pca", n_components=3), {"data": data}, TaskContext()).outputs["output"]
+    with pytest.raises(TaskFailed, match="30 features but the dataset has 3"):
+        validate(model, reduced, thresholds={"accuracy": 0.5})
