@@ -66,7 +66,10 @@ class HyperparameterTuningParams(TaskParams):
     )
     cv: int = Field(default=3, ge=0, le=20, description="Folds of cross-validation on the training split; 0: a 25% validation slice.")
     seed: int = Field(default=42, description="Seed of the sampler, folds and estimators.")
-    timeout: float | None = Field(default=None, gt=0, description="Stop starting trials after this many seconds.")
+    # not `timeout`: that is the task directive (the whole task's per-attempt limit)
+    study_timeout: float | None = Field(
+        default=None, gt=0, description="Stop starting new trials after this many seconds (the best so far wins)."
+    )
     problem: Literal["auto", "classification", "regression"] = Field(default="auto", description="auto: the dataset's.")
 
     @model_validator(mode="after")

@@ -55,7 +55,7 @@ def run_study(params: Any, data: Any, problem: str, metric: str, direction: str)
             return math.nan  # optuna records a NaN objective as a failed trial
 
     try:
-        study.optimize(objective, n_trials=params.n_trials, timeout=params.timeout)
+        study.optimize(objective, n_trials=params.n_trials, timeout=params.study_timeout)
     except _MetricUnavailable as exc:
         raise TaskFailed(
             f"objective metric {metric!r} cannot be computed for {params.algorithm} on a {problem} problem",

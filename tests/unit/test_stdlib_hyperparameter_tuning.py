@@ -106,3 +106,8 @@ def test_no_successful_trial_is_a_clear_failure(cancer):
 def test_objective_metric_of_the_wrong_problem(cancer):
     with pytest.raises(TaskFailed, match="'r2' cannot be computed"):
         tune(cancer, algorithm="decision_tree", objective_metric="r2", n_trials=2, cv=2, search_space=TREE_SPACE)
+
+
+def test_study_timeout_stops_starting_trials(cancer):
+    out = tune(cancer, algorithm="decision_tree", search_space=TREE_SPACE, n_trials=10_000, cv=2, study_timeout=0.3)
+    assert 1 <= len(out.outputs["study"]["trials"]) < 10_000

@@ -138,3 +138,11 @@ def test_deployment_names_must_be_safe(name):
 def test_deployment_replica_bounds():
     with pytest.raises(ValidationError, match="greater than max_replicas"):
         ModelDeployment.Params(name="m", min_replicas=3, max_replicas=2)
+
+
+def test_no_parameter_shadows_a_task_directive():
+    directives = {"timeout", "domain", "cache", "resources", "retry", "when", "uses", "after"}
+    for name in STANDARD:
+        cls = registry()[name]
+        clashes = directives & (set(cls.Params.model_fields) | set(cls.inputs) | set(cls.aliases))
+        assert not clashes, f"{name}: {clashes}"
