@@ -170,7 +170,8 @@ class DiskCache(EntryStore):
             log.warning("cannot write cache entry %s (%s); result not cached", path, exc)
             _unlink(Path(tmp))
             return
-        _fsync_dir(path.parent)
+        # No fsync of the directory: it doubles the cost of a put (~4 ms each on this VM), and
+        # a rename lost in a power cut only turns this entry into a miss.
 
     def delete(self, key: str) -> None:
         _unlink(self.path_for(key))
@@ -203,16 +204,3 @@ def _unlink(path: Path) -> int:
     except FileNotFoundError:
         return 0
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (best effort: not every filesystem allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
