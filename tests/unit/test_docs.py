@@ -135,3 +135,26 @@ def test_readme_starts_with_the_two_commands():
     lines = [l for l in (REPO / "README.md").read_text(encoding="utf-8").splitlines() if l.strip()]
     commands = [re.match(r"^`?(make \w+)`?\s+\S", l) for l in lines[:2]]
     assert [m.group(1) if m else None for m in commands] == ["make demo", "make test"]
+
+
+def _type_sections() -> dict[str, str]:
+    text = (REPO / "docs/language.md").read_text(encoding="utf-8")
+    part = text[text.index("## 16. The standard task types") : text.index("## 17.")]
+    pieces = re.split(r"^### `(\w+)`\s*$", part, flags=re.MULTILINE)
+    return dict(zip(pieces[1::2], pieces[2::2]))
+
+
+def test_every_standard_task_type_attribute_is_documented():
+    from mlflowdsl.tasks import registry
+
+    sections = _type_sections()
+    standard = {name: cls for name, cls in registry().items() if cls.__module__.startswith("stdlib_tasks.") and name != "custom"}
+    assert len(standard) == 8 and set(standard) <= set(sections)
+    for name, cls in standard.items():
+        table = sections[name].split("| attribute |", 1)[1].split("\n\n", 1)[0]
+        documented = set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+        assert documented == set(cls.Params.model_fields) | set(cls.inputs), name
+        for output in cls.outputs:
+            assert f"`{output}` (" in sections[name], (name, output)
+        for alias, attribute in cls.aliases.items():
+            assert f"`{alias}` → `{attribute}`" in sections[name], (name, alias)
