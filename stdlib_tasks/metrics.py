@@ -36,7 +36,8 @@ def check_metric_name(name: str) -> None:
     from stdlib_tasks.algorithms import did_you_mean
 
     if name not in ALL_METRICS:
-        raise ValueError(f"unknown metric {name!r}{did_you_mean(name, ALL_METRICS)}; known: {', '.join(ALL_METRICS)}")
+        suggestion = did_you_mean(name, ALL_METRICS) or f"; known: {', '.join(ALL_METRICS)}"
+        raise ValueError(f"unknown metric {name!r}{suggestion}")
 
 
 def compute_metrics(model: Any, X: Any, y: Any, *, problem: str, only: tuple[str, ...] | None = None) -> dict[str, float]:
