@@ -158,3 +158,15 @@ def test_every_standard_task_type_attribute_is_documented():
             assert f"`{output}` (" in sections[name], (name, output)
         for alias, attribute in cls.aliases.items():
             assert f"`{alias}` → `{attribute}`" in sections[name], (name, alias)
+
+
+def test_the_documented_plan_is_what_the_compiler_produces():
+    """§19 shows the compiled plan of §1's workflow; it must be the real one."""
+    import json
+
+    text = (REPO / "docs/language.md").read_text(encoding="utf-8")
+    first = re.search(r"## 1\. A first workflow\n\n```mlw\n(.*?)```", text, re.DOTALL).group(1)
+    section = text[text.index("## 19. The compiled plan") : text.index("## 20.")]
+    shown = re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1)
+    plan = compile_text(first, file="hello.mlw").raise_for_errors()
+    assert json.loads(shown) == json.loads(plan.canonical_json())
