@@ -4,7 +4,7 @@ A fence's info string says what the block shows:
 
 * ```` ```mlw ```` — a complete file that compiles with no diagnostics at all (not even a
   warning), so readers can copy it as is;
-* ```` ```mlw error=MLW203 ```` — a file that fails with exactly these error codes
+* ```` ```mlw error=MLW203 ```` — a file that fails with exactly these error codes, no other
   (comma-separated for several);
 * ```` ```mlw warning=MLW401 ```` — a file that compiles, with exactly these warnings;
 * ```` ```mlw file=examples/templated.mlw ```` — the block is that file of the repository, word for
@@ -114,8 +114,9 @@ def test_block_compiles_as_documented(block: Block):
         on_disk = (REPO / block.file).read_text(encoding="utf-8")
         assert block.text == on_disk, f"{block.name} differs from {block.file}: update the docs"
     result = _compile(block)
-    errors = sorted(d.code for d in result.diagnostics if d.severity == "error")
-    warnings = sorted(d.code for d in result.diagnostics if d.severity == "warning")
+    # The codes reported, each once (one mistake may be reported at several places).
+    errors = sorted({d.code for d in result.diagnostics if d.severity == "error"})
+    warnings = sorted({d.code for d in result.diagnostics if d.severity == "warning"})
     shown = "\n".join(f"{d.code} {d.span.line if d.span else '-'}: {d.message}" for d in result.diagnostics)
     assert errors == sorted(block.errors), f"{block.name}: unexpected errors\n{shown}"
     if not block.errors:

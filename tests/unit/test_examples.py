@@ -63,6 +63,14 @@ def test_mlw_lint_strict_accepts_every_example_on_the_command_line():
         assert out.exit_code == 0, f"{path.name}: {out.output}"
 
 
+@pytest.mark.parametrize("library", LIBRARIES, ids=lambda p: p.name)
+def test_template_library_is_imported_by_an_example_and_cannot_run_alone(library: Path):
+    importers = [p for p in WORKFLOWS if p.suffix == ".mlw" and f'import "lib/{library.name}"' in p.read_text()]
+    assert importers, f"no example imports lib/{library.name}"
+    alone = compile_file(library)
+    assert {d.code for d in alone.diagnostics} == {"MLW107"}, _shown(alone)
+
+
 def _plan(name: str):
     result = compile_file(EXAMPLES / name)
     assert result.plan is not None, _shown(result)
