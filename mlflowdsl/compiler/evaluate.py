@@ -93,7 +93,7 @@ class Scope:
     ``prefix`` is prepended to the ids of tasks declared in the current body (``rf.`` inside
     a template used as ``rf``); ``local`` holds those unprefixed names; ``groups`` maps a
     ``foreach`` task's name to the ids of its copies; ``uses`` maps a template use's alias
-    to its evaluated outputs."""
+    to its evaluated outputs (None when the use failed and was reported)."""
 
     params: Mapping[str, Any] = field(default_factory=dict)
     names: Mapping[str, Any] = field(default_factory=dict)
@@ -252,6 +252,8 @@ class Evaluator:
             return self._param(e, scope)
         if first.index is None and first.name in scope.uses and len(e.parts) == 2:
             outputs = scope.uses[first.name]
+            if outputs is None:  # the use itself failed and was reported
+                return ERROR
             name = e.parts[1].name
             if name not in outputs or e.parts[1].index is not None:
                 return self.fail("MLW208", f"`{first.name}` has no output `{name}`",

@@ -221,10 +221,10 @@ class _Expander:
         if template is None:
             ev.fail("MLW216", f"unknown template `{u.template}`", u.template_span,
                     hint=did_you_mean(u.template, self.templates) or "define it with `template` or `import` the file that does")
-            return [], [], {}
+            return [], [], None
         if u.template in stack:
             ev.fail("MLW216", "template uses itself: " + " -> ".join(stack + (u.template,)), u.template_span)
-            return [], [], {}
+            return [], [], None
         declared = {p.name: p for p in template.params}
         bound: dict[str, Any] = {}
         failed = False
@@ -253,7 +253,7 @@ class _Expander:
                 continue
             bound[p.name] = self._typed(p, ev.eval(p.default, scope), p.default.span)
         if failed:
-            return [], [], {}
+            return [], [], None
         inner = Scope(scope.params, bound, scope.prefix + u.alias + ".")
         return self.expand(template.items, inner, stack + (u.template,))
 
