@@ -24,10 +24,12 @@ workflow w {
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from mlflowdsl.grammar import ast
+from mlflowdsl.grammar.diagnostics import Span
 from mlflowdsl.grammar.strings import escape, quote, quote_triple_text
 
 WIDTH = 100
@@ -38,11 +40,6 @@ _KEYWORDS = frozenset(
 )
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PREC = {"or": 1, "and": 2, "not": 3}  # comparisons are 4, atoms 5
-
-
-@dataclass(frozen=True)
-class _Spanned:
-    span: object
 
 
 @dataclass
@@ -75,12 +72,41 @@ def format_text(text: str, file: str = "<string>") -> str:
 
 def format_module(module: ast.Module) -> str:
     """The canonical text of ``module`` (ends with one newline)."""
-    p = _Printer(module.comments)
-    lines = p.module(module)
-    return _render(_place_comments(lines, module.comments, p.code_cols))
+    lines = _Printer(module.comments).module(module)
+    return _render(_place_comments(lines, module.comments, _code_columns(module)))
 
 
 # ---------------------------------------------------------------------------- comments
+
+
+def _code_columns(module: ast.Module) -> dict[int, int]:
+    """line -> the first column known to hold code, from every span in the AST (to tell a
+    comment after code from a comment on a line of its own)."""
+    cols: dict[int, int] = {}
+
+    def mark(line: int, col: int) -> None:
+        if cols.get(line, 1 << 30) > col:
+            cols[line] = col
+
+    def walk(node) -> None:
+        if isinstance(node, (tuple, list)):
+            for x in node:
+                walk(x)
+            return
+        if not dataclasses.is_dataclass(node) or isinstance(node, (ast.Comment, ast.Module)):
+            return
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, Span):
+                mark(value.line, value.column)
+                mark(value.end_line, max(1, value.end_column - 1))
+            elif f.name not in ("span",):
+                walk(value)
+
+    walk(module.order)
+    if module.version_span is not None:
+        mark(module.version_span.line, module.version_span.column)
+    return cols
 
 
 def _place_comments(lines: list[_Line], comments, code_cols: dict[int, int]) -> list[_Line]:
@@ -141,16 +167,6 @@ def _render(lines: list[_Line]) -> str:
 class _Printer:
     def __init__(self, comments) -> None:
         self.comment_pos = sorted((c.span.line, c.span.column) for c in comments)
-        # line -> first column with code, to tell trailing comments from own-line ones
-        self.code_cols: dict[int, int] = {}
-
-    def _mark(self, node: ast.Node) -> None:
-        s = node.span
-        cols = self.code_cols
-        if cols.get(s.line, 1 << 30) > s.column:
-            cols[s.line] = s.column
-        if s.end_line != s.line and cols.get(s.end_line, 1 << 30) > 1:
-            cols[s.end_line] = 1  # a closing `}` or `"""`: code starts at or before it
 
     def _has_comment(self, node: ast.Node) -> bool:
         s = node.span
@@ -163,14 +179,11 @@ class _Printer:
         if m.version is not None:
             vs = m.version_span
             out += [_Line(0, f"mlw {m.version}", vs.line if vs else 1, vs.line if vs else 1), _Line(0, "")]
-            if vs is not None:
-                self._mark(_Spanned(vs))
         prev = None
         for item in m.order:
             if prev is not None and not (isinstance(prev, ast.Import) and isinstance(item, ast.Import)):
                 out.append(_Line(0, ""))
             if isinstance(item, ast.Import):
-                self._mark(item)
                 out.append(_line(0, f"import {quote(item.path)}", item))
             elif isinstance(item, ast.Template):
                 out += self.template(item)
@@ -180,7 +193,6 @@ class _Printer:
         return out
 
     def template(self, t: ast.Template) -> list[_Line]:
-        self._mark(t)
         params = ", ".join(self.tparam(p) for p in t.params)
         out = [_Line(0, f"template {t.name}({params}) {{", t.span.line, t.name_span.end_line)]
         out += self.items(t.items, 1)
@@ -196,7 +208,6 @@ class _Printer:
         return text
 
     def workflow(self, w: ast.Workflow) -> list[_Line]:
-        self._mark(w)
         out = [_Line(0, f"workflow {w.id} {{", w.span.line, w.id_span.end_line)]
         out += self.items(w.items, 1)
         out.append(_line(0, "}", w, closing=True))
@@ -212,19 +223,16 @@ class _Printer:
             if isinstance(item, ast.Attr):
                 out += self.attr(item, depth, run.get(id(item), 0))
             elif isinstance(item, ast.Output):
-                self._mark(item)
                 out += self.with_value(f"output {item.name} = ", item.value, depth, item)
             elif isinstance(item, ast.Params):
                 out += self.params(item, depth)
             elif isinstance(item, ast.Defaults):
-                self._mark(item)
                 out.append(_Line(depth, "defaults {", item.span.line, item.span.line))
                 out += self.body(item.body, depth + 1)
                 out.append(_line(depth, "}", item, closing=True))
             elif isinstance(item, ast.Task):
                 out += self.task(item, depth)
             elif isinstance(item, ast.Tune):
-                self._mark(item)
                 out += self.braced(f"tune {item.target}", item, item.body, depth, item.target_span.end_line)
             elif isinstance(item, ast.Use):
                 out += self.use(item, depth)
@@ -232,14 +240,12 @@ class _Printer:
         return out
 
     def params(self, p: ast.Params, depth: int) -> list[_Line]:
-        self._mark(p)
         if not p.decls:
             return [_line(depth, "params { }", p)]
         out = [_Line(depth, "params {", p.span.line, p.span.line)]
         name_w = max(len(d.name) for d in p.decls) + 1
         type_w = max(len(d.type.spelled()) for d in p.decls)
         for d in p.decls:
-            self._mark(d)
             head = f"{(d.name + ':').ljust(name_w)} {d.type.spelled().ljust(type_w)}"
             tail = ""
             if d.constraint is not None:
@@ -261,7 +267,6 @@ class _Printer:
         return f"{low}..{high}"
 
     def task(self, t: ast.Task, depth: int) -> list[_Line]:
-        self._mark(t)
         head = f"task {t.id}: {t.type}"
         header_last = t.type_span.end_line
         if t.after:
@@ -281,19 +286,15 @@ class _Printer:
         return out
 
     def use(self, u: ast.Use, depth: int) -> list[_Line]:
-        self._mark(u)
         head = f"use {u.alias} = {u.template}("
         args = [f"{a.name} = {self.inline(a.value)}" for a in u.args]
         one = head + ", ".join(args) + ")"
         if not any(self._has_comment(a) or "\n" in s for a, s in zip(u.args, args)) and len(
             INDENT * depth + one
         ) <= WIDTH and not self._has_comment(u):
-            for a in u.args:
-                self._mark_all(a)
             return [_line(depth, one, u)]
         out = [_Line(depth, head, u.span.line, u.template_span.end_line)]
         for a in u.args:
-            self._mark(a)
             lines = self.with_value(f"{a.name} = ", a.value, depth + 1, a)
             lines[-1].text += ","
             out += lines
@@ -312,18 +313,15 @@ class _Printer:
         return out
 
     def attr(self, a: ast.Attr, depth: int, pad: int) -> list[_Line]:
-        self._mark(a)
         return self.with_value(f"{a.name.ljust(pad)} = ", a.value, depth, a)
 
     def block(self, b: ast.Block, depth: int) -> list[_Line]:
-        self._mark(b)
         if not b.attrs:
             return [_line(depth, f"{b.name} {{ }}", b)]
         if not self._has_comment(b):
             parts = [f"{a.name} = {self.inline(a.value)}" for a in b.attrs]
             one = f"{b.name} {{ " + "  ".join(parts) + " }"
             if "\n" not in one and len(INDENT * depth + one) <= WIDTH:
-                self._mark_all(b)
                 return [_line(depth, one, b)]
         out = [_Line(depth, f"{b.name} {{", b.span.line, b.name_span.end_line)]
         out += self.body(b.attrs, depth + 1)
@@ -336,11 +334,9 @@ class _Printer:
         one = self.inline(value)
         fits = "\n" not in one and len(INDENT * depth + prefix + one) <= WIDTH
         if (fits and not self._has_comment(value)) or not isinstance(value, (ast.ListExpr, ast.MapExpr)):
-            self._mark_all(value)
             return [_Line(depth, prefix + one, owner.span.line, owner.span.end_line)]
         if isinstance(value, ast.ListExpr) and not value.items or isinstance(value, ast.MapExpr) and not value.entries:
             return [_Line(depth, prefix + one, owner.span.line, owner.span.end_line)]
-        self._mark(value)
         opener, closer = ("[", "]") if isinstance(value, ast.ListExpr) else ("{", "}")
         out = [_Line(depth, prefix + opener, owner.span.line, value.span.line)]
         if isinstance(value, ast.ListExpr):
@@ -351,35 +347,9 @@ class _Printer:
         else:
             pad = max(len(self.key(e.key)) for e in value.entries)
             for e in value.entries:
-                self._mark(e)
                 out += self.with_value(f"{self.key(e.key).ljust(pad)} = ", e.value, depth + 1, e)
         out.append(_line(depth, closer, value, closing=True))
         return out
-
-    def _mark_all(self, node) -> None:
-        """Record where code is for every node printed on one line (for trailing comments)."""
-        if isinstance(node, ast.Node):
-            self._mark(node)
-        if isinstance(node, (ast.ListExpr,)):
-            for x in node.items:
-                self._mark_all(x)
-        elif isinstance(node, ast.MapExpr):
-            for e in node.entries:
-                self._mark(e)
-                self._mark_all(e.value)
-        elif isinstance(node, (ast.Block,)):
-            for a in node.attrs:
-                self._mark_all(a)
-        elif isinstance(node, (ast.Attr, ast.Arg, ast.MapEntry)):
-            self._mark_all(node.value)
-        elif isinstance(node, ast.Call):
-            for a in node.args:
-                self._mark_all(a)
-        elif isinstance(node, ast.BinOp):
-            self._mark_all(node.left)
-            self._mark_all(node.right)
-        elif isinstance(node, ast.UnaryOp):
-            self._mark_all(node.operand)
 
     @staticmethod
     def key(name: str) -> str:

@@ -64,6 +64,12 @@ class RAttr:
     name_span: Span
     value: Any
     span: Span  # the value's span
+    # For a map value (``{ n_estimators = 200 }``): key -> the key's span, so an error about
+    # one entry points at that entry.
+    key_spans: tuple[tuple[str, Span], ...] = ()
+
+    def span_of_key(self, key: str) -> Span | None:
+        return next((s for k, s in self.key_spans if k == key), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ def _body(body: ast.Body, scope: Scope, ev: Evaluator) -> tuple[list[RAttr], lis
         else:
             value = ev.eval(item.value, scope)
             if value is not ERROR:
-                attrs.append(RAttr(item.name, item.name_span, value, item.value.span))
+                keys = tuple((e.key, e.key_span) for e in item.value.entries) if isinstance(item.value, ast.MapExpr) else ()
+                attrs.append(RAttr(item.name, item.name_span, value, item.value.span, keys))
     return attrs, blocks
 
 

@@ -198,7 +198,7 @@ class _Checker:
             if name in config or name in inputs:
                 self.fail("MLW209", f"`{name}` is set twice (`{a.name}` is another name for it)", a.name_span)
                 continue
-            target[name] = RAttr(name, a.name_span, a.value, a.span)
+            target[name] = RAttr(name, a.name_span, a.value, a.span, a.key_spans)
         params: dict[str, Any] = {}
         ok = True
         for name, a in inputs.items():
@@ -342,16 +342,20 @@ class _Checker:
         if kind == "extra_forbidden" and attr is not None and len(loc) == 1:
             known = set(info.params_model.model_fields) | set(info.inputs) | set(DIRECTIVE_ATTRS) | {"when"}
             self.fail("MLW203", f"unknown attribute `{field_name}` for task type {info.name}", attr.name_span,
-                      hint=did_you_mean(field_name, known) or f"attributes: {', '.join(sorted(info.params_model.model_fields))}")
+                      hint=did_you_mean(field_name, known) or _hyperparameter_hint(info, config, field_name)
+                      or f"attributes: {', '.join(sorted(info.params_model.model_fields))}")
             return
         if kind == "missing" and len(loc) == 1:
             self.fail("MLW205", f"task `{t.id}` ({info.name}) needs the attribute `{field_name}`", t.id_span,
                       hint=f"add `{field_name} = ...`")
             return
         msg = err.get("msg", "invalid value")
+        key = str(loc[1]) if len(loc) > 1 else None
         if attr is None:  # a model-level check: point at the attribute the message names
-            attr = _attr_named_in(msg, config)
+            attr, key = _attr_named_in(msg, config)
         span = attr.span if attr is not None else t.id_span
+        if attr is not None and key is not None:
+            span = attr.span_of_key(key) or span
         if kind == "extra_forbidden":
             code = "MLW203"
         elif kind.startswith(("greater_than", "less_than", "too_short", "too_long", "literal_error", "enum", "multiple_of")):
@@ -383,12 +387,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _attr_named_in(message: str, config: dict[str, RAttr]) -> RAttr | None:
+def _hyperparameter_hint(info: TypeInfo, config: dict[str, RAttr], name: str) -> str | None:
+    """``n_estimators = 200`` written on a training task: point at ``hyperparameters``."""
+    try:
+        tunable = info.cls().tunable_hyperparameters({k: a.value for k, a in config.items()})
+    except Exception:  # a plug-in that cannot tell
+        return None
+    if not tunable:
+        return None
+    close = did_you_mean(name, tunable)
+    if close is None:
+        return None
+    suggestion = close.split("`")[1]
+    return f"`{suggestion}` is a hyperparameter: write `hyperparameters = {{ {suggestion} = ... }}`"
+
+
+def _attr_named_in(message: str, config: dict[str, RAttr]) -> tuple[RAttr | None, str | None]:
+    """The attribute (and map key) a model-level error message names in quotes."""
     for token in re.findall(r"'([^']*)'", message):
         for a in config.values():
-            if token == a.name or (isinstance(a.value, dict) and token in a.value) or a.value == token:
-                return a
-    return None
+            if isinstance(a.value, dict) and token in a.value:
+                return a, token
+            if token == a.name or a.value == token:
+                return a, None
+    return None, None
 
 
 def _kind_word(spec: task_api.InputSpec) -> str:

@@ -108,6 +108,23 @@ def test_mlw203_unknown_attribute():
         }}""") == [("MLW203", 4, 5)]
 
 
+def test_mlw203_unknown_hyperparameter_points_at_its_key():
+    assert where(f"""
+        workflow w {{
+          {PREP}
+          task t: model_training after prep {{
+            hyperparameters = {{ max_depth = 3, n_estimator = 200 }}
+          }}
+        }}""") == [("MLW203", 4, 40)]
+
+
+def test_mlw203_hyperparameter_written_as_an_attribute_gets_a_pointed_hint():
+    r = compile_text(f"workflow w {{\n  {PREP}\n  task t: model_training after prep {{ n_estimators = 5 }}\n}}\n", "t.mlw")
+    (d,) = r.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("MLW203", 3, 39)
+    assert "hyperparameters = { n_estimators" in d.hint
+
+
 def test_mlw203_unknown_field_in_directive_block():
     assert where(f"""
         workflow w {{
