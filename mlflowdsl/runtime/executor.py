@@ -31,6 +31,7 @@ from mlflowdsl.settings import Settings
 SHARED_STRATEGIES = ("disk", "redis", "hybrid")
 FLUSH_INTERVAL_S = 0.25  # state writes are batched: a 1,000-task run must not do 3,000 commits
 META_GRACE_S = 2.0  # how long a finished future may wait for its result message
+SWEEP_INTERVAL_S = 0.3  # how often futures are checked for ends that sent no message
 
 Listener = Callable[[WorkflowExecution, TaskResult | None], None]
 
@@ -249,9 +250,6 @@ class _Run:
     def _on_event(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
         self.messages.put(("event", event[1]))
 
-    def _on_done(self, future) -> None:  # runs on the client's event loop
-        self.messages.put(("future", future))
-
     def _handle_event(self, msg: dict[str, Any]) -> None:
         tid = msg.get("task_id")
         current = self.execution.tasks.get(tid)
@@ -313,9 +311,16 @@ class _Run:
         self.futures.pop(tid, None)
         self.finished_at.pop(tid, None)
 
-    def _handle_future(self, future) -> None:
-        tid = self._task_of_key.get(future.key)
-        if tid is None or tid not in self.futures:
+    def _sweep_futures(self) -> None:
+        """Find futures that ended without a result message: errors Dask raised itself (a
+        task lost on too many dying workers), cancellations, and finished tasks whose message
+        is late. Polling a status attribute is cheaper than a done-callback per future."""
+        for tid, future in list(self.futures.items()):
+            if future.status != "pending":
+                self._handle_future(tid, future)
+
+    def _handle_future(self, tid: str, future) -> None:
+        if tid not in self.futures:
             return
         if future.status == "finished":
             self.finished_at.setdefault(tid, time.monotonic())
@@ -362,7 +367,6 @@ class _Run:
         d, client = self.decision, self.client
         declared = res.declared_names(res.worker_resources(client.scheduler_info(n_workers=-1)))
         run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
-        self._task_of_key: dict[str, str] = {}
         to_submit = [t for t in (t.id for t in topological(self.plan)) if t in d.load or t in set(d.run)]
         for tid in to_submit:
             task = self.by_id[tid]
@@ -372,11 +376,9 @@ class _Run:
                             upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
                             topic=self.topic, load_only=load_only)
             key = f"mlw-{tid}-{self.execution.id}-{run_no}"
-            self._task_of_key[key] = tid
             future = client.submit(run_task, spec, *[self.futures[u] for u in upstream], key=key, pure=False,
                                    resources=None if load_only else (res.requirements(task, declared) or None))
             self.futures[tid] = future
-            future.add_done_callback(self._on_done)
 
     def execute(self) -> WorkflowExecution:
         ex = self.execution
@@ -394,23 +396,24 @@ class _Run:
         self.client.subscribe_topic(self.topic, self._on_event)
         try:
             self._submit()
-            last_flush = time.monotonic()
+            last_flush = last_sweep = time.monotonic()
             while self.futures:
                 try:
                     kind, item = self.messages.get(timeout=0.1)
                     while True:
-                        if kind == "event":
-                            self._handle_event(item)
-                        else:
-                            self._handle_future(item)
+                        self._handle_event(item)
                         kind, item = self.messages.get_nowait()
                 except queue.Empty:
                     pass
+                now = time.monotonic()
+                if now - last_sweep > SWEEP_INTERVAL_S:
+                    self._sweep_futures()
+                    last_sweep = now
                 if self.finished_at:
                     self._fetch_missing_meta()
-                if time.monotonic() - last_flush > FLUSH_INTERVAL_S:
+                if now - last_flush > FLUSH_INTERVAL_S:
                     self._flush()
-                    last_flush = time.monotonic()
+                    last_flush = now
         except KeyboardInterrupt:
             self._cancel_all("cancelled by the user (Ctrl-C)")
             return self._close("cancelled", "cancelled by the user")
