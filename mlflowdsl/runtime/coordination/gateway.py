@@ -110,7 +110,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = [(k, "***" if k in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="/:")
+        query = urlencode(pairs, safe="/:*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
