@@ -18,6 +18,7 @@ seed's form and must compile without diagnostics too.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,14 @@ ALL_BLOCKS = [b for doc in DOC_FILES if (REPO / doc).exists() for b in blocks_of
 def _compile(block: Block):
     params = dict(block.params) or None
     if block.file is not None:
-        return compile_file(REPO / block.file, params=params)
+        # A repository file is compiled with its directory importable, as the docs tell users
+        # to do for custom-task modules next to the workflow (`PYTHONPATH=examples/custom`).
+        path = REPO / block.file
+        sys.path.insert(0, str(path.parent))
+        try:
+            return compile_file(path, params=params)
+        finally:
+            sys.path.remove(str(path.parent))
     # Compiled as if the block were a file in docs/, so a relative path means the same thing
     # as it would for a reader who saves the block next to the docs.
     return compile_text(block.text, file=str(REPO / "docs" / f"block_{block.line}.{block.lang}"), params=params)
@@ -171,3 +179,12 @@ def test_the_documented_plan_is_what_the_compiler_produces():
     shown = re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1)
     plan = compile_text(first, file="hello.mlw").raise_for_errors()
     assert json.loads(shown) == json.loads(plan.canonical_json())
+
+
+def test_the_custom_function_shown_is_the_example_module():
+    text = (REPO / "docs/language.md").read_text(encoding="utf-8")
+    section = text[text.index("## 15. Custom tasks") : text.index("## 16.")]
+    shown = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    source = (REPO / "examples/custom/custom_steps.py").read_text(encoding="utf-8")
+    function = shown[shown.index("def ") :]
+    assert function in source and "from stdlib_tasks.values import Dataset" in source

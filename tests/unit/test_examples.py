@@ -125,6 +125,49 @@ def test_templated_example_expands_the_template_twice():
     assert {"rf.train", "rf.check", "gb.train", "gb.check"} <= ids
 
 
+CUSTOM = EXAMPLES / "custom" / "custom_step.mlw"
+
+
+@pytest.fixture
+def custom_steps_importable(monkeypatch):
+    """What `PYTHONPATH=examples/custom` does for the documented command line."""
+    monkeypatch.syspath_prepend(str(CUSTOM.parent))
+
+
+def test_custom_step_example_compiles_and_lints_clean(custom_steps_importable):
+    result = compile_file(CUSTOM, strict=True)
+    assert result.diagnostics == [], _shown(result)
+    balance = result.plan.task("balance")
+    assert balance.uses == "custom_steps:oversample_minority"
+    assert balance.params["data"] == {"$ref": "prepare.output"}
+    assert lint_file(CUSTOM, strict=True).diagnostics == []
+
+
+def test_custom_step_attributes_are_checked_against_the_function(custom_steps_importable, tmp_path):
+    broken = tmp_path / "custom" / "broken.mlw"
+    broken.parent.mkdir()
+    broken.write_text(CUSTOM.read_text().replace("ratio = params.ratio", "ratio = params.ratio\n    ratios = 2"))
+    assert {d.code for d in compile_file(broken).diagnostics} == {"MLW203"}
+
+
+def test_custom_step_function_oversamples_only_the_training_split():
+    import numpy as np
+
+    from stdlib_tasks.values import Dataset
+
+    sys.path.insert(0, str(CUSTOM.parent))
+    try:
+        from custom_steps import oversample_minority
+    finally:
+        sys.path.remove(str(CUSTOM.parent))
+    data = Dataset(X_train=np.arange(10.0).reshape(10, 1), X_test=np.zeros((2, 1)), y_train=np.array([0] * 8 + [1] * 2),
+                   y_test=np.array([0, 1]), feature_names=("x",), target="y", problem="classification")
+    out = oversample_minority(data, ratio=0.5, seed=0)
+    assert list(out.y_train).count(1) == 4 and list(out.y_train).count(0) == 8
+    assert set(out.X_train[out.y_train == 1].ravel()) <= {8.0, 9.0}
+    assert out.X_test is data.X_test and out.y_test is data.y_test
+
+
 def _relative_sources(plan) -> list[str]:
     return [
         t.params["source"]
@@ -133,8 +176,9 @@ def _relative_sources(plan) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_example_reads_only_shipped_data(path: Path):
+@pytest.mark.parametrize("path", WORKFLOWS + [CUSTOM], ids=lambda p: p.name)
+def test_example_reads_only_shipped_data(path: Path, monkeypatch):
+    monkeypatch.syspath_prepend(str(CUSTOM.parent))
     plan = compile_file(path).plan
     assert plan is not None
     for source in _relative_sources(plan):

@@ -1,0 +1,40 @@
+"""Python functions used as `custom` tasks by examples/custom/custom_step.mlw.
+
+A custom task's schema is its function's signature: parameters annotated with a value class
+(``Dataset``, ``TrainedModel``) are inputs that receive other tasks' outputs; the others are
+attributes of the task, checked at compile time like any task's. The return value is the
+task's ``output``.
+
+The workflow names this module ``custom_steps`` (``uses = "custom_steps:oversample_minority"``).
+The compiler imports it to read the signature, so this directory must be on the import path
+of the ``mlw`` process (``PYTHONPATH=examples/custom``); the runtime also puts the workflow
+file's directory on the Dask workers' import path.
+"""
+
+from __future__ import annotations
+
+from stdlib_tasks.values import Dataset
+
+
+def oversample_minority(data: Dataset, ratio: float = 0.5, seed: int = 0) -> Dataset:
+    """Repeat random training rows of the rarest class until it has ``ratio`` times as many
+    rows as the most common class. The test split is left alone, so metrics stay honest.
+
+    >>> d = Dataset(X_train=[[0.0], [1.0], [2.0], [3.0]], X_test=[[0.0]], y_train=[0, 0, 0, 1],
+    ...             y_test=[0], feature_names=("x",), target="y", problem="classification")
+    >>> list(oversample_minority(d, ratio=1.0).y_train).count(1)
+    3
+    """
+    import numpy as np
+
+    if not 0 < ratio <= 1:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    X, y = np.asarray(data.X_train), np.asarray(data.y_train)
+    classes, counts = np.unique(y, return_counts=True)
+    rare, wanted = classes[counts.argmin()], int(counts.max() * ratio)
+    missing = wanted - counts.min()
+    if missing <= 0:
+        return data
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(np.flatnonzero(y == rare), size=missing, replace=True)
+    return data.with_changes(X_train=np.concatenate([X, X[extra]]), y_train=np.concatenate([y, y[extra]]))
