@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlflowdsl import ir
+from mlflowdsl.compiler.perf import no_gc_pauses
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, sort_key
@@ -91,7 +90,7 @@ def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | 
     """Compile source text (``.mlw``, or a seed document when ``file`` ends in .json/.yaml or
     the text starts with ``{``)."""
     result = CompileResult(sources={file: text})
-    with _no_gc_pauses():
+    with no_gc_pauses():
         module = _parse(text, file, result)
         if module is None:
             return result
@@ -109,7 +108,7 @@ def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | N
     except CompileError as exc:
         result.diagnostics.extend(exc.diagnostics)
         return result
-    with _no_gc_pauses():
+    with no_gc_pauses():
         return _compile_module(module, result, params, params_file, strict, lower_plan)
 
 
@@ -156,21 +155,6 @@ def _validate_plan(data: dict, where: str) -> ir.Plan:
 # ---------------------------------------------------------------------------- the pipeline
 
 
-@contextlib.contextmanager
-def _no_gc_pauses():
-    """Compilation allocates many small, long-lived objects (AST, resolved tasks, IR) and
-    frees nothing cyclic; the cyclic collector would rescan them over and over (it more
-    than doubled the time of a 10,000-task compile). Reference counting still frees
-    everything; the collector is switched back on afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) -> CompileResult:
     result = CompileResult()
     try:
@@ -179,7 +163,7 @@ def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) ->
         result.diagnostics.append(_unreadable(path, exc))
         return result
     result.sources[path] = text
-    with _no_gc_pauses():
+    with no_gc_pauses():
         module = _parse(text, path, result)
         if module is None:
             return result

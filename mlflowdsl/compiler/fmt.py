@@ -168,9 +168,15 @@ class _Printer:
     def __init__(self, comments) -> None:
         self.comment_pos = sorted((c.span.line, c.span.column) for c in comments)
 
-    def _has_comment(self, node: ast.Node) -> bool:
+    def _has_comment(self, node: ast.Node, after: Span | None = None) -> bool:
+        """Is there a comment inside ``node`` (after the end of ``after``, when given)?
+
+        Only comments that the opened-up layout would keep inside count, so that the choice
+        between one line and several is the same when the output is formatted again.
+        """
         s = node.span
-        i = bisect.bisect_right(self.comment_pos, (s.line, s.column))
+        start = (after.end_line, after.end_column) if after is not None else (s.line, s.column)
+        i = bisect.bisect_right(self.comment_pos, start)
         return i < len(self.comment_pos) and self.comment_pos[i] < (s.end_line, s.end_column)
 
     # ------------------------------------------------------------------ file structure
@@ -194,7 +200,8 @@ class _Printer:
 
     def template(self, t: ast.Template) -> list[_Line]:
         params = ", ".join(self.tparam(p) for p in t.params)
-        out = [_Line(0, f"template {t.name}({params}) {{", t.span.line, t.name_span.end_line)]
+        header_last = max([t.name_span.end_line] + [p.span.end_line for p in t.params])
+        out = [_Line(0, f"template {t.name}({params}) {{", t.span.line, header_last)]
         out += self.items(t.items, 1)
         out.append(_line(0, "}", t, closing=True))
         return out
@@ -291,7 +298,7 @@ class _Printer:
         one = head + ", ".join(args) + ")"
         if not any(self._has_comment(a) or "\n" in s for a, s in zip(u.args, args)) and len(
             INDENT * depth + one
-        ) <= WIDTH and not self._has_comment(u):
+        ) <= WIDTH and not self._has_comment(u, after=u.template_span):
             return [_line(depth, one, u)]
         out = [_Line(depth, head, u.span.line, u.template_span.end_line)]
         for a in u.args:
@@ -318,7 +325,7 @@ class _Printer:
     def block(self, b: ast.Block, depth: int) -> list[_Line]:
         if not b.attrs:
             return [_line(depth, f"{b.name} {{ }}", b)]
-        if not self._has_comment(b):
+        if not self._has_comment(b, after=b.name_span):
             parts = [f"{a.name} = {self.inline(a.value)}" for a in b.attrs]
             one = f"{b.name} {{ " + "  ".join(parts) + " }"
             if "\n" not in one and len(INDENT * depth + one) <= WIDTH:

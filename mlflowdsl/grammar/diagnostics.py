@@ -130,6 +130,7 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | Non
     """
     sources = sources or {}
     out: list[str] = []
+    split: dict[str, list[str]] = {}  # each file split once: thousands of warnings stay linear
     for d in sorted(diagnostics, key=sort_key):
         out.append(f"{d.severity}[{d.code}]: {d.message}")
         s = d.span
@@ -141,8 +142,10 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | Non
             out.append("")
             continue
         out.append(f"  --> {s.file}:{s.line}:{s.column}")
-        text = sources.get(s.file)
-        lines = text.splitlines() if text is not None else []
+        lines = split.get(s.file)
+        if lines is None:
+            text = sources.get(s.file)
+            lines = split[s.file] = text.splitlines() if text is not None else []
         if 1 <= s.line <= len(lines):
             src = lines[s.line - 1]
             gutter = " " * len(str(s.line))

@@ -10,6 +10,7 @@ flowchart LR
 from __future__ import annotations
 
 from mlflowdsl import ir
+from mlflowdsl.compiler.perf import no_gc_pauses
 from mlflowdsl.compiler.render.dot import render_dot
 from mlflowdsl.compiler.render.plan_json import render_json_plan
 from mlflowdsl.compiler.render.mermaid import render_mermaid
@@ -18,4 +19,5 @@ FORMATS = {"json": render_json_plan, "dot": render_dot, "mermaid": render_mermai
 
 
 def render(plan: ir.Plan, fmt: str = "json") -> str:
-    return FORMATS[fmt](plan)
+    with no_gc_pauses():
+        return FORMATS[fmt](plan)

@@ -23,8 +23,6 @@ and reuses the text of equal small objects (the directives most tasks share).
 
 from __future__ import annotations
 
-import json
-import math
 from json.encoder import encode_basestring  # the C implementation when available
 from typing import Any
 
@@ -41,75 +39,92 @@ def dumps_indented(data: Any) -> str:
     return "".join(out)
 
 
-def _leaf_key(value: dict) -> tuple | None:
-    """A hashable key for a small dict of scalars, so its text can be reused."""
-    try:
-        items = tuple(sorted(value.items()))
-        hash(items)
-    except TypeError:
-        return None
-    if any(isinstance(v, (dict, list)) for _, v in items):
-        return None
-    return items
+def _float(value: float) -> str:
+    if value != value or value in (_INF, -_INF):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return float.__repr__(value)
 
 
-def _scalar(value: Any) -> str:
+_INF = float("inf")
+
+
+def _scalar(value: Any) -> str | None:
+    """The JSON text of a scalar, or None for containers."""
+    t = type(value)
+    if t is str:
+        return encode_basestring(value)
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
+    if t is int:
+        return int.__repr__(value)
+    if t is float:
+        return _float(value)
+    if isinstance(value, (dict, list, tuple)):
+        return None
     if isinstance(value, str):
         return encode_basestring(value)
     if isinstance(value, int):
         return int.__repr__(value)
     if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-        return float.__repr__(value)
-    return json.dumps(value, ensure_ascii=False)
+        return _float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _encode(value: Any, level: int, out: list[str], memo: dict) -> None:
+    text = _scalar(value)
+    if text is not None:
+        out.append(text)
+        return
+    inner = "\n" + "  " * (level + 1)
     if isinstance(value, dict):
         if not value:
             out.append("{}")
             return
-        key = _leaf_key(value) if len(value) <= 8 else None
-        if key is not None:
-            cached = memo.get((level, type(value), key))
+        key = None
+        if len(value) <= 8:  # small objects of scalars (spans, directives) repeat a lot
+            try:
+                # the type is part of the key: True == 1 == 1.0 but their JSON differs
+                key = (level, tuple(sorted((k, type(v), v) for k, v in value.items())))
+                cached = memo.get(key)
+            except TypeError:  # a nested list or dict: not a leaf object
+                key = cached = None
             if cached is not None:
                 out.append(cached)
                 return
-            start = len(out)
-        inner = "\n" + "  " * (level + 1)
-        out.append("{")
-        first = True
+        start = len(out)
+        sep = "{" + inner
         for k in sorted(value):
-            out.append(inner if first else "," + inner)
-            first = False
+            out.append(sep)
+            sep = "," + inner
             out.append(encode_basestring(k if isinstance(k, str) else str(k)))
             out.append(": ")
-            _encode(value[k], level + 1, out, memo)
+            v = value[k]
+            text = _scalar(v)
+            if text is not None:
+                out.append(text)
+            else:
+                _encode(v, level + 1, out, memo)
         out.append("\n" + "  " * level + "}")
         if key is not None:
             text = "".join(out[start:])
             del out[start:]
             out.append(text)
-            memo[(level, type(value), key)] = text
+            memo[key] = text
         return
-    if isinstance(value, (list, tuple)):
-        if not value:
-            out.append("[]")
-            return
-        inner = "\n" + "  " * (level + 1)
-        out.append("[")
-        first = True
-        for item in value:
-            out.append(inner if first else "," + inner)
-            first = False
+    if not value:
+        out.append("[]")
+        return
+    sep = "[" + inner
+    for item in value:
+        out.append(sep)
+        sep = "," + inner
+        text = _scalar(item)
+        if text is not None:
+            out.append(text)
+        else:
             _encode(item, level + 1, out, memo)
-        out.append("\n" + "  " * level + "]")
-        return
-    out.append(_scalar(value))
+    out.append("\n" + "  " * level + "]")
