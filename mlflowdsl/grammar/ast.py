@@ -345,3 +345,5 @@ class Module(Node):
     comments: tuple[Comment, ...] = ()
     # Top-level items in source order (imports, templates, workflow), for the formatter.
     order: tuple[Union[Import, Template, Workflow], ...] = ()
+    # Where the `mlw N` header is (None when absent); the formatter keeps its comments in place.
+    version_span: Span | None = None

@@ -96,11 +96,13 @@ class _Builder(Transformer):
     # ------------------------------------------------------------------ file structure
     def start(self, c):
         version = None
+        version_span = None
         workflow = None
         order = []
         for x in c:
             if isinstance(x, _Version):
                 version = int(x.value) if x.value.isdigit() else None
+                version_span = x.span
             elif isinstance(x, ast.Workflow):
                 if workflow is not None:
                     self._error(
@@ -114,7 +116,7 @@ class _Builder(Transformer):
                 order.append(x)
             else:
                 order.append(x)
-        return (version, workflow, tuple(order))
+        return (version, version_span, workflow, tuple(order))
 
     def version(self, c):
         tok = c[1]
@@ -415,7 +417,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
     if result is None and not diags:  # pragma: no cover - recovery always records the cause
         diags.append(Diagnostic("MLW101", "syntax error", Span(file, 1, 1, 1, 1)))
     if not diags:
-        version, workflow, order = result
+        version, version_span, workflow, order = result
         if workflow is None and not any(isinstance(x, ast.Template) for x in order):
             diags.append(
                 Diagnostic(
@@ -436,6 +438,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
         workflow,
         comments,
         order,
+        version_span,
     )
 
 

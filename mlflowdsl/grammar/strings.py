@@ -116,6 +116,12 @@ _ESCAPE_OUT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", 
 
 def quote(text: str) -> str:
     """``text`` as a one-line string literal that decodes back to ``text`` (no interpolation)."""
+    return '"' + escape(text) + '"'
+
+
+def escape(text: str) -> str:
+    """The body of a one-line literal for ``text``: ``\\``, ``\"``, control characters and ``${``
+    escaped."""
     out = []
     for ch in text:
         esc = _ESCAPE_OUT.get(ch)
@@ -125,7 +131,7 @@ def quote(text: str) -> str:
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
-    return '"' + "".join(out).replace("${", "\\${") + '"'
+    return "".join(out).replace("${", "\\${")
 
 
 def quote_triple_text(text: str) -> str:

@@ -35,6 +35,7 @@ _INSERTABLE = ("EQUAL", "RBRACE", "COMMA", "RSQB", "RPAR", "COLON")
 _INSERT_TEXT = {"EQUAL": "=", "RBRACE": "}", "COMMA": ",", "RSQB": "]", "RPAR": ")", "COLON": ":"}
 _STATEMENTS = {"TASK", "TUNE", "USE", "PARAMS", "DEFAULTS", "WORKFLOW", "TEMPLATE", "IMPORT", "OUTPUT"}
 _OPENERS = {"LBRACE": "}", "LSQB": "]", "LPAR": ")"}
+_CLOSERS = {"RBRACE", "RSQB", "RPAR"}
 
 
 def _word(term: str, lark: Lark) -> str:
@@ -294,10 +295,18 @@ def _is(x, kind: str) -> bool:
 
 def _innermost_open(stack: list) -> tuple[Token, str] | None:
     """The last unreduced opening bracket on the parser's stack and what it opens."""
+    closed = 0  # closing brackets on the stack whose rule is not reduced yet
     for i in range(len(stack) - 1, -1, -1):
         x = stack[i]
-        if isinstance(x, Token) and x.type in _OPENERS:
-            return x, _what_opens(stack, i)
+        if not isinstance(x, Token):
+            continue
+        if x.type in _CLOSERS:
+            closed += 1
+        elif x.type in _OPENERS:
+            if closed:
+                closed -= 1
+            else:
+                return x, _what_opens(stack, i)
     return None
 
 
