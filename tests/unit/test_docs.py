@@ -188,3 +188,25 @@ def test_the_custom_function_shown_is_the_example_module():
     source = (REPO / "examples/custom/custom_steps.py").read_text(encoding="utf-8")
     function = shown[shown.index("def ") :]
     assert function in source and "from stdlib_tasks.values import Dataset" in source
+
+
+def test_the_diagnostics_shown_are_what_mlw_lint_prints(tmp_path, monkeypatch):
+    """§17 shows a file and `mlw lint`'s output for it, as text and as JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mlflowdsl.cli import cli
+
+    text = (REPO / "docs/language.md").read_text(encoding="utf-8")
+    section = text[text.index("## 17. Diagnostics") : text.index("All codes:")]
+    source = re.search(r"```mlw error=MLW203\n(.*?)```", section, re.DOTALL).group(1)
+    shown_text = re.search(r"```\n\$ mlw lint fraud\.mlw\n(.*?)```", section, re.DOTALL).group(1)
+    shown_json = re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1)
+    (tmp_path / "fraud.mlw").write_text(source, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    as_text = CliRunner().invoke(cli, ["lint", "fraud.mlw"])
+    assert as_text.exit_code == 1
+    assert as_text.output.strip() == shown_text.strip()
+    as_json = CliRunner().invoke(cli, ["lint", "--format", "json", "fraud.mlw"])
+    assert json.loads(as_json.stdout) == json.loads(shown_json)
