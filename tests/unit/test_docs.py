@@ -210,3 +210,20 @@ def test_the_diagnostics_shown_are_what_mlw_lint_prints(tmp_path, monkeypatch):
     assert as_text.output.strip() == shown_text.strip()
     as_json = CliRunner().invoke(cli, ["lint", "--format", "json", "fraud.mlw"])
     assert json.loads(as_json.stdout) == json.loads(shown_json)
+
+
+def test_the_readme_error_is_what_mlw_lint_prints_for_the_tour(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlflowdsl.cli import cli
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    tour = re.search(r"```mlw\n(workflow tour .*?)```", text, re.DOTALL).group(1)
+    shown = re.search(r"```\n(error\[MLW203\].*?)```", text, re.DOTALL).group(1)
+    anchor = "    algorithm = params.algorithm\n"
+    assert anchor in tour
+    (tmp_path / "tour.mlw").write_text(tour.replace(anchor, anchor + "    n_estimator = 200\n"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["lint", "tour.mlw"])
+    assert result.exit_code == 1
+    assert result.output.strip() == shown.strip()
