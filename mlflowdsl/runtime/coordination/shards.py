@@ -65,6 +65,11 @@ class ShardMap:
     epoch: int
     assignments: dict[str, str] = field(default_factory=dict)
     instances: tuple[str, ...] = ()  # the live set it was computed from
+    unassigned: tuple[str, ...] = ()  # known domains no live instance serves (remembered, not dropped)
+
+    @property
+    def domains(self) -> set[str]:
+        return set(self.assignments) | set(self.unassigned)
 
     def owner_of(self, domain: str) -> str | None:
         return self.assignments.get(domain)
@@ -74,13 +79,13 @@ class ShardMap:
 
     def to_json(self) -> str:
         return json.dumps({"epoch": self.epoch, "assignments": self.assignments,
-                           "instances": list(self.instances)}, sort_keys=True)
+                           "instances": list(self.instances), "unassigned": list(self.unassigned)}, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "ShardMap":
         data = json.loads(raw)
         return cls(epoch=int(data["epoch"]), assignments=dict(data.get("assignments") or {}),
-                   instances=tuple(data.get("instances") or ()))
+                   instances=tuple(data.get("instances") or ()), unassigned=tuple(data.get("unassigned") or ()))
 
 
 def shard_map_key(gateway: RedisGateway) -> str:
@@ -104,7 +109,8 @@ def compute_shard_map(epoch: int, live: Iterable[InstanceInfo], domains: Iterabl
     live = sorted(live, key=lambda info: info.id)
     wanted = set(domains) | {d for info in live for d in info.domains if d != WILDCARD}
     assignment = rendezvous_assign(wanted, {info.id: info.domains for info in live})
-    return ShardMap(epoch=epoch, assignments=assignment, instances=tuple(info.id for info in live))
+    return ShardMap(epoch=epoch, assignments=assignment, instances=tuple(info.id for info in live),
+                    unassigned=tuple(sorted(wanted - set(assignment))))
 
 
 def write_shard_map(lease: LeaderLease, shard_map: ShardMap, *, lock_ttl_s: float = 5.0) -> bool:
@@ -129,9 +135,13 @@ class ShardBalancer:
         epoch = self.lease.epoch
         if epoch is None or not self.lease.is_leader:
             return None
-        proposed = compute_shard_map(epoch, self.registry.live(), self.domains)
         current = read_shard_map(self.lease.gateway)
+        # Domains once known stay known: when their last instance leaves they must move (to a
+        # wildcard instance) or be listed as unassigned, never silently vanish.
+        known = self.domains | (current.domains if current else set())
+        proposed = compute_shard_map(epoch, self.registry.live(), known)
         if (not force and current is not None and current.epoch == epoch
-                and current.assignments == proposed.assignments and current.instances == proposed.instances):
+                and current.assignments == proposed.assignments and current.instances == proposed.instances
+                and current.unassigned == proposed.unassigned):
             return None
         return proposed if write_shard_map(self.lease, proposed) else None
