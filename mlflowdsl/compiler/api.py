@@ -246,7 +246,7 @@ def _compile_module(module: ast.Module, result: CompileResult, params, params_fi
     diags.extend(checked.diagnostics)
     if stop():
         return result
-    g, gdiags = graph.build_graph(checked.tasks)
+    g, order, gdiags = graph.build_graph(checked.tasks)
     diags.extend(gdiags)
     if stop():
         return result
@@ -254,5 +254,5 @@ def _compile_module(module: ast.Module, result: CompileResult, params, params_fi
     diags.extend(lint.lint(lint.LintContext(resolved, checked.tasks, g), strict=strict, ignores=ignores))
     if stop() or not lower_plan:
         return result
-    result.plan = lower.lower(resolved, checked.tasks, checked.tunings, graph.topological_order(g), module.file)
+    result.plan = lower.lower(resolved, checked.tasks, checked.tunings, order, module.file)
     return result

@@ -180,6 +180,8 @@ def merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     >>> merge({"resources": {"cpu": 1, "memory": 5}}, {"resources": {"memory": 9}})
     {'resources': {'cpu': 1, 'memory': 9}}
     """
+    if not own:
+        return defaults  # shared, so identical directives are lowered once
     out = dict(defaults)
     for key, value in own.items():
         out[key] = {**defaults.get(key, {}), **value} if isinstance(value, dict) else value

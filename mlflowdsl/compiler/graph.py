@@ -28,9 +28,9 @@ def build_graph_from_edges(nodes: Iterable[str], edges: Iterable[tuple[str, str]
     return g
 
 
-def build_graph(tasks) -> tuple[nx.DiGraph, list[Diagnostic]]:
-    """``tasks``: checked tasks (``id``, ``deps`` id -> span, ``after``). Edges carry the
-    span of the reference or ``after`` name that created them."""
+def build_graph(tasks) -> tuple[nx.DiGraph, list[str], list[Diagnostic]]:
+    """The dependency graph of checked tasks (``id``, ``deps`` id -> span, ``after``), its
+    topological order (empty when there are errors) and the diagnostics."""
     diags: list[Diagnostic] = []
     g = nx.DiGraph()
     ids = {t.id for t in tasks}
@@ -40,15 +40,20 @@ def build_graph(tasks) -> tuple[nx.DiGraph, list[Diagnostic]]:
             if dep not in ids:
                 diags.append(Diagnostic("MLW303", f"task `{t.id}` runs after unknown task `{dep}`", span,
                                         hint=did_you_mean(dep, ids) or "declare that task or remove it from `after`"))
-        g.add_edges_from((dep, t.id, {"span": span}) for dep, span in t.deps.items() if dep in ids)
-    if not diags:
-        diags.extend(find_cycles(g))
-    return g, diags
+    g.add_edges_from([(dep, t.id) for t in tasks for dep in t.deps if dep in ids])
+    if diags:
+        return g, [], diags
+    try:
+        return g, topological_order(g), diags
+    except nx.NetworkXUnfeasible:  # a cycle: find and print every one
+        by_id = {t.id: t for t in tasks}
+        return g, [], find_cycles(g, lambda dep, task: by_id[task].deps.get(dep))
 
 
-def find_cycles(g: nx.DiGraph) -> list[Diagnostic]:
+def find_cycles(g: nx.DiGraph, edge_span=lambda dep, task: None) -> list[Diagnostic]:
     """One MLW301 per strongly connected cycle, printed from its smallest task id so the
-    message does not depend on declaration order."""
+    message does not depend on declaration order. ``edge_span(dep, task)`` is the span of
+    the reference or ``after`` that makes ``task`` depend on ``dep``."""
     if nx.is_directed_acyclic_graph(g):
         return []
     diags = []
@@ -57,7 +62,7 @@ def find_cycles(g: nx.DiGraph) -> list[Diagnostic]:
         start = min(comp)
         path = _cycle_from(g.subgraph(comp), start)
         text = " -> ".join(path)
-        span: Span | None = g.edges[path[0], path[1]].get("span")
+        span: Span | None = edge_span(path[0], path[1])
         diags.append(Diagnostic("MLW301", f"dependency cycle: {text}", span,
                                 hint=f"`{path[1]}` depends on `{path[0]}`; remove one dependency of the cycle"))
     return diags

@@ -17,6 +17,18 @@ def source_span(s: Span | None) -> ir.SourceSpan | None:
     return ir.SourceSpan(file=s.file, line=s.line, column=s.column, end_line=s.end_line, end_column=s.end_column)
 
 
+def _directive_objects(d: dict, shared: "_Shared", made: dict[int, tuple]) -> tuple:
+    """(resources, cache, retry) for a task's merged directives; tasks that inherit the
+    same ``defaults`` dict share one triple (keyed by the dict's identity: the dicts live
+    as long as the checked tasks that hold them)."""
+    triple = made.get(id(d))
+    if triple is None:
+        triple = made[id(d)] = (shared.get(ir.Resources, d.get("resources", {})),
+                                shared.get(ir.CachePolicy, d.get("cache", {})),
+                                shared.get(ir.RetryPolicy, d.get("retry", {})))
+    return triple
+
+
 class _Shared:
     """Frozen directive objects shared between tasks with the same values: most tasks of
     a large workflow inherit identical defaults, and building each once keeps lowering
@@ -37,6 +49,8 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
           source: str | None = None) -> ir.Plan:
     by_id = {t.id: t for t in tasks}
     shared = _Shared()
+    made: dict[int, tuple] = {}
+    spans: dict[Span, ir.SourceSpan | None] = {}  # foreach copies share their span
     skipped: set[str] = set()
     out: list[ir.Task] = []
     for task_id in order:
@@ -45,7 +59,10 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
         if not t.when or any(d in skipped for d in deps):
             skipped.add(task_id)
         d = t.directives
-        cache = shared.get(ir.CachePolicy, d.get("cache", {}))
+        resources, cache, retry = _directive_objects(d, shared, made)
+        span = spans.get(t.span)
+        if span is None:
+            span = spans[t.span] = source_span(t.span)
         type_name = t.type.name
         out.append(ir.Task(
             id=t.id,
@@ -54,15 +71,15 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
             dependencies=deps,
             params=t.params,
             outputs=list(t.type.outputs),
-            resources=shared.get(ir.Resources, d.get("resources", {})),
+            resources=resources,
             cache=cache,
-            retry=shared.get(ir.RetryPolicy, d.get("retry", {})),
+            retry=retry,
             timeout=d.get("timeout"),
             domain=d.get("domain", "default"),
             skip=task_id in skipped,
             impl_version=t.type.version,
             key_part=ir.key_part(type_name, t.type.version, t.uses, t.params, cache.version),
-            span=source_span(t.span),
+            span=span,
         ))
     workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
                            params=wf.params, source=source)
