@@ -11,6 +11,7 @@ events to the event bus.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import time
@@ -65,6 +66,15 @@ class Decision:
     carried: set[str] = field(default_factory=set)  # finished in the resumed execution
     load: set[str] = field(default_factory=set)  # cached, but a running task needs the output
     run: list[str] = field(default_factory=list)  # topological order
+
+
+def dask_key(task: Task, execution_id: str, run_no: str) -> str:
+    """A unique key whose Dask task group is the task type (``mlw_model_training``), the way
+    ``client.submit`` groups by function. Group names drive Dask's scheduling heuristics: a
+    key that spelled out the task id put e.g. a fan-out's source in a group of its own, which
+    made its 500 dependents "root-ish" and queued them one scheduler round trip at a time."""
+    token = hashlib.md5(f"{execution_id}/{run_no}/{task.id}".encode()).hexdigest()
+    return f"mlw_{task.type}-{token}"
 
 
 def topological(plan: Plan) -> list[Task]:
@@ -159,11 +169,13 @@ class Executor:
             self._caches[strategy] = open_cache(strategy, self.settings)
         return self._caches[strategy].contains(key)
 
-    def check_resources(self, tasks: list[Task]) -> None:
+    def check_resources(self, tasks: list[Task]) -> set[str]:
+        """Refuse tasks no live worker can run; returns the resource names workers declare."""
         workers = res.worker_resources(self.client.scheduler_info(n_workers=-1))
         problems = res.unsatisfiable(tasks, workers)
         if problems:
             raise ResourceRefused(problems)
+        return res.declared_names(workers)
 
     # ------------------------------------------------------------------ running
 
@@ -172,15 +184,18 @@ class Executor:
         keys = plan_keys(plan, options.base_dir)
         decision = decide(plan, order, keys, self.settings, options.resume, self._contains)
         by_id = plan.tasks_by_id()
-        self.check_resources([by_id[t] for t in decision.run])
-        run = _Run(self, plan, decision, options)
+        declared = self.check_resources([by_id[t] for t in decision.run])
+        run = _Run(self, plan, decision, options, order, declared)
         return run.execute()
 
 
 class _Run:
     """One execution in flight: futures, records, the message queue."""
 
-    def __init__(self, executor: Executor, plan: Plan, decision: Decision, options: RunOptions):
+    def __init__(self, executor: Executor, plan: Plan, decision: Decision, options: RunOptions,
+                 order: list[Task], declared: set[str]):
+        self.order = order
+        self.declared = declared
         self.ex = executor
         self.client = executor.client
         self.plan = plan
@@ -208,7 +223,7 @@ class _Run:
             execution = WorkflowExecution(
                 id=self.options.execution_id or uuid.uuid4().hex[:12], workflow_id=plan.workflow.id,
                 workflow_name=plan.workflow.name, plan_fingerprint=plan.fingerprint or plan.compute_fingerprint(),
-                plan_json=plan.canonical_json(indent=None), params=dict(plan.workflow.params),
+                plan_json=plan.model_dump_json(), params=dict(plan.workflow.params),
                 source=plan.workflow.source, keep_going=self.options.keep_going, created=now,
             ).advance("running", started=now)
         tasks: dict[str, TaskResult] = {}
@@ -248,7 +263,8 @@ class _Run:
     # ------------------------------------------------------------------ messages
 
     def _on_event(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
-        self.messages.put(("event", event[1]))
+        for msg in event[1].get("batch", ()):
+            self.messages.put(("event", msg))
 
     def _handle_event(self, msg: dict[str, Any]) -> None:
         tid = msg.get("task_id")
@@ -365,9 +381,10 @@ class _Run:
 
     def _submit(self) -> None:
         d, client = self.decision, self.client
-        declared = res.declared_names(res.worker_resources(client.scheduler_info(n_workers=-1)))
+        declared = self.declared
         run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
-        to_submit = [t for t in (t.id for t in topological(self.plan)) if t in d.load or t in set(d.run)]
+        wanted = d.load | set(d.run)
+        to_submit = [t.id for t in self.order if t.id in wanted]
         for tid in to_submit:
             task = self.by_id[tid]
             load_only = tid in d.load
@@ -375,7 +392,7 @@ class _Run:
             spec = TaskSpec(execution_id=self.execution.id, task=task, cache_key=d.keys[tid],
                             upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
                             topic=self.topic, load_only=load_only)
-            key = f"mlw-{tid}-{self.execution.id}-{run_no}"
+            key = dask_key(task, self.execution.id, run_no)
             future = client.submit(run_task, spec, *[self.futures[u] for u in upstream], key=key, pure=False,
                                    resources=None if load_only else (res.requirements(task, declared) or None))
             self.futures[tid] = future
