@@ -182,6 +182,13 @@ def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
     except CompileError as exc:
         result.diagnostics.extend(exc.diagnostics)
         return None
+    except RecursionError:
+        from mlflowdsl.grammar.diagnostics import Span
+
+        code = "MLW106" if is_seed_document(file, text) else "MLW101"
+        result.diagnostics.append(Diagnostic(code, "input nested too deeply", Span(file, 1, 1, 1, 2),
+                                             hint="flatten the nested lists or maps"))
+        return None
 
 
 def _importer(result: CompileResult) -> Callable[[str], ast.Module]:
@@ -222,6 +229,17 @@ def _params_file(params_file, result: CompileResult) -> tuple[dict | None, str]:
 
 def _compile_module(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
                     lower_plan: bool) -> CompileResult:
+    try:
+        return _passes(module, result, params, params_file, strict, lower_plan)
+    except RecursionError:  # the passes recurse over expressions; absurd nesting ends here
+        result.plan = None
+        result.diagnostics.append(Diagnostic("MLW219", "expression nested too deeply", module.span,
+                                             hint="flatten the nested lists or maps"))
+        return result
+
+
+def _passes(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
+            lower_plan: bool) -> CompileResult:
     from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
 
     diags = result.diagnostics

@@ -137,6 +137,12 @@ class Evaluator:
             if isinstance(part, str):
                 out.append(part)
                 continue
+            if isinstance(part, ast.Name) and part.name not in scope.names:
+                # outside interpolation a bare word is a value (`hybrid`); inside it, it must
+                # be a loop variable or template argument, else it is a typo
+                return self.fail("MLW219", f"`${{{part.name}}}` names no loop variable or template argument",
+                                 part.span, hint=did_you_mean(part.name, scope.names)
+                                 or f"for a parameter write `${{params.{part.name}}}`")
             value = self.eval(part, scope)
             if value is ERROR:
                 return ERROR

@@ -50,7 +50,7 @@ def load_document(text: str, file: str) -> dict:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = getattr(exc, "problem", None) or str(exc)
         span = Span(file, line, col, line, col + 1)
-        raise CompileError([Diagnostic("MLW106", f"invalid YAML: {problem}", span)]) from None
+        raise CompileError([Diagnostic("MLW106", f"invalid {'YAML' if is_yaml else 'JSON'}: {problem}", span)]) from None
     if not isinstance(data, dict):
         raise CompileError([Diagnostic("MLW106", "a workflow document must be an object", Span(file, 1, 1, 1, 2))])
     return data

@@ -211,3 +211,18 @@ def test_output_means_the_default_output():
         }""")
     assert p.task("ev").params["model"] == {"$ref": "train.model"}
     assert p.task("train").outputs == ["model", "metrics"]
+
+
+def test_interpolating_an_unbound_name_is_an_error_not_text():
+    r = compile_text('workflow w {\n  task p: data_preprocessing foreach s in ["a"] { source = "${ss}.csv" }\n}\n', "t.mlw")
+    assert [(d.code, d.span.line, d.hint) for d in r.diagnostics] == [("MLW219", 2, "did you mean `s`?")]
+
+
+def test_absurd_nesting_is_a_diagnostic():
+    n = 3000
+    text = 'workflow w { task p: data_preprocessing { source = "x"  extra = ' + "[" * n + "]" * n + " } }"
+    r = compile_text(text, "t.mlw")
+    assert [d.code for d in r.diagnostics] == ["MLW219"] and r.plan is None
+    doc = '{"workflow_id": "w", "tasks": [{"task_id": "a", "task_type": "custom", "parameters": {"x": '
+    r = compile_text(doc + "[" * 100000 + "]" * 100000 + "}}]}", "t.json")
+    assert [d.code for d in r.diagnostics] == ["MLW106"]

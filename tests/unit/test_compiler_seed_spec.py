@@ -141,3 +141,24 @@ def test_load_plan_raises_compile_error_with_diagnostics(tmp_path):
     with pytest.raises(CompileError) as info:
         load_plan(stale)
     assert [d.code for d in info.value.diagnostics] == ["MLW104"]
+
+
+def test_seed_form_foreach_and_when():
+    r = compile_spec({
+        "workflow_id": "w",
+        "global_parameters": {"algos": ["knn", "svm"], "deploy": False},
+        "tasks": [
+            {"task_id": "prep", "task_type": "data_preprocessing", "parameters": {"source": "sklearn:iris"}},
+            {"task_id": "train", "task_type": "model_training", "dependencies": ["prep"],
+             "foreach": {"var": "a", "in": "params.algos"}, "parameters": {"algorithm": "${a}"}},
+            {"task_id": "ev", "task_type": "model_evaluation", "dependencies": ["prep"],
+             "parameters": {"models": {"$ref": "train[*].model"}}, "when": "not params.deploy"},
+            {"task_id": "dep", "task_type": "model_deployment", "when": "params.deploy",
+             "parameters": {"model": {"$ref": "train[knn].model"}, "name": "m"}},
+        ],
+    })
+    assert r.ok, r.diagnostics
+    p = r.plan
+    assert p.task("train[svm]").params["algorithm"] == "svm"
+    assert p.task("ev").params["models"] == [{"$ref": "train[knn].model"}, {"$ref": "train[svm].model"}]
+    assert (p.task("ev").skip, p.task("dep").skip) == (False, True)
