@@ -94,6 +94,14 @@ def quantity(kind: str) -> Callable[[Any], int | float]:
     return check
 
 
+def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``none`` (or null) clears an inherited value: ``timeout = none`` in a task whose
+    defaults set one."""
+    def check_optional(value: Any) -> Any:
+        return None if value is None or value == "none" else check(value)
+    return check_optional
+
+
 def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str):
@@ -127,13 +135,13 @@ def domain(value: Any) -> str:
 BLOCKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "resources": {"cpu": number(0), "memory": quantity("size"), "gpu": integer(0),
                   "storage": quantity("size"), "network": quantity("rate")},
-    "cache": {"strategy": choice(CACHE_STRATEGIES), "ttl": quantity("duration"), "version": text},
+    "cache": {"strategy": choice(CACHE_STRATEGIES), "ttl": optional(quantity("duration")), "version": text},
     "retry": {"attempts": integer(1), "backoff": choice(BACKOFFS), "initial": quantity("duration"),
               "max": quantity("duration"), "jitter": boolean},
 }
 # The seed's spellings.
 FIELD_ALIASES: dict[str, dict[str, str]] = {"retry": {"max_attempts": "attempts"}, "resources": {}, "cache": {}}
-ATTRS: dict[str, Callable[[Any], Any]] = {"timeout": quantity("duration"), "domain": domain}
+ATTRS: dict[str, Callable[[Any], Any]] = {"timeout": optional(quantity("duration")), "domain": domain}
 # `cache = disk` is shorthand for `cache { strategy = disk }` (the seed writes "cache": "disk").
 DIRECTIVE_ATTRS = ("timeout", "domain", "cache")
 

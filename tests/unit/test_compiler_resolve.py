@@ -226,3 +226,14 @@ def test_absurd_nesting_is_a_diagnostic():
     doc = '{"workflow_id": "w", "tasks": [{"task_id": "a", "task_type": "custom", "parameters": {"x": '
     r = compile_text(doc + "[" * 100000 + "]" * 100000 + "}}]}", "t.json")
     assert [d.code for d in r.diagnostics] == ["MLW106"]
+
+
+def test_none_clears_an_inherited_timeout_or_ttl():
+    p = plan("""
+        workflow w {
+          defaults { timeout = 1h  cache { ttl = 1d } }
+          task prep: data_preprocessing { source = "x.csv"  timeout = none  cache { ttl = none } }
+          task ev: model_evaluation { data = prep.output }
+        }""")
+    assert (p.task("prep").timeout, p.task("prep").cache.ttl) == (None, None)
+    assert (p.task("ev").timeout, p.task("ev").cache.ttl) == (3600.0, 86400.0)
