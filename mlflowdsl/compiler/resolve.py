@@ -136,17 +136,19 @@ class _Expander:
         tasks: list[RTask] = []
         tunes: list[RTune] = []
         uses: dict[str, Any] = {}
+        use_tasks: dict[str, tuple[str, ...]] = {}  # `after rf` waits for every task of the use
         for u in use_items:
             sub_tasks, sub_tunes, outputs = self._use(u, scope, stack)
             tasks.extend(sub_tasks)
             tunes.extend(sub_tunes)
             uses[u.alias] = outputs
+            use_tasks[u.alias] = tuple(t.id for t in sub_tasks)
             scope = Scope(scope.params, scope.names, scope.prefix, scope.local, groups, dict(uses))
         for t in task_items:
             pairs = copies.get(id(t), [(t.id, None)])
             for cid, value in pairs:
                 inner = scope if t.foreach is None else scope.bind(**{t.foreach.var: value})
-                tasks.append(self._task(t, scope.prefix + cid, inner))
+                tasks.append(self._task(t, scope.prefix + cid, inner, use_tasks))
         for item in items:
             if isinstance(item, ast.Tune):
                 targets = groups.get(item.target) or (scope.task_id(item.target),)
@@ -189,12 +191,14 @@ class _Expander:
             pairs.append((f"{t.id}[{key}]", value))
         return pairs
 
-    def _task(self, t: ast.Task, task_id: str, scope: Scope) -> RTask:
+    def _task(self, t: ast.Task, task_id: str, scope: Scope, use_tasks: dict[str, tuple[str, ...]]) -> RTask:
         ev = self.ev
         after: list[tuple[str, Any]] = []
         for ident in t.after:
             if ident.name in scope.groups:
                 after.extend((cid, ident.span) for cid in scope.groups[ident.name])
+            elif ident.name in use_tasks:
+                after.extend((tid, ident.span) for tid in use_tasks[ident.name])
             else:
                 after.append((scope.task_id(ident.name), ident.span))
         when, when_span, constant = True, None, False

@@ -237,3 +237,18 @@ def test_none_clears_an_inherited_timeout_or_ttl():
         }""")
     assert (p.task("prep").timeout, p.task("prep").cache.ttl) == (None, None)
     assert (p.task("ev").timeout, p.task("ev").cache.ttl) == (3600.0, 86400.0)
+
+
+def test_after_a_template_use_waits_for_all_its_tasks():
+    p = plan("""
+        template pair(data) {
+          task train: model_training { data = data }
+          task check: model_validation { model = train.model  data = data }
+          output model = check.model
+        }
+        workflow w {
+          task prep: data_preprocessing { source = "x.csv" }
+          use rf = pair(data = prep.output)
+          task ev: model_evaluation after rf { data = prep.output }
+        }""")
+    assert p.task("ev").dependencies == ["prep", "rf.check", "rf.train"]
