@@ -265,7 +265,7 @@ class _Checker:
                       hint=did_you_mean(ref.output, tinfo.outputs) or f"its outputs: {', '.join(tinfo.outputs)}")
             return None
         kind = tinfo.outputs[real]
-        if not spec.accepts(kind):
+        if not _fits(spec, kind):
             self.fail("MLW204", f"`{name}` takes a {_kind_word(spec)}, but `{ref.task}.{real}` is a {kind}", ref.span,
                       hint=_fitting_outputs(tinfo, spec, ref.task))
             return None
@@ -281,7 +281,7 @@ class _Checker:
             if tinfo is None:
                 unknown = True  # reported on its own; do not guess around it
                 continue
-            fitting = [o for o, k in tinfo.outputs.items() if spec.accepts(k)]
+            fitting = [o for o, k in tinfo.outputs.items() if _fits(spec, k)]
             if fitting:
                 best = tinfo.default_output if tinfo.default_output in fitting else fitting[0]
                 candidates.append((dep, best))
@@ -413,10 +413,16 @@ def _attr_named_in(message: str, config: dict[str, RAttr]) -> tuple[RAttr | None
     return None, None
 
 
+def _fits(spec: task_api.InputSpec, kind: str) -> bool:
+    """An output of kind ``any`` (a custom function without a precise return type) may be
+    anything: the compiler cannot refuse it, the task checks its inputs when it runs."""
+    return kind == "any" or spec.accepts(kind)
+
+
 def _kind_word(spec: task_api.InputSpec) -> str:
     return spec.kind if isinstance(spec.kind, str) else " or ".join(spec.kind)
 
 
 def _fitting_outputs(info: TypeInfo, spec: task_api.InputSpec, task: str) -> str | None:
-    fitting = [o for o, k in info.outputs.items() if spec.accepts(k)]
+    fitting = [o for o, k in info.outputs.items() if _fits(spec, k)]
     return f"did you mean `{task}.{fitting[0]}`?" if fitting else None
