@@ -65,8 +65,17 @@ def _unreadable(path: str, exc: Exception) -> Diagnostic:
 
 
 def is_seed_document(file: str, text: str | None = None) -> bool:
-    if file.lower().endswith(SEED_SUFFIXES):
+    """A seed JSON/YAML document: by suffix, or for a name without one (``<string>``) by
+    content (a JSON object).
+
+    >>> is_seed_document("w.yaml"), is_seed_document("w.mlw", "{"), is_seed_document("<string>", ' {"a": 1}')
+    (True, False, True)
+    """
+    name = file.lower()
+    if name.endswith(SEED_SUFFIXES):
         return True
+    if name.endswith(".mlw"):
+        return False
     return text is not None and text.lstrip().startswith("{")
 
 

@@ -26,7 +26,9 @@ class OutputRef:
 
     task: str
     output: str
-    span: Span
+    span: Span  # the whole reference
+    task_span: Span | None = None  # `train[svm]` in `train[svm].model`
+    output_span: Span | None = None  # `model`
 
     def dotted(self) -> str:
         return f"{self.task}.{self.output}"

@@ -253,7 +253,7 @@ class _Checker:
     def _ref(self, ref: OutputRef, spec: task_api.InputSpec, name: str) -> str | None:
         target = self.task_ids.get(ref.task)
         if target is None:
-            self.fail("MLW207", f"unknown task `{ref.task}` in `{ref.dotted()}`", ref.span,
+            self.fail("MLW207", f"unknown task `{ref.task}` in `{ref.dotted()}`", ref.task_span or ref.span,
                       hint=did_you_mean(ref.task, self.task_ids) or "declare the task or fix the name")
             return None
         tinfo = self.peek(target)
@@ -261,7 +261,7 @@ class _Checker:
             return ref.output  # the target's own check reports its type problem
         real = tinfo.output_name(ref.output)
         if real is None:
-            self.fail("MLW208", f"task `{ref.task}` ({tinfo.name}) has no output `{ref.output}`", ref.span,
+            self.fail("MLW208", f"task `{ref.task}` ({tinfo.name}) has no output `{ref.output}`", ref.output_span or ref.span,
                       hint=did_you_mean(ref.output, tinfo.outputs) or f"its outputs: {', '.join(tinfo.outputs)}")
             return None
         kind = tinfo.outputs[real]

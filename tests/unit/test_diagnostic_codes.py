@@ -188,7 +188,7 @@ def test_mlw207_unknown_task_in_reference():
         workflow w {{
           {PREP}
           task t: model_training {{ data = prepp.output }}
-        }}""") == [("MLW207", 3, 35)]
+        }}""") == [("MLW207", 3, 35)]  # the task name
 
 
 def test_mlw208_unknown_output_in_reference():
@@ -196,7 +196,7 @@ def test_mlw208_unknown_output_in_reference():
         workflow w {{
           {PREP}
           task t: model_training {{ data = prep.dataset }}
-        }}""") == [("MLW208", 3, 35)]
+        }}""") == [("MLW208", 3, 40)]  # the output name
 
 
 def test_mlw209_duplicate_task_id():
