@@ -111,12 +111,22 @@ def _write_atomically(path: str, text: str) -> None:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _seed_as_mlw(text: str, file: str) -> str:
+    """The seed JSON/YAML document as the equivalent ``.mlw`` file (same plan)."""
+    from mlflowdsl.compiler.fmt import format_module
+    from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
+
+    return format_module(spec_to_module(load_document(text, file), file, text))
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--check", is_flag=True, help="Exit 1 (and change nothing) when FILE is not formatted.")
 @click.option("--write", "write", is_flag=True, help="Rewrite FILE in place.")
 def fmt(file: str, check: bool, write: bool) -> None:
-    """Print FILE in the canonical layout (or check it, or rewrite it)."""
+    """Print FILE in the canonical layout (or check it, or rewrite it).
+
+    For the seed's JSON/YAML form, print the equivalent .mlw file."""
     from mlflowdsl.compiler.api import is_seed_document
     from mlflowdsl.compiler.fmt import format_text
     from mlflowdsl.errors import CompileError
@@ -131,10 +141,11 @@ def fmt(file: str, check: bool, write: bool) -> None:
 
         _report([_unreadable(file, exc)], {}, "text")
         sys.exit(1)
-    if is_seed_document(file, text):
-        raise click.UsageError("mlw fmt formats .mlw files; the JSON/YAML form has no canonical layout")
+    seed = is_seed_document(file, text)
+    if seed and (check or write):
+        raise click.UsageError("--check and --write are for .mlw files; `mlw fmt FILE.json` prints the .mlw equivalent")
     try:
-        formatted = format_text(text, file)
+        formatted = _seed_as_mlw(text, file) if seed else format_text(text, file)
     except CompileError as exc:
         _report(exc.diagnostics, {file: text}, "text")
         sys.exit(1)

@@ -245,13 +245,29 @@ def _directives(raw: dict, span: Span, loc: _Locator, start: int, end: int | Non
         attrs = []
         for name, v in value.items():
             aspan = _key_span(loc, str(name), max(start, 0), end, kspan)
-            attrs.append(ast.Attr(aspan, str(name), aspan, to_expr(v, aspan, diags)))
+            attrs.append(ast.Attr(aspan, str(name), aspan, _directive_value(v, aspan, diags)))
         out.append(ast.Block(kspan, key, kspan, tuple(attrs)))
     for key in ("timeout", "domain"):
         if key in raw:
             kspan = _key_span(loc, key, start, end, span)
-            out.append(ast.Attr(kspan, key, kspan, to_expr(raw[key], kspan, diags)))
+            out.append(ast.Attr(kspan, key, kspan, _directive_value(raw[key], kspan, diags)))
     return out
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _directive_value(value: Any, span: Span, diags: list[Diagnostic]) -> ast.Expr:
+    """Directive values as ``.mlw`` writes them: ``"4GiB"`` is the quantity ``4GiB`` and
+    ``"disk"`` the word ``disk`` (same plan either way; ``mlw fmt`` prints them idiomatically)."""
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if m:
+            return ast.Quantity(span, float(m.group(1)), m.group(2), value)
+        if _WORD.match(value) and value not in ("true", "false", "null"):
+            return ast.Name(span, value)
+    return to_expr(value, span, diags)
 
 
 def _params(params: dict, loc: _Locator, whole: Span, diags: list[Diagnostic]) -> ast.Params:

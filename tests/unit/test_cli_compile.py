@@ -172,6 +172,25 @@ def test_fmt_check_write_and_print(runner, tmp_path):
     assert runner.invoke(cli, ["fmt", str(f), "--check", "--write"]).exit_code == 2
 
 
+def test_fmt_prints_a_seed_document_as_mlw_with_the_same_plan(runner, tmp_path):
+    from mlflowdsl.compiler.api import compile_file
+
+    doc = {"workflow_id": "w", "global_parameters": {"seed": 3}, "tasks": [
+        {"task_id": "p", "task_type": "data_preprocessing",
+         "parameters": {"dataset_path": "x.csv", "seed": {"$ref": "params.seed"}},
+         "resources": {"memory": "4GiB"}, "cache": "memory", "retry": {"max_attempts": 2}},
+        {"task_id": "e", "task_type": "model_evaluation", "dependencies": ["p"]}]}
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps(doc))
+    r = runner.invoke(cli, ["fmt", str(f)])
+    assert r.exit_code == 0, r.stderr
+    assert "memory = 4GiB" in r.stdout and "cache { strategy = memory }" in r.stdout
+    mlw = tmp_path / "w.mlw"
+    mlw.write_text(r.stdout)
+    assert compile_file(mlw).plan.fingerprint == compile_file(f).plan.fingerprint
+    assert runner.invoke(cli, ["fmt", str(f), "--check"]).exit_code == 2
+
+
 def test_fmt_syntax_error_exit_1(runner, tmp_path):
     f = tmp_path / "s.mlw"
     f.write_text("workflow w {\n")
