@@ -153,12 +153,20 @@ def _validate_plan(data: dict, where: str) -> ir.Plan:
         raise CompileError([Diagnostic("MLW104", f"plan has ir_version {data.get('ir_version')!r}; this mlw reads "
                                        f"{ir.IR_VERSION!r}", subject=where, hint="recompile the workflow source")])
     try:
-        return ir.Plan.model_validate(data)
+        plan = ir.Plan.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise CompileError([Diagnostic("MLW106", f"not a valid compiled plan: {loc}: {first['msg']}", subject=where,
                                        hint="recompile it with `mlw compile`")]) from None
+    if not plan.fingerprint:
+        return plan.with_fingerprint()
+    if plan.fingerprint != plan.compute_fingerprint():
+        # the fingerprint names the computation (lineage, cache reuse); a plan edited by hand
+        # after compiling would run under a name that is not its own
+        raise CompileError([Diagnostic("MLW106", "the plan's fingerprint does not match its content (edited after "
+                                       "compiling?)", subject=where, hint="recompile it with `mlw compile`")])
+    return plan
 
 
 # ---------------------------------------------------------------------------- the pipeline

@@ -136,6 +136,11 @@ def test_load_plan_raises_compile_error_with_diagnostics(tmp_path):
     with pytest.raises(CompileError) as info:
         load_plan(bad)
     assert [d.code for d in info.value.diagnostics] == ["MLW201"]
+    edited = json.loads(load_plan(SPEC).canonical_json())
+    edited["tasks"][0]["params"]["seed"] = 8
+    with pytest.raises(CompileError) as info:
+        load_plan(edited)
+    assert [d.code for d in info.value.diagnostics] == ["MLW106"]
     stale = tmp_path / "stale.json"
     stale.write_text(json.dumps({"ir_version": "0", "workflow": {"id": "w"}}))
     with pytest.raises(CompileError) as info:
