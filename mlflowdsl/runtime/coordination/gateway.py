@@ -118,6 +118,15 @@ def _reraise(exc: BaseException) -> None:
     raise exc
 
 
+def _is_refusal(exc: BaseException) -> bool:
+    """Wrong credentials or an ACL that forbids a command/key (also when raised inside Lua,
+    which redis-py reports as a plain ResponseError)."""
+    if isinstance(exc, _PERMANENT):
+        return True
+    text = str(exc)
+    return isinstance(exc, rexc.ResponseError) and ("NOPERM" in text or "ACL failure" in text)
+
+
 def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT) and not isinstance(exc, _PERMANENT)
 
@@ -201,7 +210,7 @@ class RedisGateway:
             try:
                 return fn(self.client)
             except Exception as exc:
-                if isinstance(exc, _PERMANENT):
+                if _is_refusal(exc):
                     return self._call_with_retries(fn, first_error=exc)  # raises it, worded
                 if not _is_transient(exc):
                     raise
@@ -235,12 +244,21 @@ class RedisGateway:
             raise RedisUnavailable(
                 f"circuit breaker open after repeated failures ({exc})", subject=self.safe_url,
                 hint=f"Redis is unreachable; calls fail fast and retry after {self._breaker.reset_timeout:g}s") from None
-        except _PERMANENT as exc:
-            raise RedisUnavailable(f"Redis refused the credentials or command: {exc}", subject=self.safe_url,
-                                   hint="check the user/password in the URL and the ACL rules of that user") from None
         except _TRANSIENT as exc:
+            if _is_refusal(exc):
+                raise self._refused(exc) from None
             raise RedisUnavailable(f"Redis is unreachable: {exc}", subject=self.safe_url,
                                    hint="check that the server is running and the URL is right") from None
+        except rexc.RedisError as exc:
+            if _is_refusal(exc):
+                raise self._refused(exc) from None
+            raise
+
+    def _refused(self, exc: BaseException) -> RedisUnavailable:
+        return RedisUnavailable(
+            f"Redis refused the credentials or command: {exc}", subject=self.safe_url,
+            hint=f"check the user/password in the URL and that the ACL user may use keys '{self.prefix}:*' "
+                 "and the commands listed in docs/operations.md")
 
     def ping(self) -> bool:
         return bool(self.call(lambda r: r.ping()))
