@@ -262,7 +262,11 @@ def _passes(module: ast.Module, result: CompileResult, params, params_file, stri
     diags = result.diagnostics
 
     def stop() -> bool:
-        diags.sort(key=sort_key)
+        # One mistake can surface several times at one place (a template argument used by
+        # two tasks of the template): report it once.
+        unique = list(dict.fromkeys(diags))
+        unique.sort(key=sort_key)
+        diags[:] = unique
         return any(d.severity == "error" for d in diags)
 
     file_values, subject = _params_file(params_file, result)

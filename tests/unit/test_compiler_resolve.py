@@ -252,3 +252,14 @@ def test_after_a_template_use_waits_for_all_its_tasks():
           task ev: model_evaluation after rf { data = prep.output }
         }""")
     assert p.task("ev").dependencies == ["prep", "rf.check", "rf.train"]
+
+
+def test_one_mistake_used_twice_by_a_template_is_reported_once():
+    r = compile_text(textwrap.dedent("""
+        template t(data) {
+          task a: model_training { data = data }
+          task b: model_validation { model = a.model  data = data }
+          output m = b.model
+        }
+        workflow w { use x = t(data = prp.output) }"""), "t.mlw")
+    assert [(d.code, d.span.line, d.span.column) for d in r.diagnostics] == [("MLW207", 7, 31)]
