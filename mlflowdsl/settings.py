@@ -23,6 +23,14 @@ ENV = {
     "cache_hmac_key": "MLW_CACHE_HMAC_KEY",
     "memory_cache_bytes": "MLW_MEMORY_CACHE_BYTES",
     "key_prefix": "MLW_KEY_PREFIX",
+    "leader_lease_s": "MLW_LEADER_LEASE_S",
+    "leader_renew_s": "MLW_LEADER_RENEW_S",
+    "heartbeat_s": "MLW_HEARTBEAT_S",
+    "redis_timeout_s": "MLW_REDIS_TIMEOUT_S",
+    "redis_retry_attempts": "MLW_REDIS_RETRY_ATTEMPTS",
+    "redis_retry_max_s": "MLW_REDIS_RETRY_MAX_S",
+    "redis_breaker_failures": "MLW_REDIS_BREAKER_FAILURES",
+    "redis_breaker_reset_s": "MLW_REDIS_BREAKER_RESET_S",
 }
 
 
@@ -38,6 +46,16 @@ class Settings:
     key_prefix: str = "mlw"
     local_workers: int = 2  # embedded LocalCluster size
     local_threads_per_worker: int = 1
+    # Cluster coordination (docs/operations.md "Cluster coordination"); checked by
+    # mlflowdsl.runtime.coordination.config.coordination_config.
+    leader_lease_s: float = 3.0  # leader lease; failover takes at most lease + renew
+    leader_renew_s: float = 1.0  # renew (and candidates' acquire) period; < 0.7 x lease
+    heartbeat_s: float = 1.0  # instance heartbeat; an instance is dead 3 beats after its last
+    redis_timeout_s: float = 1.0  # socket connect/read timeout of coordination calls
+    redis_retry_attempts: int = 4  # tries per call on connection errors (backoff with full jitter)
+    redis_retry_max_s: float = 3.0  # at most this long per call, retries included
+    redis_breaker_failures: int = 5  # consecutive failures that open the circuit breaker
+    redis_breaker_reset_s: float = 2.0  # an open breaker lets a trial call through after this
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,7 +94,16 @@ def load_settings(overrides: dict[str, Any] | None = None, *, config_file: str |
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
-    for int_field in ("memory_cache_bytes", "local_workers", "local_threads_per_worker"):
+    for float_field in ("leader_lease_s", "leader_renew_s", "heartbeat_s", "redis_timeout_s", "redis_retry_max_s",
+                        "redis_breaker_reset_s"):
+        if float_field in values:
+            try:
+                values[float_field] = float(values[float_field])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{float_field} must be a number of seconds, got {values[float_field]!r}",
+                                  subject=ENV.get(float_field, float_field)) from None
+    for int_field in ("memory_cache_bytes", "local_workers", "local_threads_per_worker", "redis_retry_attempts",
+                      "redis_breaker_failures"):
         if int_field in values:
             try:
                 values[int_field] = int(values[int_field])
