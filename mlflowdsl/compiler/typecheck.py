@@ -310,7 +310,12 @@ class _Checker:
                 values[name] = _plain(a.value)
             except _NotPlain as exc:
                 ok = False
-                if isinstance(exc.value, OutputRef):
+                known = set(info.params_model.model_fields)
+                if name not in known:
+                    self.fail("MLW203", f"unknown attribute `{name}` for task type {info.name}", a.name_span,
+                              hint=did_you_mean(name, known | set(info.inputs)) or
+                              f"attributes: {', '.join(sorted(known))}; inputs: {', '.join(info.inputs) or 'none'}")
+                elif isinstance(exc.value, OutputRef):
                     inputs = ", ".join(info.inputs) or "none"
                     self.fail("MLW204", f"`{name}` is a setting of {info.name}, not an input: it cannot take `{exc.value.dotted()}`",
                               a.span, hint=f"inputs of {info.name}: {inputs}")
@@ -366,6 +371,9 @@ class _Checker:
             code = "MLW204"
         text = msg.removeprefix("Value error, ")
         prefix = f"`{where}`: " if where else ""
+        given = err.get("input")
+        if code == "MLW204" and isinstance(given, (str, int, float, bool)) and kind != "value_error":
+            text += f", got {json.dumps(given)}"
         self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span)
 
 
