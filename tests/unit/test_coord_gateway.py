@@ -11,7 +11,7 @@ import pytest
 
 from mlflowdsl.errors import ConfigError
 from mlflowdsl.runtime.coordination import gateway as gateway_module
-from mlflowdsl.runtime.coordination import instances, leader, locks
+from mlflowdsl.runtime.coordination import config, instances, leader, locks
 from mlflowdsl.runtime.coordination.gateway import (
     BackoffPolicy,
     RedisGateway,
@@ -28,7 +28,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("module", [gateway_module, instances, leader, locks])
+@pytest.mark.parametrize("module", [gateway_module, config, instances, leader, locks])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
