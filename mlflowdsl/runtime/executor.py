@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -189,6 +190,13 @@ class Executor:
         return run.execute()
 
 
+def _release_later(futures: list[Any]) -> None:
+    """Drop the run's futures in a background thread, so their outputs are freed on the
+    cluster without the caller waiting for one event-loop wake-up per future."""
+    if futures:
+        threading.Thread(target=futures.clear, name="mlw-release", daemon=True).start()
+
+
 class _Run:
     """One execution in flight: futures, records, the message queue."""
 
@@ -204,6 +212,7 @@ class _Run:
         self.by_id = plan.tasks_by_id()
         self.messages: queue.Queue = queue.Queue()
         self.futures: dict[str, Any] = {}
+        self.done_futures: list[Any] = []
         self.started_ids: set[str] = set()
         self.dirty: set[str] = set()
         self.finished_at: dict[str, float] = {}  # future done, result message not yet seen
@@ -322,9 +331,12 @@ class _Run:
             self.failure_seen = True
 
     def futures_done(self, tid: str) -> None:
-        # Dropping the client's reference lets Dask free the output as soon as no pending
-        # dependent needs it.
-        self.futures.pop(tid, None)
+        # The reference is kept until the run ends (as ``dask.compute`` does): releasing a
+        # future costs a wake-up of the client's event loop each, which competed with the
+        # in-process scheduler and showed up as per-task overhead on wide DAGs.
+        future = self.futures.pop(tid, None)
+        if future is not None:
+            self.done_futures.append(future)
         self.finished_at.pop(tid, None)
 
     def _sweep_futures(self) -> None:
@@ -460,6 +472,8 @@ class _Run:
             self.client.unsubscribe_topic(self.topic)
         except Exception:  # noqa: BLE001
             pass
+        _release_later(self.done_futures)
+        self.done_futures = []
         self.execution = self.execution.advance(status, ended=time.time(), error=error)
         self._flush(header=True)
         event = {"succeeded": "workflow.completed", "failed": "workflow.failed",
