@@ -113,15 +113,16 @@ class InstanceRegistry:
 
         self.gateway.call(remove)
 
-    def live(self) -> list[InstanceInfo]:
-        """The instances whose heartbeat key still exists, sorted by id."""
+    def live(self, *, prune: bool = True) -> list[InstanceInfo]:
+        """The instances whose heartbeat key still exists, sorted by id. ``prune`` removes the
+        ids of expired instances from the index (``False`` for read-only callers)."""
         ids = [i.decode() for i in self.gateway.call(lambda r: r.zrange(self.index_key, 0, -1))]
         if not ids:
             return []
         raws = self.gateway.call(lambda r: r.mget([self.instance_key(i) for i in ids]))
         live = [InstanceInfo.from_json(raw) for raw in raws if raw is not None]
         gone = [i for i, raw in zip(ids, raws) if raw is None]
-        if gone:
+        if gone and prune:
             # Prune ids whose key expired; a re-registration adds them back.
             self.gateway.call(lambda r: r.zrem(self.index_key, *gone))
         return sorted(live, key=lambda info: info.id)

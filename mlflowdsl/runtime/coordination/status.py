@@ -18,7 +18,7 @@ def coordination_status(gateway: RedisGateway, *, beat_s: float = 1.0) -> dict[s
     instances = [
         {"id": i.id, "domains": list(i.domains), "host": i.host, "pid": i.pid, "load": i.load,
          "started": i.started, "last_heartbeat": i.last_heartbeat}
-        for i in registry.live()
+        for i in registry.live(prune=False)  # status is read-only (works with a read-only ACL user)
     ]
     raw_leader, raw_epoch = gateway.call(lambda r: r.mget([gateway.key("leader"), gateway.key("leader", "epoch")]))
     leader = None
