@@ -282,8 +282,7 @@ class Evaluator:
             if copies is None:
                 return self.fail("MLW207", f"`{first.name}[*]` needs a task declared with `foreach`", first.span,
                                  hint=did_you_mean(first.name, scope.groups))
-            task_span = first.span.to(e.parts[-2].span)
-            return [OutputRef(c + rest, last.name, e.span, task_span, last.span) for c in copies]
+            return [OutputRef(c + rest, last.name, e.span, first.span, e.parts[-2].span, last.span) for c in copies]
         if first.index is None and first.name in scope.groups and not rest:
             copies = scope.groups[first.name]
             return self.fail("MLW207", f"`{first.name}` is expanded by `foreach`; name one copy or all of them",
@@ -291,7 +290,7 @@ class Evaluator:
                              if copies else None)
         name = first.name + (f"[{first.index}]" if first.index is not None else "")
         task = (scope.prefix + name if first.name in scope.local or first.name in scope.uses else name) + rest
-        return OutputRef(task, last.name, e.span, first.span.to(e.parts[-2].span), last.span)
+        return OutputRef(task, last.name, e.span, first.span, e.parts[-2].span, last.span)
 
     def _param(self, e: ast.Ref, scope: Scope) -> Any:
         if len(e.parts) != 2 or e.parts[1].index is not None:

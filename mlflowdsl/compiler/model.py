@@ -27,8 +27,15 @@ class OutputRef:
     task: str
     output: str
     span: Span  # the whole reference
-    task_span: Span | None = None  # `train[svm]` in `train[svm].model`
+    task_first: Span | None = None  # first and last part of the task name (`rf`, `train`
+    task_last: Span | None = None  # in `rf.train.model`); joined only when reported
     output_span: Span | None = None  # `model`
+
+    @property
+    def task_span(self) -> Span | None:
+        if self.task_first is None or self.task_last is None:
+            return None
+        return self.task_first.to(self.task_last)
 
     def dotted(self) -> str:
         return f"{self.task}.{self.output}"
