@@ -257,7 +257,9 @@ class _Run:
                                       workflow_id=self.execution.workflow_id, payload=payload or {}))
 
     def _update(self, result: TaskResult) -> None:
-        self.execution = self.execution.with_tasks({result.task_id: result})
+        # In place: this run owns its execution record, and copying the task map on every
+        # update was O(tasks) per message.
+        self.execution.tasks[result.task_id] = result
         self.dirty.add(result.task_id)
         if self.ex.listener:
             self.ex.listener(self.execution, result)
