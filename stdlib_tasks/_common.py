@@ -129,6 +129,19 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         fh.write(data)
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would briefly set it for
+    every thread of a Dask worker)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto
@@ -141,6 +154,8 @@ def atomic_path(path: str) -> Iterator[str]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; a result file gets the usual mode (0666 minus umask).
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -130,3 +130,11 @@ def test_bundled_dataset_source(tmp_path):
     model = train.run(train.Params(algorithm="knn"), {"data": data}, TaskContext()).outputs["model"]
     out = score(model, tmp_path, source="sklearn:wine", output="wine.csv", partitions=2)
     assert out.outputs["predictions"]["rows"] == 178
+
+
+def test_output_file_gets_the_usual_mode_not_mkstemps_0600(tmp_path):
+    from stdlib_tasks._common import _current_umask, atomic_write_bytes
+
+    target = tmp_path / "out.csv"
+    atomic_write_bytes(str(target), b"a,b\n")
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~_current_umask())
