@@ -62,6 +62,7 @@ class MlwLexer(Lexer):
         punctuation = self.punctuation
         callbacks = self.callbacks
         ignore = self.ignore
+        new_token = Token._future_new  # Token(...) minus its keyword-deprecation shim
         while pos < end:
             m = match(text, pos, end)
             if m is None:
@@ -90,10 +91,10 @@ class MlwLexer(Lexer):
             if kind in _MULTILINE and "\n" in value:
                 end_line = line + value.count("\n")
                 new_start = pos + value.rindex("\n") + 1
-                tok = Token(kind, value, pos, line, column, end_line, stop - new_start + 1, stop)
+                tok = new_token(kind, value, pos, line, column, end_line, stop - new_start + 1, stop)
                 line, line_start = end_line, new_start
             else:
-                tok = Token(kind, value, pos, line, column, line, column + (stop - pos), stop)
+                tok = new_token(kind, value, pos, line, column, line, column + (stop - pos), stop)
             pos = stop
             ctr.char_pos, ctr.line, ctr.column, ctr.line_start_pos = pos, line, pos - line_start + 1, line_start
             if kind in ignore:  # a comment

@@ -25,6 +25,7 @@ from lark import Lark, Token, Transformer
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span, sort_key
+from mlflowdsl.grammar.lalr import FAILED, FastLALR
 from mlflowdsl.grammar.lexer import MlwLexer
 from mlflowdsl.grammar.strings import decode_body
 from mlflowdsl.grammar.units import UNITS, UnknownUnit, kind_of, suggest, units_of
@@ -66,6 +67,16 @@ def _nodes(children, kinds) -> tuple:
     return tuple(c for c in children if isinstance(c, kinds))
 
 
+class _Splice:
+    """What Lark's generated helper rules (for ``x*`` repetitions) reduce to: their children
+    are spliced into the parent rule. A bare holder is much cheaper than a ``Tree``."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children):
+        self.children = children
+
+
 class _Builder(Transformer):
     """One method per grammar rule; ``children`` include every token (keep_all_tokens).
 
@@ -80,6 +91,10 @@ class _Builder(Transformer):
         self.comments: list[ast.Comment] = []
 
     # ------------------------------------------------------------------ helpers
+    def __default__(self, data, children, meta):
+        # Only Lark's generated `__x_star_n` rules get here (every grammar rule has a method).
+        return _Splice(children)
+
     def _sp(self, first, last) -> Span:
         l1, c1 = _start(first)
         l2, c2 = _end(last)
@@ -155,12 +170,12 @@ class _Builder(Transformer):
         return ast.Output(self._sp(c[0], c[3]), str(c[1]), self._tok(c[1]), c[3])
 
     def workflow(self, c):
-        items = _nodes(c, (ast.Attr, ast.Params, ast.Defaults, ast.Task, ast.Tune, ast.Use))
+        items = tuple(c[3:-1])
         return ast.Workflow(self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), items)
 
     # ------------------------------------------------------------------ params
     def params(self, c):
-        return ast.Params(self._sp(c[0], c[-1]), _nodes(c, ast.ParamDecl))
+        return ast.Params(self._sp(c[0], c[-1]), tuple(c[2:-1]))
 
     def param_decl(self, c):
         default = None
@@ -190,16 +205,19 @@ class _Builder(Transformer):
 
     # ------------------------------------------------------------------ tasks and friends
     def defaults(self, c):
-        return ast.Defaults(self._sp(c[0], c[-1]), _nodes(c, (ast.Attr, ast.Block)))
+        return ast.Defaults(self._sp(c[0], c[-1]), tuple(c[2:-1]))
 
     def task(self, c):
+        # c: task ID : TYPE [after] [foreach] { items } — the optional parts are c[4], c[5]
+        i = 4
         after: tuple = ()
         foreach = None
-        for x in c[4:]:
-            if isinstance(x, tuple):
-                after = x
-            elif isinstance(x, ast.Foreach):
-                foreach = x
+        if c[i].__class__ is tuple:
+            after = c[i]
+            i += 1
+        if c[i].__class__ is ast.Foreach:
+            foreach = c[i]
+            i += 1
         return ast.Task(
             self._sp(c[0], c[-1]),
             str(c[1]),
@@ -208,7 +226,7 @@ class _Builder(Transformer):
             self._tok(c[3]),
             after,
             foreach,
-            _nodes(c, (ast.Attr, ast.Block)),
+            tuple(c[i + 1 : -1]),
         )
 
     def after(self, c):
@@ -221,7 +239,7 @@ class _Builder(Transformer):
         return ast.Foreach(self._sp(c[0], c[3]), str(c[1]), self._tok(c[1]), c[3])
 
     def tune(self, c):
-        return ast.Tune(self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), _nodes(c, (ast.Attr, ast.Block)))
+        return ast.Tune(self._sp(c[0], c[-1]), str(c[1]), self._tok(c[1]), tuple(c[3:-1]))
 
     def use(self, c):
         return ast.Use(
@@ -373,11 +391,12 @@ def _pos_in_token(tok: Token, offset: int) -> tuple[int, int]:
 _LOCK = threading.RLock()
 _BUILDER: _Builder | None = None
 _LARK: Lark | None = None
+_FAST: FastLALR | None = None
 
 
-def _parser() -> tuple[Lark, _Builder]:
+def _parser() -> tuple[Lark, _Builder, FastLALR]:
     """The Lark instance, built on first use (keeps ``import`` of this module cheap)."""
-    global _LARK, _BUILDER
+    global _LARK, _BUILDER, _FAST
     if _LARK is None:
         builder = _Builder()
         _LARK = Lark.open(
@@ -392,7 +411,8 @@ def _parser() -> tuple[Lark, _Builder]:
             cache=True,
         )
         _BUILDER = builder
-    return _LARK, _BUILDER
+        _FAST = FastLALR(_LARK)
+    return _LARK, _BUILDER, _FAST
 
 
 def parse_text(text: str, file: str = "<string>") -> ast.Module:
@@ -402,17 +422,24 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
     if text.startswith("\ufeff"):  # a UTF-8 BOM is not part of the program
         text = text[1:]
     with _LOCK:
-        lark, builder = _parser()
+        lark, builder, fast = _parser()
         builder.file = file
         builder.diags = []
         builder.comments = []
-        recovery = Recovery(text, file, lark)
-        try:
-            result = lark.parse(text, on_error=recovery.on_error)
-        except Exception as e:  # noqa: BLE001 - any Lark error is turned into diagnostics
-            recovery.record_final(e)
-            result = None
-        diags = builder.diags + recovery.diagnostics
+        result = fast.parse(text)
+        if result is FAILED:
+            # A syntax error: parse again with Lark's parser, whose error recovery and
+            # interactive state make the diagnostics (and several of them per run).
+            builder.diags = []
+            builder.comments = []
+            recovery = Recovery(text, file, lark)
+            try:
+                result = lark.parse(text, on_error=recovery.on_error)
+            except Exception as e:  # noqa: BLE001 - any Lark error is turned into diagnostics
+                recovery.record_final(e)
+                result = None
+            builder.diags += recovery.diagnostics
+        diags = builder.diags
         comments = tuple(builder.comments)
         builder.diags, builder.comments = [], []
     if result is None and not diags:  # pragma: no cover - recovery always records the cause

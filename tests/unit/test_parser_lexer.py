@@ -1,4 +1,4 @@
-"""The fast lexer produces exactly the tokens of Lark's basic lexer for the same grammar."""
+"""The fast lexer and LALR driver match Lark's basic lexer and parser: same tokens, same AST."""
 
 from __future__ import annotations
 
@@ -55,3 +55,45 @@ def test_same_tokens_or_same_error_on_any_text(text):
 )
 def test_same_tokens_examples(text):
     assert tokens(fast, text) == tokens(reference, text)
+
+
+# ----------------------------------------------------------------------------- the fast LALR driver
+
+
+def _through_lark(text: str):
+    """The start rule's value from Lark's own LALR parser (the error path's parser)."""
+    from mlflowdsl.grammar import parser as p
+
+    with p._LOCK:
+        lark, builder, _ = p._parser()
+        builder.file, builder.diags, builder.comments = "p.mlw", [], []
+        value = lark.parse(text)
+        comments = builder.comments
+        builder.diags, builder.comments = [], []
+    return value, comments
+
+
+def _through_fast(text: str):
+    from mlflowdsl.grammar import parser as p
+
+    with p._LOCK:
+        _, builder, fast = p._parser()
+        builder.file, builder.diags, builder.comments = "p.mlw", [], []
+        value = fast.parse(text)
+        comments = builder.comments
+        builder.diags, builder.comments = [], []
+    return value, comments
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_fast_driver_builds_the_same_ast_as_larks_parser(text):
+    assert _through_fast(text) == _through_lark(text)  # spans included
+
+
+def test_fast_driver_gives_up_on_errors():
+    from mlflowdsl.grammar.lalr import FAILED
+
+    assert _through_fast("workflow w { x 1 }")[0] is FAILED
+    assert _through_fast("workflow w { x = @ }")[0] is FAILED
+    assert _through_fast("workflow w {")[0] is FAILED
