@@ -178,7 +178,14 @@ class _Checker:
         if info is None:
             return None
         deps: dict[str, Span] = {}
+        ok = True
         for dep, span in t.after:
+            if dep not in self.task_ids:
+                # reported here, not only by the graph pass: filling inputs needs the names
+                self.fail("MLW303", f"task `{t.id}` runs after unknown task `{dep}`", span,
+                          hint=did_you_mean(dep, self.task_ids) or "declare that task or remove it from `after`")
+                ok = False
+                continue
             deps.setdefault(dep, span)
         config: dict[str, RAttr] = {}
         inputs: dict[str, RAttr] = {}
@@ -200,7 +207,6 @@ class _Checker:
                 continue
             target[name] = RAttr(name, a.name_span, a.value, a.span, a.key_spans)
         params: dict[str, Any] = {}
-        ok = True
         for name, a in inputs.items():
             value = self._input(t, info, name, a, deps)
             ok = ok and value is not None
@@ -210,9 +216,10 @@ class _Checker:
         ok = ok and literal is not None
         if literal is not None:
             params.update(literal)
+        after_known = ok
         for name, spec in info.inputs.items():
             if name not in inputs and spec.required:
-                filled = self._fill(t, info, name, spec, deps)
+                filled = self._fill(t, info, name, spec, deps, quiet=not after_known)
                 ok = ok and filled is not None
                 if filled is not None:
                     params[name] = filled
@@ -271,15 +278,16 @@ class _Checker:
             return None
         return real
 
-    def _fill(self, t: RTask, info: TypeInfo, name: str, spec: task_api.InputSpec, deps: dict[str, Span]) -> Any:
-        """The left-out input ``name`` from the only dependency that has a fitting output."""
+    def _fill(self, t: RTask, info: TypeInfo, name: str, spec: task_api.InputSpec, deps: dict[str, Span],
+              quiet: bool = False) -> Any:
+        """The left-out input ``name`` from the only dependency that has a fitting output
+        (``quiet``: an unknown `after` was reported, so a failure here is no news)."""
         candidates: list[tuple[str, str]] = []
         unknown = False
         for dep in sorted(deps):
-            target = self.task_ids.get(dep)
-            tinfo = None if target is None else self.peek(target)
+            tinfo = self.peek(self.task_ids[dep])
             if tinfo is None:
-                unknown = True  # reported on its own; do not guess around it
+                unknown = True  # its type problem is reported by its own check; do not guess
                 continue
             fitting = [o for o, k in tinfo.outputs.items() if _fits(spec, k)]
             if fitting:
@@ -289,7 +297,7 @@ class _Checker:
             dep, out = candidates[0]
             ref = {"$ref": f"{dep}.{out}"}
             return [ref] if spec.many else ref
-        if unknown:
+        if unknown or quiet:
             return None
         if not candidates:
             self.fail("MLW217", f"task `{t.id}` needs `{name}` (a {_kind_word(spec)}) and no dependency provides one",

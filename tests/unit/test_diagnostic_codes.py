@@ -397,3 +397,10 @@ def test_mlw404_when_always_false():
 def test_every_code_has_a_test():
     tested = {name.split("_")[1].upper() for name in globals() if name.startswith("test_mlw")}
     assert set(CODES) <= tested, sorted(set(CODES) - tested)
+
+
+def test_mlw303_alone_even_when_the_unknown_task_was_to_fill_an_input():
+    assert where("""
+        workflow w {
+          task t: model_training after nope { }
+        }""") == [("MLW303", 2, 32)]
