@@ -151,7 +151,7 @@ class _Expander:
                 tasks.append(self._task(t, scope.prefix + cid, inner, use_tasks))
         for item in items:
             if isinstance(item, ast.Tune):
-                targets = groups.get(item.target) or (scope.task_id(item.target),)
+                targets = groups[item.target] if item.target in groups else (scope.task_id(item.target),)
                 attrs, blocks = _body(item.body, scope, ev)
                 for target in targets:
                     tunes.append(RTune(target, item.target_span, tuple(attrs), tuple(blocks), item.span))
