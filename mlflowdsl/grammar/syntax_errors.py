@@ -73,6 +73,7 @@ class Recovery:
         self.diagnostics: list[Diagnostic] = []
         self._last_line = 0
         self._resume_pos = -1  # text offset where parsing resumed after the last error
+        self._reported_eof = False
 
     # ------------------------------------------------------------------ lark hooks
     def on_error(self, e: UnexpectedInput) -> bool:
@@ -93,8 +94,6 @@ class Recovery:
                 self._bad_token(e, final=True)
         elif not isinstance(e, UnexpectedInput):
             raise e
-
-    _reported_eof = False
 
     # ------------------------------------------------------------------ reporting
     def _add(self, code: str, message: str, span: Span, hint: str | None, pos: int) -> None:
@@ -182,7 +181,8 @@ class Recovery:
         ip = e.interactive_parser
         stack = ip.parser_state.value_stack if ip is not None else []
         expected = set(e.expected or ()) | set(getattr(e, "accepts", None) or ())
-        expected.discard("$END") if tok.type != "$END" else None
+        if tok.type != "$END":
+            expected.discard("$END")
         message, hint, span = self._describe(tok, expected, stack)
         pos = getattr(tok, "start_pos", None)
         pos = len(self.text) if tok.type == "$END" or pos is None else pos

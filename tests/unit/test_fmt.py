@@ -132,3 +132,12 @@ def test_parentheses_are_kept_where_precedence_needs_them():
     assert "when = (a or b) and not c == 1" in out
     assert "x    = a or (b or c)" in out
     assert "y    = not not a" in out
+
+
+def test_doctests():
+    import doctest
+
+    import mlflowdsl.compiler.fmt as fmt
+
+    result = doctest.testmod(fmt)
+    assert result.attempted > 0 and result.failed == 0

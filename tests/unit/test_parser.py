@@ -299,3 +299,13 @@ def test_parse_file_uses_the_path_as_file_name(tmp_path):
 def test_module_span_covers_the_file():
     m = parse_text("workflow w {\n}\n", "s.mlw")
     assert m.span == Span("s.mlw", 1, 1, 3, 1)
+
+
+@pytest.mark.parametrize("module_name", ["parser", "strings", "units"])
+def test_doctests(module_name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"mlflowdsl.grammar.{module_name}")
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
