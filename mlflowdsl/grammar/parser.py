@@ -6,8 +6,15 @@ tree is ever built. Lark cannot hand rule positions to an inline transformer, so
 is parsed with ``keep_all_tokens=True`` and each node's span runs from its first to its last
 token.
 
-Errors never escape as Lark exceptions: they become ``CompileError`` with ``MLW1xx``
-diagnostics (see ``syntax_errors.py`` for the wording and the error recovery).
+Errors never escape as Lark exceptions: they become ``CompileError`` with diagnostics
+(see ``syntax_errors.py`` for the wording and the error recovery): MLW101 syntax, MLW102
+string literal, MLW103 quantity unit, MLW104 ``mlw N`` header, MLW105 unreadable file
+(``parse_file``), MLW107 a file with neither a workflow nor a template (a file with only
+templates is a valid import target; the compiler reports a main file without a workflow),
+and MLW209 for a second ``workflow`` in one file (the AST holds one).
+
+Valid input takes a fast path (``lexer.py``, ``lalr.py``); input with a syntax error is
+parsed again by Lark's own LALR parser, whose error recovery reports several errors at once.
 
 >>> m = parse_text('workflow w { task a: custom { uses = "m:f" } }')
 >>> m.workflow.tasks[0].id, m.workflow.tasks[0].span.column
