@@ -12,6 +12,7 @@ each parameter key inside it) when the raw text is known, else at line 1.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -56,43 +57,87 @@ def load_document(text: str, file: str) -> dict:
     return data
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_YAML_KEY = re.compile(r"""^[ \t]*(?:-[ \t]+)?(?:"([^"\n]*)"|'([^'\n]*)'|([^\s:#'"{}\[\],][^:#\n]*?))[ \t]*:(?=[ \t]|$)""",
+                       re.MULTILINE)
+
+
 @dataclass
 class _Locator:
-    """Finds the line/column of keys in the raw text, so diagnostics point somewhere useful."""
+    """Finds the line/column of keys in the raw text, so diagnostics point somewhere useful.
+
+    The text is scanned once for keys (every JSON string followed by ``:``, or every YAML
+    ``key:``); lookups then walk the keys of one task's stretch of text.
+    """
 
     file: str
     text: str | None
+    yaml: bool = False
     _line_starts: list[int] | None = None
+    _keys: list[tuple[int, str, int]] | None = None  # (offset, key, offset after the colon)
 
     def span_at(self, offset: int, length: int) -> Span:
         if self.text is None or offset < 0:
             return Span(self.file, 1, 1, 1, 2)
         if self._line_starts is None:
             self._line_starts = [0] + [i + 1 for i, c in enumerate(self.text) if c == "\n"]
-        import bisect
-
         line = bisect.bisect_right(self._line_starts, offset)
         col = offset - self._line_starts[line - 1] + 1
         return Span(self.file, line, col, line, col + max(1, length))
+
+    def keys(self) -> list[tuple[int, str, int]]:
+        if self._keys is None:
+            self._keys = self._scan_yaml() if self.yaml else self._scan_json()
+        return self._keys
+
+    def _scan_json(self) -> list[tuple[int, str, int]]:
+        text, out = self.text or "", []
+        for m in _JSON_STRING.finditer(text):  # strings in order: never starts inside one
+            after = m.end()
+            while after < len(text) and text[after] in " \t\r\n":
+                after += 1
+            if after < len(text) and text[after] == ":":
+                try:
+                    key = json.loads(m.group())
+                except ValueError:
+                    continue
+                out.append((m.start(), key, after + 1))
+        return out
+
+    def _scan_yaml(self) -> list[tuple[int, str, int]]:
+        out = []
+        for m in _YAML_KEY.finditer(self.text or ""):
+            key = next(g for g in m.groups() if g is not None).strip()
+            group = next(i for i, g in enumerate(m.groups(), 1) if g is not None)
+            out.append((m.start(group) - (group < 3), key, m.end()))
+        return out
 
     def find_key(self, key: str, value: str | None = None, start: int = 0, end: int | None = None) -> int:
         """Offset of ``"key": "value"`` (JSON) or ``key: value`` (YAML) in [start, end); -1 if absent."""
         if self.text is None:
             return -1
-        k = re.escape(key)
-        if value is None:
-            pattern = rf"""(?:"{k}"|'{k}'|(?<![\w"']){k})\s*:"""
-        else:
-            v = re.escape(value)
-            pattern = rf"""(?:"{k}"|'{k}'|(?<![\w"']){k})\s*:\s*(?:"{v}"|'{v}'|{v}(?![\w]))"""
-        m = re.compile(pattern).search(self.text, start, len(self.text) if end is None else end)
-        return m.start() if m else -1
+        keys = self.keys()
+        i = bisect.bisect_left(keys, (start, "", 0))
+        stop = len(self.text) if end is None else end
+        while i < len(keys) and keys[i][0] < stop:
+            offset, found, after = keys[i]
+            if found == key and (value is None or self._value_at(after, value)):
+                return offset
+            i += 1
+        return -1
+
+    def _value_at(self, pos: int, value: str) -> bool:
+        rest = self.text[pos:pos + len(value) + 64].lstrip()
+        for quoted in (json.dumps(value), f"'{value}'"):
+            if rest.startswith(quoted):
+                return True
+        return rest.startswith(value) and (len(rest) == len(value) or not (rest[len(value)].isalnum() or rest[len(value)] == "_"))
 
 
 def spec_to_module(spec: dict, file: str = "<spec>", text: str | None = None) -> ast.Module:
     """Convert a seed-form workflow document to an ``ast.Module``; raises ``CompileError``
     (MLW106) listing every structural problem."""
-    loc = _Locator(file, text)
+    loc = _Locator(file, text, yaml=file.lower().endswith((".yaml", ".yml")))
     whole = Span(file, 1, 1, 1, 2)
     diags: list[Diagnostic] = []
     if not isinstance(spec, dict):
@@ -132,10 +177,14 @@ def spec_to_module(spec: dict, file: str = "<spec>", text: str | None = None) ->
         diags.append(Diagnostic("MLW106", "the document needs a `tasks` list", whole))
         tasks = []
     offsets = _task_offsets(tasks, loc)
+    ends: list[int | None] = [None] * len(offsets)  # where the next located task starts
+    following: int | None = None
+    for i in range(len(offsets) - 1, -1, -1):
+        ends[i] = following
+        if offsets[i] >= 0:
+            following = offsets[i]
     for i, raw in enumerate(tasks):
-        start = offsets[i]
-        end = next((o for o in offsets[i + 1:] if o >= 0), None)
-        task = _task(raw, i, loc, start, end, whole, diags)
+        task = _task(raw, i, loc, offsets[i], ends[i], whole, diags)
         if task is not None:
             items.append(task)
     if diags:

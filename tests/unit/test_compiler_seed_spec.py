@@ -167,3 +167,35 @@ def test_seed_form_foreach_and_when():
     assert p.task("train[svm]").params["algorithm"] == "svm"
     assert p.task("ev").params["models"] == [{"$ref": "train[knn].model"}, {"$ref": "train[svm].model"}]
     assert (p.task("ev").skip, p.task("dep").skip) == (False, True)
+
+
+def test_spans_point_at_tasks_and_parameters_in_yaml_too(tmp_path):
+    y = tmp_path / "p.yaml"
+    y.write_text(textwrap.dedent("""\
+        workflow_id: w
+        tasks:
+          - task_id: prep
+            task_type: data_preprocessing
+            parameters:
+              source: "x.csv"
+          - task_id: train
+            task_type: model_training
+            dependencies: [prep]
+            parameters:
+              algoritm: svm
+        """))
+    r = compile_file(y)
+    assert [(d.code, d.span.line, d.span.column) for d in r.diagnostics] == [("MLW203", 11, 7)]
+
+
+def test_json_spans_are_not_fooled_by_keys_inside_strings(tmp_path):
+    js = tmp_path / "p.json"
+    js.write_text(textwrap.dedent("""\
+        {"workflow_id": "w", "tasks": [
+          {"task_id": "prep", "task_type": "data_preprocessing",
+           "parameters": {"source": "\\"algoritm\\": x"}},
+          {"task_id": "train", "task_type": "model_training", "dependencies": ["prep"],
+           "parameters": {"algoritm": "svm"}}]}
+        """))
+    r = compile_file(js)
+    assert [(d.code, d.span.line, d.span.column) for d in r.diagnostics] == [("MLW203", 5, 19)]  # at the key (its opening quote)
