@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from mlflowdsl.errors import StateError
@@ -27,7 +28,8 @@ def workflow_dir(plan: Plan) -> str:
 def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execution_id: str | None = None,
              listener: Listener | None = None, client: Any = None, state: StateBackend | None = None,
              bus: EventBus | None = None, base_dir: str | None = None,
-             resume_from: WorkflowExecution | None = None) -> WorkflowExecution:
+             resume_from: WorkflowExecution | None = None, flush_interval_s: float | None = None,
+             cancel_check: Any = None) -> WorkflowExecution:
     """Run ``plan`` to completion and return its execution record.
 
     Without ``client`` a client is opened from the settings (an embedded cluster unless a
@@ -38,7 +40,10 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
     own_state, own_bus = state is None, bus is None
     state = state or open_state(settings)
     bus = bus or open_bus(settings)
-    options = RunOptions(keep_going=keep_going, base_dir=base, execution_id=execution_id, resume=resume_from)
+    options = RunOptions(keep_going=keep_going, base_dir=base, execution_id=execution_id, resume=resume_from,
+                         cancel_check=cancel_check)
+    if flush_interval_s is not None:
+        options = replace(options, flush_interval_s=flush_interval_s)
     try:
         if client is not None:
             return Executor(client, settings, state, bus, listener).run(plan, options)

@@ -55,6 +55,12 @@ class RunOptions:
     base_dir: str = "."  # the workflow file's directory: relative data paths start here
     execution_id: str | None = None
     resume: WorkflowExecution | None = None  # finish this execution instead of starting anew
+    # Cluster mode writes each result as soon as it arrives (0): a result must be committed
+    # to the shared state before the instance can die with it.
+    flush_interval_s: float = FLUSH_INTERVAL_S
+    # Polled by the main loop; a non-empty string cancels the run with that reason
+    # (cluster mode's `mlw cancel` flag).
+    cancel_check: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -414,7 +420,9 @@ class _Run:
     def execute(self) -> WorkflowExecution:
         ex = self.execution
         self._flush(header=True)
-        self.ex.state.save_task_results(ex.id, ex.tasks.values())
+        # Task rows go with the first periodic flush: writing hundreds of pending rows before
+        # submitting would delay every task of the run.
+        self.dirty.update(ex.tasks)
         self._emit("workflow.submitted", {"tasks": len(ex.tasks), "plan_fingerprint": ex.plan_fingerprint})
         self._emit("workflow.started", {"run": len(self.decision.run), "cached": len(self.decision.cached),
                                         "carried": len(self.decision.carried)})
@@ -427,7 +435,7 @@ class _Run:
         self.client.subscribe_topic(self.topic, self._on_event)
         try:
             self._submit()
-            last_flush = last_sweep = time.monotonic()
+            last_flush = last_sweep = last_cancel_check = time.monotonic()
             while self.futures:
                 try:
                     kind, item = self.messages.get(timeout=0.1)
@@ -442,9 +450,15 @@ class _Run:
                     last_sweep = now
                 if self.finished_at:
                     self._fetch_missing_meta()
-                if now - last_flush > FLUSH_INTERVAL_S:
+                if now - last_flush > self.options.flush_interval_s:
                     self._flush()
                     last_flush = now
+                if self.options.cancel_check is not None and now - last_cancel_check > SWEEP_INTERVAL_S:
+                    last_cancel_check = now
+                    why = self.options.cancel_check()
+                    if why:
+                        self._cancel_all(why)
+                        return self._close("cancelled", why)
         except KeyboardInterrupt:
             self._cancel_all("cancelled by the user (Ctrl-C)")
             return self._close("cancelled", "cancelled by the user")

@@ -48,8 +48,13 @@ class StateBackend(abc.ABC):
         """Release connections."""
 
 
-def open_state(settings: Settings) -> StateBackend:
-    """The state backend the settings select (SQLite under ``<home>`` for now)."""
+def open_state(settings: Settings, *, cluster: bool = False) -> StateBackend:
+    """The state backend the settings select: SQLite under ``<home>``, or the cluster's Redis
+    state when ``cluster`` is asked for and ``settings.redis_url`` is set."""
+    if cluster and settings.redis_url:
+        from mlflowdsl.runtime.state.redis import RedisState
+
+        return RedisState.from_settings(settings)
     from mlflowdsl.runtime.state.sqlite import SQLiteState
 
     return SQLiteState(settings.home_path / "state.db")
