@@ -114,7 +114,13 @@ class _Builder(Transformer):
         self.diags.append(Diagnostic(code, message, span, hint))
 
     def on_comment(self, t: Token) -> None:
-        self.comments.append(ast.Comment(self._tok(t), str(t)))
+        text = str(t)
+        if text.endswith("\r"):  # a CRLF file: the \r is line ending, not comment text
+            text = text.rstrip("\r")
+            span = Span(self.file, t.line, t.column, t.line, t.column + len(text))
+        else:
+            span = self._tok(t)
+        self.comments.append(ast.Comment(span, text))
 
     # ------------------------------------------------------------------ file structure
     def start(self, c):

@@ -309,3 +309,11 @@ def test_doctests(module_name):
     module = importlib.import_module(f"mlflowdsl.grammar.{module_name}")
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_crlf_line_endings():
+    m = parse_text('workflow w {\r\n  x = 1 # note\r\n  y = """a\r\nb"""\r\n}\r\n', "crlf.mlw")
+    assert [c.text for c in m.comments] == ["# note"]
+    assert m.comments[0].span == Span("crlf.mlw", 2, 9, 2, 15)
+    assert m.workflow.items[1].value.text == "a\r\nb"
+    assert m.workflow.items[1].span.end_line == 4
