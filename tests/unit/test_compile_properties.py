@@ -124,3 +124,25 @@ def test_json_output_of_examples_is_stable_across_compiles():
         first = compile_text(text, file).plan.canonical_json()
         assert compile_text(text, file).plan.canonical_json() == first
         json.loads(first)
+
+
+def test_output_does_not_depend_on_hash_randomization():
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import glob\n"
+        "from mlflowdsl.compiler.api import compile_file\n"
+        "from mlflowdsl.compiler.render import render\n"
+        "for f in sorted(glob.glob('examples/*.mlw')) + sorted(glob.glob('examples/*.json')):\n"
+        "    p = compile_file(f).plan\n"
+        "    print(render(p), render(p, 'dot'), render(p, 'mermaid'))\n"
+    )
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=True)
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 1000
