@@ -84,6 +84,12 @@ def _check(tune: RTune, task, diags: list[Diagnostic]) -> Tuning | None:
                 dims.append(_dim(a))
             except Problem as p:
                 diags.append(Diagnostic(p.code, f"`{a.name}`: {p.message}", a.span, hint=p.hint))
+    if fields.get("sampler") == "grid":
+        for d in dims:
+            if d.kind == "float" and d.step is None:
+                attr = next(a for a in search.attrs if a.name == d.name)
+                diags.append(Diagnostic("MLW215", f"`{d.name}`: grid search needs a finite space", attr.span,
+                                        hint="give the float dimension a step, or use choice(...)"))
     if len(diags) > n or task is None:
         return None
     from mlflowdsl.ir import SourceSpan

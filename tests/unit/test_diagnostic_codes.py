@@ -404,3 +404,11 @@ def test_mlw303_alone_even_when_the_unknown_task_was_to_fill_an_input():
         workflow w {
           task t: model_training after nope { }
         }""") == [("MLW303", 2, 32)]
+
+
+def test_mlw215_grid_search_over_a_continuous_dimension():
+    assert tune("learning_rate = float(0.01, 0.3)", "model_training", 'algorithm = "gradient_boosting"',
+                extra="sampler = grid") == [("MLW215", 5, 30)]
+    # with a step it is fine (only the lint warning that nothing uses `t` remains)
+    assert tune("learning_rate = float(0.01, 0.3, step = 0.01)", "model_training", 'algorithm = "gradient_boosting"',
+                extra="sampler = grid") == [("MLW402", 3, 8)]
