@@ -6,9 +6,8 @@ attributes of the task, checked at compile time like any task's. The return valu
 task's ``output``.
 
 The workflow names this module ``custom_steps`` (``uses = "custom_steps:oversample_minority"``).
-The compiler imports it to read the signature, so this directory must be on the import path
-of the ``mlw`` process (``PYTHONPATH=examples/custom``); the runtime also puts the workflow
-file's directory on the Dask workers' import path.
+The compiler imports it to read the signature, from the workflow file's directory; the runtime
+also puts that directory on the Dask workers' import path, so no ``PYTHONPATH`` is needed.
 """
 
 from __future__ import annotations

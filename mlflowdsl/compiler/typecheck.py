@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +146,7 @@ class _Checker:
         """The task's type without reporting anything (the task's own check reports)."""
         if t.type == "custom":
             uses = next((a.value for a in t.attrs if a.name == "uses"), None)
-            return self._custom(uses) if isinstance(uses, str) else None
+            return self._custom(uses, t.span.file) if isinstance(uses, str) else None
         if t.type not in self._types:
             cls = self.registry.get(t.type)
             self._types[t.type] = None if cls is None else TypeInfo(
@@ -151,13 +154,16 @@ class _Checker:
                 dict(cls.aliases), str(cls.version))
         return self._types[t.type]
 
-    def _custom(self, uses: str) -> TypeInfo | None:
+    def _custom(self, uses: str, file: str) -> TypeInfo | None:
         key = "custom:" + uses
         if key not in self._types:
             try:
                 from stdlib_tasks.custom import schema_for
 
-                schema = schema_for(uses)
+                # A custom task's module is looked up beside the workflow file first, as the
+                # runtime does for its workers, so no PYTHONPATH is needed for local steps.
+                with _import_path(os.path.dirname(os.path.abspath(file))):
+                    schema = schema_for(uses)
             except Exception as exc:  # an import error in user code is a diagnostic, not a crash
                 self._custom_errors[uses] = (
                     f"cannot load `{uses}`: {getattr(exc, 'message', None) or exc}",
@@ -442,3 +448,15 @@ def _kind_word(spec: task_api.InputSpec) -> str:
 def _fitting_outputs(info: TypeInfo, spec: task_api.InputSpec, task: str) -> str | None:
     fitting = [o for o, k in info.outputs.items() if _fits(spec, k)]
     return f"did you mean `{task}.{fitting[0]}`?" if fitting else None
+
+
+@contextlib.contextmanager
+def _import_path(directory: str):
+    added = directory not in sys.path
+    if added:
+        sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        if added and directory in sys.path:
+            sys.path.remove(directory)

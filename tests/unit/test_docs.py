@@ -18,7 +18,6 @@ seed's form and must compile without diagnostics too.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,14 +88,8 @@ ALL_BLOCKS = [b for doc in DOC_FILES if (REPO / doc).exists() for b in blocks_of
 def _compile(block: Block):
     params = dict(block.params) or None
     if block.file is not None:
-        # A repository file is compiled with its directory importable, as the docs tell users
-        # to do for custom-task modules next to the workflow (`PYTHONPATH=examples/custom`).
-        path = REPO / block.file
-        sys.path.insert(0, str(path.parent))
-        try:
-            return compile_file(path, params=params)
-        finally:
-            sys.path.remove(str(path.parent))
+        # Custom-task modules next to the workflow are found by the compiler itself.
+        return compile_file(REPO / block.file, params=params)
     # Compiled as if the block were a file in docs/, so a relative path means the same thing
     # as it would for a reader who saves the block next to the docs.
     return compile_text(block.text, file=str(REPO / "docs" / f"block_{block.line}.{block.lang}"), params=params)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,13 +129,8 @@ def test_templated_example_expands_the_template_twice():
 CUSTOM = EXAMPLES / "custom" / "custom_step.mlw"
 
 
-@pytest.fixture
-def custom_steps_importable(monkeypatch):
-    """What `PYTHONPATH=examples/custom` does for the documented command line."""
-    monkeypatch.syspath_prepend(str(CUSTOM.parent))
-
-
-def test_custom_step_example_compiles_and_lints_clean(custom_steps_importable):
+def test_custom_step_example_compiles_and_lints_clean():
+    # No PYTHONPATH: the compiler finds custom_steps.py next to the workflow file.
     result = compile_file(CUSTOM, strict=True)
     assert result.diagnostics == [], _shown(result)
     balance = result.plan.task("balance")
@@ -143,9 +139,10 @@ def test_custom_step_example_compiles_and_lints_clean(custom_steps_importable):
     assert lint_file(CUSTOM, strict=True).diagnostics == []
 
 
-def test_custom_step_attributes_are_checked_against_the_function(custom_steps_importable, tmp_path):
+def test_custom_step_attributes_are_checked_against_the_function(tmp_path):
     broken = tmp_path / "custom" / "broken.mlw"
     broken.parent.mkdir()
+    shutil.copy(CUSTOM.parent / "custom_steps.py", broken.parent / "custom_steps.py")
     broken.write_text(CUSTOM.read_text().replace("ratio = params.ratio", "ratio = params.ratio\n    ratios = 2"))
     assert {d.code for d in compile_file(broken).diagnostics} == {"MLW203"}
 
