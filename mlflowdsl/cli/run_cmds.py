@@ -121,9 +121,9 @@ class Display:
         if result is None:
             if execution.status == "running" and not self.printed:
                 click.echo(f"running {execution.workflow_id} (execution {execution.id}, {total} tasks)")
-                for tid, r in execution.tasks.items():
-                    if r.finished:
-                        self._line(done, total, r)
+                finished = [r for r in execution.tasks.values() if r.finished]
+                for n, r in enumerate(finished, 1):
+                    self._line(n, total, r)
             return
         if result.finished:
             self._line(done, total, result)
@@ -209,17 +209,22 @@ def _report(execution, settings, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=20, show_default=True, help="How many executions to list.")
 @click.option("--workflow", metavar="ID", help="Only executions of this workflow.")
-def status(execution_id, as_json, limit, workflow):
+@click.option("--redis", "redis_url", metavar="URL", help="Show the cluster's executions (state in Redis) and dead letters.")
+def status(execution_id, as_json, limit, workflow, redis_url):
     """List recent executions, or show one (tasks, attempts, errors)."""
     from mlflowdsl.runtime.state import open_state
     from mlflowdsl.settings import load_settings
 
     try:
-        state = open_state(load_settings())
+        state = open_state(load_settings({"redis_url": redis_url}), cluster=bool(redis_url))
         if execution_id:
             _show_execution(state.get_execution(execution_id), as_json)
         else:
             _list_executions(state.list_executions(limit=limit, workflow_id=workflow), as_json)
+            if redis_url and not as_json:
+                from mlflowdsl.cli.cluster_cmds import print_dead_letters
+
+                print_dead_letters(state.gateway)
     except MlwError as exc:
         _fail(str(exc))
 

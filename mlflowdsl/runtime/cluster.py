@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Iterator
 
 from mlflowdsl.errors import ConfigError, RuntimeFailure
@@ -38,6 +40,17 @@ def _extend_import_path(paths: list[str]) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(current)
 
 
+def _ignore_sigint():
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be changed from the main thread
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextlib.contextmanager
 def open_client(settings: Settings, *, import_paths: list[str] | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
     """A Dask client on ``settings.scheduler``, or on an embedded cluster started (and
@@ -63,11 +76,18 @@ def open_client(settings: Settings, *, import_paths: list[str] | None = None) ->
             client.close()
         return
     resources, memory_limit = embedded_resources(settings.local_workers)
-    cluster = LocalCluster(
-        n_workers=settings.local_workers, threads_per_worker=settings.local_threads_per_worker,
-        processes=True, resources=resources, memory_limit=memory_limit,
-        dashboard_address=":0", silence_logs=logging.ERROR,
-    )
+    # Ctrl-C in a terminal signals the whole process group. Worker processes started while
+    # SIGINT is ignored inherit that, so only this process reacts: it cancels the run and
+    # stops the cluster cleanly, instead of every worker dying with a traceback.
+    previous = _ignore_sigint()
+    try:
+        cluster = LocalCluster(
+            n_workers=settings.local_workers, threads_per_worker=settings.local_threads_per_worker,
+            processes=True, resources=resources, memory_limit=memory_limit,
+            dashboard_address=":0", silence_logs=logging.ERROR,
+        )
+    finally:
+        _restore_sigint(previous)
     try:
         with Client(cluster) as client:
             yield client

@@ -92,3 +92,23 @@ def test_computed_results_finds_the_latest_success_per_cache_key(tmp_path):
         "c": TaskResult(task_id="c", status="cached", cache_key="k3")}))
     found = state.computed_results(["k1", "k2", "k3", "k4"])
     assert set(found) == {"k1"} and found["k1"].metrics == {"acc": 0.9}
+
+
+def test_a_database_of_the_first_schema_is_migrated(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE task_results (execution_id TEXT NOT NULL, task_id TEXT NOT NULL, "
+                       "status TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (execution_id, task_id));")
+    conn.close()
+    state = SQLiteState(path)
+    state.save(_execution().with_tasks({"a": TaskResult(task_id="a", status="succeeded", cache_key="k")}))
+    assert set(state.computed_results(["k"])) == {"k"}
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError, match="cannot open the state database"):
+        SQLiteState(path)

@@ -39,6 +39,13 @@ CREATE INDEX IF NOT EXISTS task_results_cache_key ON task_results (cache_key);
 """
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an earlier version up to ``SCHEMA`` (columns only added)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(task_results)")}
+    if columns and "cache_key" not in columns:
+        conn.execute("ALTER TABLE task_results ADD COLUMN cache_key TEXT")
+
+
 class SQLiteState(StateBackend):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -48,12 +55,17 @@ class SQLiteState(StateBackend):
         # A short-lived connection for the schema: a connection left open across a fork and
         # closed later in the child would checkpoint and delete the WAL under the other
         # processes' feet ("file is not a database").
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                _migrate(conn)
+                conn.executescript(SCHEMA)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open the state database: {exc}", subject=str(self.path),
+                             hint="move the file away (history is lost) or point MLW_HOME elsewhere") from None
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
