@@ -31,6 +31,7 @@ ENV = {
     "redis_retry_max_s": "MLW_REDIS_RETRY_MAX_S",
     "redis_breaker_failures": "MLW_REDIS_BREAKER_FAILURES",
     "redis_breaker_reset_s": "MLW_REDIS_BREAKER_RESET_S",
+    "max_deliveries": "MLW_MAX_DELIVERIES",
 }
 
 
@@ -56,6 +57,7 @@ class Settings:
     redis_retry_max_s: float = 3.0  # at most this long per call, retries included
     redis_breaker_failures: int = 5  # consecutive failures that open the circuit breaker
     redis_breaker_reset_s: float = 2.0  # an open breaker lets a trial call through after this
+    max_deliveries: int = 5  # a submitted execution delivered more often goes to the dead-letter stream
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,7 +105,7 @@ def load_settings(overrides: dict[str, Any] | None = None, *, config_file: str |
                 raise ConfigError(f"{float_field} must be a number of seconds, got {values[float_field]!r}",
                                   subject=ENV.get(float_field, float_field)) from None
     for int_field in ("memory_cache_bytes", "local_workers", "local_threads_per_worker", "redis_retry_attempts",
-                      "redis_breaker_failures"):
+                      "redis_breaker_failures", "max_deliveries"):
         if int_field in values:
             try:
                 values[int_field] = int(values[int_field])

@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "run": "mlflowdsl.cli.run_cmds:run",
     "status": "mlflowdsl.cli.run_cmds:status",
     "cache": "mlflowdsl.cli.cache_cmds:cache",
+    "orchestrator": "mlflowdsl.cli.cluster_cmds:orchestrator",
+    "submit": "mlflowdsl.cli.cluster_cmds:submit",
+    "cluster": "mlflowdsl.cli.cluster_cmds:cluster",
+    "cancel": "mlflowdsl.cli.cluster_cmds:cancel",
 }
 
 

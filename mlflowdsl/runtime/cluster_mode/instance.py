@@ -1,0 +1,290 @@
+"""One orchestrator instance: what ``mlw orchestrator start`` runs in the foreground.
+
+Every tick (half a heartbeat) the instance
+
+1. as leader, recomputes the shard map (domains -> live instances) and writes it fenced;
+2. refreshes its claim on the stream entries of the executions it runs (``XCLAIM ... JUSTID``
+   resets their idle time, so a live owner's long execution is never reclaimed), passes on
+   cancel flags, writes buffered state, and acknowledges (``XACK``) executions that ended
+   once their records are in Redis;
+3. unless Redis is unreachable or it is shutting down, claims work from the streams of the
+   domains the shard map gives it: first entries a dead instance left unacknowledged for more
+   than 3 heartbeats (``XAUTOCLAIM``), then new ones (``XREADGROUP``). An entry delivered more
+   than ``max_deliveries`` times goes to the dead-letter stream instead.
+
+A claimed execution runs under a renewed ``DistributedLock`` named after its id (so two
+instances never run it at once) with ``run_plan(..., resume_from=<the stored execution>)``:
+tasks committed before a failover are carried over (or loaded from the shared cache) and not
+run again. Guarantees: at-least-once task execution (a task running when its instance died
+runs again), exactly-once result commit (see :mod:`mlflowdsl.runtime.state.redis`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.exceptions as rexc
+
+from mlflowdsl.errors import MlwError
+from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.cluster_mode import submission as sub
+from mlflowdsl.runtime.coordination import (
+    Heartbeat,
+    InstanceInfo,
+    InstanceRegistry,
+    LeaderElector,
+    LeaderLease,
+    RedisUnavailable,
+    ShardBalancer,
+    coordination_config,
+    gateway_from_settings,
+    read_shard_map,
+)
+from mlflowdsl.runtime.coordination.locks import DistributedLock
+from mlflowdsl.runtime.state.redis import RedisState
+from mlflowdsl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """An execution this instance claimed and runs in a thread."""
+
+    execution_id: str
+    domain: str
+    entry_id: str
+    base_dir: str | None
+    lock: DistributedLock
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None
+    status: str | None = None
+
+
+class OrchestratorInstance:
+    """Register, elect, balance shards, claim and run executions; see the module docstring.
+
+    ``client`` is a Dask client on the cluster that runs the tasks (shared by the executions).
+    """
+
+    def __init__(self, settings: Settings, instance_id: str, client: Any, *, domains: tuple[str, ...] = (),
+                 max_running: int = 4):
+        self.settings = settings
+        self.id = instance_id
+        self.client = client
+        self.domains = tuple(domains)
+        self.max_running = max_running
+        self.config = coordination_config(settings)
+        self.gateway = gateway_from_settings(settings)
+        self.state = RedisState(self.gateway)
+        self.registry = InstanceRegistry(self.gateway, beat_s=self.config.heartbeat_s)
+        self.heartbeat = Heartbeat(self.registry, InstanceInfo(instance_id, self.domains),
+                                   load=lambda: float(len(self.jobs)))
+        self.lease = LeaderLease(self.gateway, instance_id, lease_s=self.config.lease_s, renew_s=self.config.renew_s)
+        self.balancer = ShardBalancer(self.lease, self.registry)
+        self.elector = LeaderElector(self.lease, on_elected=self._on_elected)
+        self.jobs: dict[str, Job] = {}
+        self.stopping = threading.Event()
+        self.idle_ms = int(3 * self.config.heartbeat_s * 1000)
+        self.owned_domains: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "OrchestratorInstance":
+        self.heartbeat.start()
+        self.elector.start()
+        log.info("instance %s started (domains: %s)", self.id, ", ".join(self.domains) or "*")
+        return self
+
+    def _on_elected(self, epoch: int) -> None:
+        log.info("instance %s is leader (epoch %d)", self.id, epoch)
+
+    def run(self, until: threading.Event | None = None) -> None:
+        """Tick until ``stop()`` (or ``until``) is set, then finish the running executions."""
+        tick = max(0.05, self.config.heartbeat_s / 2)
+        while not self.stopping.is_set() and not (until is not None and until.is_set()):
+            self.tick()
+            self.stopping.wait(tick)
+        self.stopping.set()
+        while self.jobs:  # let running executions finish (their claims stay fresh meanwhile)
+            self.tick()
+            time.sleep(tick)
+        self.close()
+
+    def stop(self) -> None:
+        """Stop claiming; :meth:`run` returns once the running executions have ended."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        self.elector.stop()
+        self.heartbeat.stop(deregister=True)
+        self.state.flush_pending()
+        log.info("instance %s stopped", self.id)
+
+    # ------------------------------------------------------------------ one tick
+
+    def tick(self) -> None:
+        try:
+            if self.lease.is_leader:
+                self.balancer.domains = set(sub.known_domains(self.gateway))
+                changed = self.balancer.rebalance()
+                if changed is not None:
+                    log.info("shard map epoch %d: %s", changed.epoch, changed.assignments)
+            self._tend_jobs()
+            if not self.stopping.is_set() and self.gateway.breaker_state == "closed":
+                self._claim()
+        except RedisUnavailable as exc:
+            log.warning("instance %s: Redis unavailable, holding on to running work: %s", self.id, exc)
+        except MlwError as exc:
+            log.error("instance %s: %s", self.id, exc)
+
+    def _tend_jobs(self) -> None:
+        running = [j for j in self.jobs.values() if not j.done.is_set()]
+        for job in running:
+            key = sub.queue_key(self.gateway, job.domain)
+            self.gateway.call(lambda r, job=job, key=key: r.xclaim(
+                key, sub.GROUP, self.id, min_idle_time=0, message_ids=[job.entry_id], justid=True))
+        for eid, reason in sub.cancel_reasons(self.gateway, [j.execution_id for j in running]).items():
+            self.jobs[eid].cancel_reason = reason
+        for job in [j for j in self.jobs.values() if j.done.is_set()]:
+            if not self.state.flush_pending():
+                return  # acknowledge only what Redis has: the entry must survive our death
+            key = sub.queue_key(self.gateway, job.domain)
+            self.gateway.call(lambda r, job=job, key=key: r.xack(key, sub.GROUP, job.entry_id))
+            try:
+                job.lock.release(strict=False)
+            except RedisUnavailable:
+                pass
+            del self.jobs[job.execution_id]
+            log.info("execution %s %s (acknowledged)", job.execution_id, job.status)
+
+    # ------------------------------------------------------------------ claiming
+
+    def _claim(self) -> None:
+        shard_map = read_shard_map(self.gateway)
+        self.owned_domains = shard_map.domains_of(self.id) if shard_map else []
+        for domain in self.owned_domains:
+            if len(self.jobs) >= self.max_running:
+                return
+            for entry_id, fields in self._next_entries(domain):
+                self._take(domain, entry_id, fields)
+
+    def _next_entries(self, domain: str) -> list[tuple[str, dict[str, str]]]:
+        key = sub.queue_key(self.gateway, domain)
+
+        def read(r):
+            try:
+                _, claimed, *_ = r.xautoclaim(key, sub.GROUP, self.id, min_idle_time=self.idle_ms,
+                                              start_id="0-0", count=1)
+                claimed = [c for c in claimed if c and c[1]]
+                if claimed:
+                    return claimed
+                found = r.xreadgroup(sub.GROUP, self.id, {key: ">"}, count=1)
+                return found[0][1] if found else []
+            except rexc.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return None
+                raise
+
+        entries = self.gateway.call(read)
+        if entries is None:  # the stream or group is gone (Redis restarted empty): recreate it
+            sub.ensure_group(self.gateway, domain)
+            return []
+        return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in entries]
+
+    def _deliveries(self, domain: str, entry_id: str) -> int:
+        key = sub.queue_key(self.gateway, domain)
+        info = self.gateway.call(lambda r: r.xpending_range(key, sub.GROUP, min=entry_id, max=entry_id, count=1))
+        return int(info[0]["times_delivered"]) if info else 1
+
+    def _ack(self, domain: str, entry_id: str) -> None:
+        key = sub.queue_key(self.gateway, domain)
+        self.gateway.call(lambda r: r.xack(key, sub.GROUP, entry_id))
+
+    def _take(self, domain: str, entry_id: str, fields: dict[str, str]) -> None:
+        execution_id = fields.get("execution_id", "")
+        if execution_id in self.jobs:
+            return  # our own entry (e.g. reclaimed while we still run it)
+        deliveries = self._deliveries(domain, entry_id)
+        if deliveries > self.settings.max_deliveries:
+            self._dead_letter(domain, entry_id, execution_id, deliveries)
+            return
+        lock = DistributedLock(self.gateway, f"exec:{execution_id}", ttl_s=max(1.0, 3 * self.config.heartbeat_s),
+                               timeout_s=0, renew=True)
+        if not lock.try_acquire():
+            log.info("execution %s is held by another instance; leaving it", execution_id)
+            return
+        try:
+            stored = self.state.get_execution(execution_id)
+        except MlwError as exc:
+            log.error("entry %s names an unknown execution %s: %s", entry_id, execution_id, exc)
+            self._ack(domain, entry_id)
+            lock.release(strict=False)
+            return
+        if stored.finished:
+            self._ack(domain, entry_id)
+            lock.release(strict=False)
+            return
+        job = Job(execution_id=stored.id, domain=domain, entry_id=entry_id, base_dir=fields.get("base_dir"),
+                  lock=lock)
+        job.cancel_reason = sub.cancel_reasons(self.gateway, [stored.id]).get(stored.id)
+        self.jobs[stored.id] = job
+        verb = "resuming" if stored.status == "running" else "starting"
+        log.info("%s execution %s (domain %s, delivery %d)", verb, stored.id, domain, deliveries)
+        job.thread = threading.Thread(target=self._run_job, args=(job, stored), daemon=True,
+                                      name=f"mlw-exec-{stored.id}")
+        job.thread.start()
+
+    def _dead_letter(self, domain: str, entry_id: str, execution_id: str, deliveries: int) -> None:
+        reason = f"delivered {deliveries} times (max_deliveries = {self.settings.max_deliveries})"
+        self.gateway.call(lambda r: r.xadd(sub.dead_key(self.gateway), {
+            "execution_id": execution_id, "domain": domain, "entry": entry_id, "deliveries": str(deliveries),
+            "reason": reason, "instance": self.id}))
+        self._ack(domain, entry_id)
+        try:
+            stored = self.state.get_execution(execution_id)
+            if not stored.finished:
+                self.state.save_execution_checked(stored.advance("failed", ended=time.time(),
+                                                                 error=f"dead-lettered: {reason}"))
+        except MlwError:
+            pass
+        log.error("execution %s dead-lettered: %s", execution_id, reason)
+
+    # ------------------------------------------------------------------ running
+
+    def _run_job(self, job: Job, stored) -> None:
+        from mlflowdsl.runtime.api import run_plan
+
+        try:
+            if job.cancel_reason:
+                self._cancel_unstarted(stored, job.cancel_reason)
+                job.status = "cancelled"
+                return
+            plan = Plan.from_json(stored.plan_json)
+            result = run_plan(plan, self.settings, client=self.client, state=self.state, resume_from=stored,
+                              keep_going=stored.keep_going, base_dir=job.base_dir, flush_interval_s=0.0,
+                              cancel_check=lambda: job.cancel_reason)
+            job.status = result.status
+        except Exception as exc:  # noqa: BLE001 - the execution fails, the instance lives on
+            log.exception("execution %s could not run", job.execution_id)
+            job.status = "failed"
+            try:
+                current = self.state.get_execution(job.execution_id)
+                if not current.finished:
+                    self.state.save_execution(current.advance("failed", ended=time.time(),
+                                                              error=f"{type(exc).__name__}: {exc}"))
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            job.done.set()
+
+    def _cancel_unstarted(self, stored, reason: str) -> None:
+        now = time.time()
+        self.state.save_task_results(stored.id, [r.advance("skipped", error=reason)
+                                                 for r in stored.tasks.values() if not r.finished])
+        self.state.save_execution(stored.advance("cancelled", ended=now, error=reason))

@@ -1,0 +1,124 @@
+"""Cluster mode end to end with instances as separate processes: submit, run, status, cancel,
+cluster status, shards by domain."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.integration.cluster_support import FN, Cluster, chain_workflow  # noqa: E402
+from tests.integration.tasks_for_tests import runs  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def cluster(tmp_path, redis_url, dask_cluster):
+    c = Cluster(tmp_path, redis_url, dask_cluster.address)
+    yield c
+    c.close()
+
+
+def test_submit_runs_on_an_instance_and_status_shows_it(cluster, tmp_path):
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(chain_workflow(3, logs=tmp_path / "logs", seconds=0.0))
+    cluster.start("solo")
+    execution_id = cluster.submit(wf)
+    assert len(execution_id) == 12
+    done = cluster.wait_status(execution_id, ("succeeded", "failed"))
+    assert done["status"] == "succeeded"
+    assert {t: r["metrics"]["total"] for t, r in done["tasks"].items()} == {"t00": 1.0, "t01": 2.0, "t02": 3.0}
+    listed = cluster.mlw("status", "--redis", cluster.redis_url)
+    assert execution_id in listed.stdout and "dead letters: 0" in listed.stdout
+    health = json.loads(cluster.mlw("cluster", "status", "--json").stdout)
+    assert [i["id"] for i in health["instances"]] == ["solo"]
+    assert health["leader"]["id"] == "solo" and health["shards"]["assignments"] == {"default": "solo"}
+    assert health["queues"]["default"] == {"queued": 0, "pending": 0, "pending_by_instance": {}}
+    assert health["breaker"] == "closed" and health["dead_letters"] == []
+
+
+def test_submit_of_a_broken_file_shows_diagnostics(cluster, tmp_path):
+    bad = tmp_path / "bad.mlw"
+    bad.write_text('workflow w {\n  task a: custom { uses = "%s:step"  nme = "x" }\n}\n' % FN)
+    done = cluster.mlw("submit", str(bad))
+    assert done.returncode == 1
+    assert "bad.mlw:2:" in done.stderr and "Traceback" not in done.stderr
+    assert cluster.redis.keys("mlw:queue:*") == []
+
+
+def test_cancel_stops_a_running_execution(cluster, tmp_path):
+    logs = tmp_path / "logs"
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(chain_workflow(10, logs=logs, seconds=0.5))
+    cluster.start("solo")
+    execution_id = cluster.submit(wf)
+    deadline = time.monotonic() + 60
+    while not runs(str(logs), "t01") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done = cluster.mlw("cancel", execution_id[:8])
+    assert done.returncode == 0 and "cancel" in done.stdout
+    final = cluster.wait_status(execution_id, ("cancelled", "succeeded", "failed"), timeout=30)
+    assert final["status"] == "cancelled"
+    assert final["tasks"]["t09"]["status"] == "skipped"
+    assert not runs(str(logs), "t09")
+
+
+def test_cancel_of_a_queued_execution_and_unknown_ids(cluster, tmp_path):
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(chain_workflow(2, logs=tmp_path / "logs", seconds=0.0))
+    execution_id = cluster.submit(wf)  # no instance runs: it stays queued
+    assert cluster.execution(execution_id)["status"] == "pending"
+    assert "cancelled" in cluster.mlw("cancel", execution_id).stdout
+    assert cluster.execution(execution_id)["status"] == "cancelled"
+    unknown = cluster.mlw("cancel", "nope")
+    assert unknown.returncode == 1 and "no execution 'nope'" in unknown.stderr
+    cluster.start("late")  # it acknowledges the cancelled entry without running it
+    deadline = time.monotonic() + 20
+    while cluster.redis.xpending("mlw:queue:default", "orchestrators")["pending"] or \
+            json.loads(cluster.mlw("cluster", "status", "--json").stdout)["queues"]["default"]["queued"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert not runs(str(tmp_path / "logs"), "t00")
+
+
+def test_instances_run_only_their_domains_and_take_over_when_one_leaves(cluster, tmp_path):
+    logs = tmp_path / "logs"
+    train, infer = tmp_path / "train.mlw", tmp_path / "infer.mlw"
+    train.write_text(chain_workflow(2, logs=logs, seconds=0.0, domain="training", name="train"))
+    infer.write_text(chain_workflow(2, logs=logs, seconds=0.0, domain="inference", name="infer"))
+    cluster.start("ta", "training")
+    cluster.start("ib", "inference")
+    deadline = time.monotonic() + 20
+    while cluster.shards() != {"training": "ta", "inference": "ib"}:
+        assert time.monotonic() < deadline, cluster.shards()
+        time.sleep(0.2)
+    ids = {cluster.submit(train): "ta", cluster.submit(infer): "ib"}
+    for execution_id in ids:
+        assert cluster.wait_status(execution_id, ("succeeded", "failed"))["status"] == "succeeded"
+    for name in ("ta", "ib"):
+        cluster.kill(name, sig=15)
+    for execution_id, owner in ids.items():
+        assert f"execution {execution_id}" in cluster.log(owner).read_text()
+        other = "ib" if owner == "ta" else "ta"
+        assert execution_id not in cluster.log(other).read_text()
+    # A wildcard instance and a training one; the training one leaves: its domain moves.
+    cluster.start("any")
+    cluster.start("tc", "training")
+    deadline = time.monotonic() + 20
+    while cluster.shards().get("inference") != "any" or set(cluster.shards()) != {"training", "inference"}:
+        assert time.monotonic() < deadline, cluster.shards()
+        time.sleep(0.2)
+    cluster.kill("tc", sig=15)
+    deadline = time.monotonic() + 20
+    while cluster.shards() != {"training": "any", "inference": "any"}:
+        assert time.monotonic() < deadline, cluster.shards()
+        time.sleep(0.2)
+    again = cluster.submit(train, f"logs={tmp_path / 'logs2'}")
+    assert cluster.wait_status(again, ("succeeded", "failed"))["status"] == "succeeded"
+    assert f"execution {again}" in cluster.log("any").read_text()
