@@ -149,6 +149,12 @@ class TaskType:
     # Names of params that are input file paths: the runtime fingerprints those files into
     # the cache key, so editing the data invalidates the cached result.
     reads: ClassVar[tuple[str, ...]] = ()
+    # The result is an effect in the world (a deployment, a written file), so the task is not
+    # served from the cache unless its own `cache` block asks for it (`defaults` do not).
+    side_effects: ClassVar[bool] = False
+    # At least one input of each group must be given; a group left out is filled from the
+    # dependencies like a required input, through the group's first member.
+    input_groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
     doc: ClassVar[str] = ""
 
     def tunable_hyperparameters(self, params: dict[str, Any]) -> set[str] | None:

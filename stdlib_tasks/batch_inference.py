@@ -49,6 +49,7 @@ class BatchInference(TaskType):
     }
     version = "1"
     sink = True
+    side_effects = True
     reads = ("source",)
     doc = "Predict over a file partition by partition; the output file is written atomically."
 

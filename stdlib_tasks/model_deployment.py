@@ -73,6 +73,7 @@ class ModelDeployment(TaskType):
     aliases = {"model_name": "name", "deployment_target": "target", "environment": "target"}
     version = "1"
     sink = True
+    side_effects = True
     doc = "Write the model artifact (joblib, sha256) and a deployment record under the artifact directory."
 
     def run(self, params: ModelDeploymentParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:

@@ -45,6 +45,7 @@ class ModelEvaluation(TaskType):
     aliases = {"evaluation_metrics": "metrics", "metric": "rank_by"}
     version = "1"
     sink = True
+    input_groups = (("model", "models"),)
     doc = "Metrics, confusion matrix and a comparison of one or several models on the test split."
 
     def run(self, params: ModelEvaluationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:

@@ -229,11 +229,22 @@ class _Checker:
                 ok = ok and filled is not None
                 if filled is not None:
                     params[name] = filled
+        for group in getattr(info.cls, "input_groups", ()):
+            if not any(name in inputs for name in group) and group[0] in info.inputs:
+                filled = self._fill(t, info, group[0], info.inputs[group[0]], deps, quiet=not after_known)
+                ok = ok and filled is not None
+                if filled is not None:
+                    params[group[0]] = filled
         own, ddiags = check_directives(tuple(directive_attrs), t.blocks)
+        directives = merge(defaults, own)
+        if getattr(info.cls, "side_effects", False) and "strategy" not in own.get("cache", {}):
+            # A deployment or a written file is an effect, not a value: rerun it unless the
+            # task itself asks for caching.
+            directives = merge(directives, {"cache": {"strategy": "none"}})
         self.diags.extend(ddiags)
         if not ok or ddiags:
             return None
-        return CheckedTask(t.id, info, t.span, t.id_span, uses, params, literal or {}, deps, t.after, merge(defaults, own),
+        return CheckedTask(t.id, info, t.span, t.id_span, uses, params, literal or {}, deps, t.after, directives,
                            t.when, t.when_span, t.when_constant)
 
     def _input(self, t: RTask, info: TypeInfo, name: str, a: RAttr, deps: dict[str, Span]) -> Any:

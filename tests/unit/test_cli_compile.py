@@ -15,7 +15,8 @@ GOOD = textwrap.dedent("""
     workflow w {
       params { seed: int = 1 }
       task prep: data_preprocessing { source = "sklearn:iris"  seed = params.seed }
-      task ev: model_evaluation { data = prep.output }
+      task train: model_training { data = prep.output  algorithm = "knn" }
+      task ev: model_evaluation { data = prep.output  model = train.model }
     }
 """).lstrip()
 
@@ -91,7 +92,7 @@ def test_compile_prints_canonical_json(runner, files):
     r = runner.invoke(cli, ["compile", files["good.mlw"]])
     assert r.exit_code == 0, r.stderr
     plan = json.loads(r.stdout)
-    assert [t["id"] for t in plan["tasks"]] == ["prep", "ev"]
+    assert [t["id"] for t in plan["tasks"]] == ["prep", "train", "ev"]
     assert plan["ir_version"] == "1" and len(plan["fingerprint"]) == 64
     assert r.stdout == json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -147,10 +148,12 @@ def test_seed_json_is_accepted(runner, tmp_path):
     f = tmp_path / "w.json"
     f.write_text(json.dumps({"workflow_id": "w", "tasks": [
         {"task_id": "p", "task_type": "data_preprocessing", "parameters": {"dataset_path": "x.csv"}},
-        {"task_id": "e", "task_type": "model_evaluation", "dependencies": ["p"]}]}))
+        {"task_id": "t", "task_type": "model_training", "dependencies": ["p"], "parameters": {"algorithm": "knn"}},
+        {"task_id": "e", "task_type": "model_evaluation", "dependencies": ["p", "t"]}]}))
     r = runner.invoke(cli, ["compile", str(f)])
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["tasks"][1]["params"] == {"data": {"$ref": "p.output"}}
+    # inputs left out are filled from the only dependency with a fitting output
+    assert json.loads(r.stdout)["tasks"][2]["params"] == {"data": {"$ref": "p.output"}, "model": {"$ref": "t.model"}}
     assert runner.invoke(cli, ["lint", str(f)]).exit_code == 0
 
 
@@ -179,7 +182,8 @@ def test_fmt_prints_a_seed_document_as_mlw_with_the_same_plan(runner, tmp_path):
         {"task_id": "p", "task_type": "data_preprocessing",
          "parameters": {"dataset_path": "x.csv", "seed": {"$ref": "params.seed"}},
          "resources": {"memory": "4GiB"}, "cache": "memory", "retry": {"max_attempts": 2}},
-        {"task_id": "e", "task_type": "model_evaluation", "dependencies": ["p"]}]}
+        {"task_id": "t", "task_type": "model_training", "dependencies": ["p"], "parameters": {"algorithm": "knn"}},
+        {"task_id": "e", "task_type": "model_evaluation", "dependencies": ["p", "t"]}]}
     f = tmp_path / "w.json"
     f.write_text(json.dumps(doc))
     r = runner.invoke(cli, ["fmt", str(f)])

@@ -9,7 +9,7 @@ HEAD = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" 
 
 def test_custom_task_params_inputs_and_outputs_come_from_the_function():
     r = compile_text(HEAD + '  task c: custom after prep { uses = "stdlib_tasks.custom:_example"  factor = 3 }\n'
-                     '  task e: model_evaluation { data = c.output }\n}\n', "c.mlw")
+                     '  task e: model_evaluation { data = c.output  model = "models:/m/1" }\n}\n', "c.mlw")
     assert r.ok, r.diagnostics
     t = r.plan.task("c")
     assert (t.type, t.uses) == ("custom", "stdlib_tasks.custom:_example")

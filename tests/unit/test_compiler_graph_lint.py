@@ -41,9 +41,9 @@ def test_plan_lists_tasks_topologically_then_by_id():
     r = compile_("""
         workflow w {
           task z: data_preprocessing { source = "x.csv" }
-          task m: model_evaluation { data = z.output }
+          task m: model_evaluation { data = z.output  model = "models:/m/1" }
           task a: data_preprocessing { source = "y.csv" }
-          task b: model_evaluation { data = a.output }
+          task b: model_evaluation { data = a.output  model = "models:/m/1" }
         }""")
     assert [t.id for t in r.plan.tasks] == ["a", "b", "z", "m"]
 
@@ -81,8 +81,8 @@ def test_when_that_depends_on_a_parameter_is_not_always_false():
         workflow w {
           params { deploy: bool = false }
           task prep: data_preprocessing { source = "x.csv" }
-          task ev: model_evaluation { data = prep.output  when = params.deploy }
-          task ev2: model_evaluation { data = prep.output  when = not true }
+          task ev: model_evaluation { data = prep.output  when = params.deploy  model = "models:/m/1" }
+          task ev2: model_evaluation { data = prep.output  when = not true  model = "models:/m/1" }
         }""")
     assert [(d.code, d.span.line) for d in r.diagnostics] == [("MLW404", 5)]
 
@@ -98,7 +98,7 @@ def test_key_part_follows_the_contract_and_changes_with_params_or_cache_version(
     base = """
         workflow w {
           task prep: data_preprocessing { source = "x.csv" }
-          task ev: model_evaluation { data = prep.output  cache { version = "VERSION" } }
+          task ev: model_evaluation { data = prep.output  cache { version = "VERSION" }  model = "models:/m/1" }
         }"""
     p1 = compile_(base.replace("VERSION", "1")).plan
     p2 = compile_(base.replace("VERSION", "2")).plan

@@ -35,9 +35,10 @@ PARAMS = """
       }
       task ev: model_evaluation {
         data = prep.output
+        model = "models:/m/1"
         when = params.deploy or params.env == "prod"
       }
-      task other: model_evaluation { data = prep.output  description = "${params.algos} ${params.weights}" }
+      task other: model_evaluation { data = prep.output  description = "${params.algos} ${params.weights}"  model = "models:/m/1" }
     }"""
 
 
@@ -186,7 +187,7 @@ def test_defaults_are_inherited_field_by_field():
             retry { max = 30s }
             cache = memory
           }
-          task ev: model_evaluation { data = prep.output  timeout = 30s  domain = "inference" }
+          task ev: model_evaluation { data = prep.output  timeout = 30s  domain = "inference"  model = "models:/m/1" }
         }""")
     prep, ev = p.task("prep"), p.task("ev")
     assert prep.resources.model_dump() == {"cpu": 2.0, "memory": 2 * 2**30, "gpu": 0, "storage": 0,
@@ -233,7 +234,7 @@ def test_none_clears_an_inherited_timeout_or_ttl():
         workflow w {
           defaults { timeout = 1h  cache { ttl = 1d } }
           task prep: data_preprocessing { source = "x.csv"  timeout = none  cache { ttl = none } }
-          task ev: model_evaluation { data = prep.output }
+          task ev: model_evaluation { data = prep.output  model = "models:/m/1" }
         }""")
     assert (p.task("prep").timeout, p.task("prep").cache.ttl) == (None, None)
     assert (p.task("ev").timeout, p.task("ev").cache.ttl) == (3600.0, 86400.0)
@@ -249,7 +250,7 @@ def test_after_a_template_use_waits_for_all_its_tasks():
         workflow w {
           task prep: data_preprocessing { source = "x.csv" }
           use rf = pair(data = prep.output)
-          task ev: model_evaluation after rf { data = prep.output }
+          task ev: model_evaluation after rf { data = prep.output  model = "models:/m/1" }
         }""")
     assert p.task("ev").dependencies == ["prep", "rf.check", "rf.train"]
 

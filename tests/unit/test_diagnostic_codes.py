@@ -365,7 +365,7 @@ def test_mlw401_unused_parameter():
         workflow w {{
           params {{ unused: int = 1 }}
           {PREP}
-          task ev: model_evaluation {{ data = prep.output }}
+          task ev: model_evaluation {{ data = prep.output  model = "models:/m/1" }}
         }}""") == [("MLW401", 2, 12)]
 
 
@@ -390,7 +390,7 @@ def test_mlw404_when_always_false():
     assert where(f"""
         workflow w {{
           {PREP}
-          task ev: model_evaluation {{ data = prep.output  when = false }}
+          task ev: model_evaluation {{ data = prep.output  when = false  model = "models:/m/1" }}
         }}""") == [("MLW404", 3, 58)]
 
 
