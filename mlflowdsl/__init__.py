@@ -1,3 +1,15 @@
 """mlflowdsl: a declarative language and distributed runner for machine-learning pipelines."""
 
 __version__ = "0.1.0"
+
+# The seed's public API, imported on first use so `import mlflowdsl` stays cheap.
+_LAZY = {name: "mlflowdsl.runtime.orchestrator" for name in (
+    "DistributedOrchestrator", "MLWorkflowManager", "WorkflowSpec", "MLTaskSpec", "WorkflowExecution", "TaskResult")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlflowdsl' has no attribute {name!r}")
