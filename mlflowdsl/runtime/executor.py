@@ -286,9 +286,13 @@ class _Run:
     def _handle_event(self, msg: dict[str, Any]) -> None:
         tid = msg.get("task_id")
         current = self.execution.tasks.get(tid)
-        if current is None or current.finished:
-            return
         kind = msg.get("kind")
+        if current is None:
+            return
+        if current.finished:
+            if kind == "done":  # e.g. a load task of a task recorded `cached` up front
+                self._finish_task(tid, msg)
+            return
         if kind == "started":
             self.started_ids.add(tid)
             if current.status == "pending":
