@@ -4,6 +4,8 @@ cluster status, shards by domain."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.cluster_support import FN, Cluster, chain_workflow  # noqa: E402
+from tests.integration.cluster_support import FN, MLW, Cluster, chain_workflow  # noqa: E402
 from tests.integration.tasks_for_tests import runs  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -122,3 +124,37 @@ def test_instances_run_only_their_domains_and_take_over_when_one_leaves(cluster,
     again = cluster.submit(train, f"logs={tmp_path / 'logs2'}")
     assert cluster.wait_status(again, ("succeeded", "failed"))["status"] == "succeeded"
     assert f"execution {again}" in cluster.log("any").read_text()
+
+
+def test_an_entry_delivered_too_often_goes_to_the_dead_letter_stream(cluster, tmp_path):
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(chain_workflow(2, logs=tmp_path / "logs", seconds=0.0))
+    execution_id = cluster.submit(wf)
+    # A consumer that keeps crashing with it: delivered (read, then claimed again) 5 times.
+    stream = "mlw:queue:default"
+    [[_, [(entry_id, _)]]] = cluster.redis.xreadgroup("orchestrators", "crashy", {stream: ">"}, count=1)
+    for _ in range(4):
+        cluster.redis.xclaim(stream, "orchestrators", "crashy", min_idle_time=0, message_ids=[entry_id])
+    cluster.start("next")  # reclaims it after 3 heartbeats idle: delivery 6 > max_deliveries 5
+    final = cluster.wait_status(execution_id, ("failed", "succeeded"), timeout=30)
+    assert final["status"] == "failed" and "dead-lettered" in final["error"]
+    assert not runs(str(tmp_path / "logs"), "t00")
+    listed = cluster.mlw("status", "--redis", cluster.redis_url).stdout
+    assert "dead letters: 1" in listed and execution_id in listed
+    health = json.loads(cluster.mlw("cluster", "status", "--json").stdout)
+    [letter] = health["dead_letters"]
+    assert letter["execution_id"] == execution_id and letter["deliveries"] == "6"
+    assert health["queues"]["default"]["pending"] == 0
+    text = cluster.mlw("cluster", "status").stdout
+    assert "next" in text and "dead letters: 1" in text
+
+
+def test_cluster_commands_need_a_redis_url_and_report_an_unreachable_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLW_REDIS_URL"}
+    for args in (["cluster", "status"], ["cancel", "x"], ["submit", "wf.mlw"]):
+        done = subprocess.run([MLW, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "--redis URL" in done.stderr, args
+    env.update(MLW_REDIS_RETRY_MAX_S="0.3", MLW_REDIS_TIMEOUT_S="0.2")
+    done = subprocess.run([MLW, "cluster", "status", "--redis", "redis://127.0.0.1:1/0"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Redis is unreachable" in done.stderr and "Traceback" not in done.stderr
