@@ -1,0 +1,78 @@
+"""Model artifacts on disk: ``<home>/models/<name>/<version>/model.joblib`` with a sha256.
+
+Paths are built only from checked names and version numbers, and the result is verified to lie
+inside the artifact root (defence in depth against a name that slipped past the check). A load
+recomputes the checksum: a file changed or truncated after registration is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import Any
+
+from mlflowdsl.runtime.registry.models import RegistryError, check_name
+
+ARTIFACT_FILE = "model.joblib"
+
+
+def artifact_dir(root: str, name: str, version: int) -> str:
+    """The directory of one version, refusing anything that would leave ``root``.
+
+    >>> artifact_dir("/tmp/models", "fraud", 3)
+    '/tmp/models/fraud/3'
+    """
+    check_name(name)
+    base = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(base, name, str(int(version))))
+    if os.path.commonpath([base, path]) != base:
+        raise RegistryError(f"model artifact path for {name!r} leaves the artifact directory {base}")
+    return path
+
+
+def dump_model(model: Any) -> bytes:
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def read_source(source: Any) -> bytes:
+    """The bytes to store for ``source``: a model object (joblib-dumped) or a path to a
+    ``.joblib`` file (copied as is, after checking it loads)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise RegistryError(f"model artifact not found: {path}", hint="pass a path to a .joblib model file")
+        with open(path, "rb") as fh:
+            return fh.read()
+    return dump_model(source)
+
+
+def store_artifact(root: str, name: str, version: int, payload: bytes) -> tuple[str, str]:
+    """Write ``payload`` atomically; returns (absolute path, sha256)."""
+    from stdlib_tasks._common import atomic_write_bytes
+
+    path = os.path.join(artifact_dir(root, name, version), ARTIFACT_FILE)
+    atomic_write_bytes(path, payload)
+    return path, hashlib.sha256(payload).hexdigest()
+
+
+def load_artifact(path: str, sha256: str, shown: str) -> Any:
+    """Load a stored model after checking its checksum."""
+    import joblib
+
+    try:
+        with open(path, "rb") as fh:
+            payload = fh.read()
+    except OSError as exc:
+        raise RegistryError(f"cannot read the artifact of {shown}: {exc}", subject=path,
+                            hint="the artifact directory must be reachable from this machine") from None
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != sha256:
+        raise RegistryError(f"artifact of {shown} does not match its checksum (expected {sha256[:12]}..., "
+                            f"found {actual[:12]}...)", subject=path,
+                            hint="the file was changed after registration; register the model again")
+    return joblib.load(io.BytesIO(payload))

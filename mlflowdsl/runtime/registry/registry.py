@@ -1,0 +1,198 @@
+"""The registry facade: register, resolve, load, promote (with gates), delete.
+
+``open_registry(settings)`` picks the store: Redis when ``settings.redis_url`` is set (cluster
+mode; keys under the key prefix), else SQLite at ``<home>/registry.db``. Artifacts always live
+under ``<home>/models`` (in cluster mode ``home`` must be a shared directory, as for artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from mlflowdsl.runtime.registry.artifacts import load_artifact, read_source, store_artifact
+from mlflowdsl.runtime.registry.gates import Gate
+from mlflowdsl.runtime.registry.models import (
+    AliasMove,
+    ModelRef,
+    ModelVersion,
+    RegistryError,
+    RegistryStore,
+    check_name,
+    parse_ref,
+)
+
+
+class Registry:
+    def __init__(self, store: RegistryStore, artifact_root: str):
+        self.store = store
+        self.artifact_root = os.path.abspath(artifact_root)
+
+    # ------------------------------------------------------------------ register
+
+    def register(self, name: str, model: Any, *, label: str | None = None, model_type: str = "",
+                 framework: str = "", metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
+                 signature: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None) -> ModelVersion:
+        """Store ``model`` (an object or a ``.joblib`` path) as the next version of ``name``."""
+        check_name(name)
+        if label is not None:
+            check_name(label, "version label")
+            if label.isdigit():
+                raise RegistryError(f"version label {label!r} is a bare number",
+                                    hint="omit the version to get the next number, or use a label like v1.2.0")
+            if self.find_label(name, label) is not None:
+                raise RegistryError(f"{name} already has a version labelled {label!r}",
+                                    hint="use a new label, or omit it to get the next version number")
+        payload = read_source(model)
+        info = describe_model(model) if not isinstance(model, (str, os.PathLike)) else {}
+        version = self.store.allocate_version(name)
+        path, sha = store_artifact(self.artifact_root, name, version, payload)
+        mv = ModelVersion(
+            name=name, version=version, artifact_path=path, sha256=sha, size_bytes=len(payload), label=label,
+            model_type=model_type or info.get("model_type", ""), framework=framework or info.get("framework", ""),
+            metrics={k: float(v) for k, v in (metrics if metrics is not None else info.get("metrics", {})).items()},
+            params=dict(params if params is not None else info.get("params", {})),
+            signature=dict(signature if signature is not None else info.get("signature", {})),
+            lineage={k: v for k, v in (lineage or {}).items() if v not in (None, "")},
+            created_at=time.time())
+        self.store.put_version(mv)
+        return mv
+
+    # ------------------------------------------------------------------ look up
+
+    def find_label(self, name: str, label: str) -> ModelVersion | None:
+        return next((mv for mv in self.store.versions(name) if mv.label == label), None)
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+        """The version a reference names (``name@alias``, ``name/3``, ``name/v1.2.0``, ``name``)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        if parsed.alias:
+            version = self.store.aliases(parsed.name).get(parsed.alias)
+            if version is None:
+                raise RegistryError(f"model {parsed.name!r} has no alias {parsed.alias!r}",
+                                    hint=self._aliases_hint(parsed.name))
+            found = self.store.get_version(parsed.name, version)
+        elif parsed.version is not None:
+            found = self.store.get_version(parsed.name, parsed.version)
+        elif parsed.label:
+            found = self.find_label(parsed.name, parsed.label)
+        else:
+            found = (self.store.versions(parsed.name) or [None])[-1]
+        if found is None:
+            known = self.store.versions(parsed.name)
+            raise RegistryError(
+                f"no registered model {parsed.describe()}",
+                hint=(f"versions of {parsed.name}: " + ", ".join(str(v.version) + (f" ({v.label})" if v.label else "")
+                                                           for v in known)) if known
+                else "`mlw models ls` lists the registered models")
+        return found
+
+    def _aliases_hint(self, name: str) -> str:
+        aliases = self.store.aliases(name)
+        return ("its aliases: " + ", ".join(f"{a} -> {v}" for a, v in aliases.items())) if aliases \
+            else f"promote a version first: mlw models promote {name} VERSION --alias ALIAS"
+
+    def load(self, ref: str | ModelRef | ModelVersion) -> Any:
+        mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        return load_artifact(mv.artifact_path, mv.sha256, mv.id)
+
+    def names(self) -> list[str]:
+        return sorted({mv.name for mv in self.store.versions()})
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        return self.store.versions(name)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        return self.store.aliases(name)
+
+    def history(self, name: str) -> list[AliasMove]:
+        return self.store.alias_history(name)
+
+    # ------------------------------------------------------------------ aliases
+
+    def promote(self, ref: str | ModelRef | ModelVersion, alias: str, *, gate: Gate | None = None,
+                by: str = "") -> AliasMove:
+        """Point ``alias`` at a version, atomically; with a gate only if the version beats the
+        current holder (raises :class:`GateRefused` saying which metric failed and by how much)."""
+        check_name(alias, "alias")
+        candidate = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        check = None
+        if gate is not None:
+            if gate.against == alias:
+                def check(holder: ModelVersion | None) -> list[dict[str, Any]]:
+                    return gate.checks(candidate, holder)
+            else:  # compared with another alias's holder: checked before the move
+                other = self.store.aliases(candidate.name).get(gate.against)
+                holder = self.store.get_version(candidate.name, other) if other is not None else None
+                checks = gate.checks(candidate, holder)
+                def check(_holder: ModelVersion | None) -> list[dict[str, Any]]:
+                    return checks
+        return self.store.move_alias(candidate.name, alias, candidate.version, by=by or _who(), check=check)
+
+    def remove_alias(self, name: str, alias: str, *, by: str = "") -> AliasMove:
+        check_name(name)
+        if alias not in self.store.aliases(name):
+            raise RegistryError(f"model {name!r} has no alias {alias!r}", hint=self._aliases_hint(name))
+        return self.store.move_alias(name, alias, None, by=by or _who())
+
+    def delete(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
+        """Delete one version (metadata and artifact); refused while an alias points at it."""
+        mv = self.resolve(ModelRef(name, version=version))
+        holding = [a for a, v in self.store.aliases(name).items() if v == version]
+        if holding and not force:
+            raise RegistryError(f"{mv.id} holds the alias(es) {', '.join(holding)}",
+                                hint="move or remove the aliases first, or pass --force")
+        for alias in holding:
+            self.store.move_alias(name, alias, None, by=_who())
+        self.store.delete_version(name, version)
+        directory = os.path.dirname(mv.artifact_path)
+        if os.path.commonpath([self.artifact_root, os.path.realpath(directory)]) == self.artifact_root:
+            import shutil
+
+            shutil.rmtree(directory, ignore_errors=True)
+        return mv
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _who() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def describe_model(model: Any) -> dict[str, Any]:
+    """Type, framework, metrics, params and signature read off a model object (a ``TrainedModel``
+    knows them; anything else gets its class's module as framework)."""
+    from stdlib_tasks.values import TrainedModel
+
+    if isinstance(model, TrainedModel):
+        return {
+            "model_type": model.problem,
+            "framework": type(model.estimator).__module__.split(".")[0],
+            "metrics": {k: float(v) for k, v in model.metrics.items()},
+            "params": {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                       for k, v in model.params.items()},
+            "signature": {"inputs": list(model.raw_columns or model.feature_names), "target": model.target,
+                          "algorithm": model.algorithm},
+        }
+    return {"framework": type(model).__module__.split(".")[0]}
+
+
+def open_registry(settings: Any = None) -> Registry:
+    """The registry for ``settings`` (default: :func:`load_settings`)."""
+    if settings is None:
+        from mlflowdsl.settings import load_settings
+
+        settings = load_settings()
+    home = str(settings.home)
+    if settings.redis_url:
+        from mlflowdsl.runtime.coordination.config import gateway_from_settings
+        from mlflowdsl.runtime.registry.store_redis import RedisRegistryStore
+
+        store: RegistryStore = RedisRegistryStore(gateway_from_settings(settings))
+    else:
+        from mlflowdsl.runtime.registry.store_sqlite import SQLiteRegistryStore
+
+        store = SQLiteRegistryStore(os.path.join(home, "registry.db"))
+    return Registry(store, os.path.join(home, "models"))
