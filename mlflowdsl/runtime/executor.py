@@ -258,8 +258,8 @@ class _Run:
                 tasks[t.id] = TaskResult(task_id=t.id, cache_key=key)
         return execution.model_copy(update={"tasks": tasks})
 
-    def _emit(self, type: str, payload: dict[str, Any] | None = None) -> None:
-        self.ex.bus.emit(Event.create(type, execution_id=self.execution.id,
+    def _emit(self, type: str, payload: dict[str, Any] | None = None, *, at: float | None = None) -> None:
+        self.ex.bus.emit(Event.create(type, execution_id=self.execution.id, at=at,
                                       workflow_id=self.execution.workflow_id, payload=payload or {}))
 
     def _update(self, result: TaskResult) -> None:
@@ -318,6 +318,10 @@ class _Run:
             return
         started = meta.get("started") or current.started
         ended = meta.get("ended") or time.time()
+        if current.status == "pending" and meta.get("started"):
+            # its start message was folded into this one (see worker._Outbox)
+            self.started_ids.add(tid)
+            self._emit("task.started", {"task_id": tid, "worker": meta.get("worker")}, at=started)
         result = current.advance(
             status, attempts=meta.get("attempts", 0),
             attempt_errors=[AttemptError(**e) for e in meta.get("attempt_errors", [])],

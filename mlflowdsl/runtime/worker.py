@@ -96,7 +96,12 @@ class _Outbox:
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="mlw-outbox", daemon=True)
                 self._thread.start()
-            self._pending.setdefault(topic, []).append(msg)
+            batch = self._pending.setdefault(topic, [])
+            if msg.get("kind") == "done" and batch:
+                # A task that ends before its start was sent needs one message, not two: the
+                # result carries the start time and the client reports the start from it.
+                batch[:] = [m for m in batch if not (m.get("kind") == "started" and m.get("task_id") == msg["task_id"])]
+            batch.append(msg)
             self._cond.notify()
 
     def _run(self) -> None:
