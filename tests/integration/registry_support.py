@@ -39,3 +39,19 @@ def http(method: str, url: str, body: Any = None, *, raw: bytes | None = None, t
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+class SlowModel:
+    """A model that takes ``delay`` seconds per request (sleeping, so load tests do not burn the
+    shared CPU): a replica serving it is busy all the time under a few concurrent clients."""
+
+    raw_columns = ("x",)
+
+    def __init__(self, delay: float = 0.05):
+        self.delay = delay
+
+    def predict(self, rows):
+        import time
+
+        time.sleep(self.delay)
+        return [0 for _ in rows]

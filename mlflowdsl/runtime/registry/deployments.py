@@ -1,0 +1,273 @@
+"""Deployments: a registered model served over HTTP by a detached supervisor process.
+
+``deploy(settings, "models:/fraud@champion", {"target": "local", "scaling_config":
+{"min_replicas": 2, "max_replicas": 10}})`` writes a deployment record to the registry store,
+starts ``python -m mlflowdsl.runtime.registry.serving.supervisor`` in its own session (it
+outlives the caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
+supervisor keeps the record current (pid, replicas, state); ``stop``/``status``/``rollback``
+work from any process through that record.
+
+Record fields: name, target, model (``name/version``), model_uri, version, endpoint, host, port,
+min_replicas, max_replicas, replicas, state (starting|running|stopped|failed), pid, server_pid,
+previous (the models served before, newest last: what ``rollback`` goes back to), log, times.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from mlflowdsl.errors import MlwError
+from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
+from mlflowdsl.runtime.registry.registry import Registry, open_registry
+from mlflowdsl.runtime.registry.serving.supervisor import ServeSpec, Supervisor, port_free
+
+TARGETS = ("local",)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:  # noqa: BLE001 - no such process, or not ours to see
+        return False
+
+
+def scaling_of(config: dict[str, Any]) -> tuple[int, int]:
+    """(min, max) replicas from a deployment config (``scaling_config`` or top-level keys)."""
+    scaling = dict(config.get("scaling_config") or {})
+    low = int(scaling.get("min_replicas", config.get("min_replicas", 1)))
+    high = int(scaling.get("max_replicas", config.get("max_replicas", max(low, 1))))
+    if low < 1 or high < low:
+        raise MlwError(f"bad scaling_config: min_replicas={low}, max_replicas={high}",
+                       hint="use 1 <= min_replicas <= max_replicas")
+    return low, high
+
+
+AUTOSCALE_KEYS = {"scale_interval_s": float, "scale_up_samples": int, "scale_down_samples": int}
+
+
+def autoscale_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaler's timing from ``scaling_config`` (defaults: 1 s samples, 3 to scale up,
+    10 to scale down)."""
+    scaling = dict(config.get("scaling_config") or {})
+    out = {}
+    for key, kind in AUTOSCALE_KEYS.items():
+        if key in scaling:
+            try:
+                value = kind(scaling[key])
+            except (TypeError, ValueError):
+                value = 0
+            if value <= 0:
+                raise MlwError(f"bad scaling_config: {key} must be a positive number, got {scaling[key]!r}")
+            out[key] = value
+    return out
+
+
+def run_dir(settings: Any, name: str) -> str:
+    return os.path.join(str(settings.home), "deployments", check_name(name, "deployment name"))
+
+
+def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] | None = None, *,
+           name: str | None = None, registry: Registry | None = None, wait_s: float = 60.0) -> dict[str, Any]:
+    """Serve ``model_ref`` as deployment ``name`` (default: the model's name); a running
+    deployment of that name is replaced (same port unless ``config["port"]`` says otherwise).
+    Returns the running deployment record."""
+    config = dict(config or {})
+    target = config.get("target", "local")
+    if target not in TARGETS:
+        raise MlwError(f"unknown deployment target {target!r}", hint=f"available: {', '.join(TARGETS)}")
+    low, high = scaling_of(config)
+    reg = registry or open_registry(settings)
+    mv = model_ref if isinstance(model_ref, ModelVersion) else reg.resolve(model_ref)
+    name = check_name(name or config.get("name") or mv.name, "deployment name")
+    previous = reg.store.get_deployment(name)
+    history = list((previous or {}).get("previous", []))
+    if previous and previous.get("state") in ("starting", "running"):
+        stop(settings, name, registry=reg)
+    if previous and previous.get("model") and previous["model"] != mv.id:
+        history = (history + [previous["model"]])[-20:]
+    host = config.get("host", "127.0.0.1")
+    port = int(config.get("port") or (previous or {}).get("port") or _free_port(host))
+    if not port_free(host, port):
+        raise MlwError(f"port {port} on {host} is already in use", hint="choose another port, or stop what listens there")
+    directory = run_dir(settings, name)
+    os.makedirs(directory, exist_ok=True)
+    log_path = os.path.join(directory, "supervisor.log")
+    record = {
+        "name": name, "target": target, "model": mv.id, "model_uri": mv.uri, "version": mv.version,
+        "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
+        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0, "state": "starting", "pid": None,
+        "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
+    }
+    reg.store.put_deployment(record)
+    argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving.supervisor", "--deployment", name,
+            "--home", os.path.abspath(str(settings.home)), "--key-prefix", getattr(settings, "key_prefix", "mlw")]
+    if getattr(settings, "redis_url", None):
+        argv += ["--redis-url", settings.redis_url]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # outlives the caller and its Ctrl-C
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        current = reg.store.get_deployment(name) or {}
+        if current.get("state") == "running":
+            return current
+        if proc.poll() is not None or current.get("state") == "failed":
+            tail = _tail(log_path)
+            raise MlwError(f"deployment {name!r} failed to start: {current.get('error') or tail.splitlines()[-1:]}",
+                           subject=log_path, hint="see the supervisor log")
+        time.sleep(0.1)
+    proc.terminate()
+    raise MlwError(f"deployment {name!r} did not start within {wait_s:g}s", subject=log_path,
+                   hint="see the supervisor log")
+
+
+def _tail(path: str, size: int = 2000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def supervise_deployment(settings: Any, name: str) -> int:
+    """The body of the detached supervisor process for deployment ``name``."""
+    reg = open_registry(settings)
+    record = reg.store.get_deployment(name)
+    if record is None:
+        print(f"no deployment record {name!r}", file=sys.stderr)
+        return 2
+    me = os.getpid()
+
+    def update(changes: dict[str, Any]) -> None:
+        current = reg.store.get_deployment(name)
+        if current is None or current.get("pid") not in (None, me):
+            return  # the record now belongs to a newer deployment: do not overwrite it
+        current.update(changes, pid=me, updated_at=time.time())
+        reg.store.put_deployment(current)
+
+    try:
+        mv = reg.resolve(record["model"])
+        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
+                         host=record.get("host", "127.0.0.1"), run_dir=run_dir(settings, name),
+                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
+                         **_spec_timing(record.get("autoscale") or {}))
+        supervisor = Supervisor(spec, on_change=update)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        update({"state": "starting"})
+        supervisor.start()
+    except Exception as exc:  # noqa: BLE001 - recorded for `mlw deployments status`, then exit
+        update({"state": "failed", "error": str(exc)})
+        print(f"deployment {name!r} failed: {exc}", file=sys.stderr)
+        return 1
+    supervisor.run()
+    return 0
+
+
+def _spec_timing(autoscale: dict[str, Any]) -> dict[str, Any]:
+    names = {"scale_interval_s": "interval_s", "scale_up_samples": "scale_up_samples",
+             "scale_down_samples": "scale_down_samples"}
+    return {names[k]: v for k, v in autoscale.items() if k in names}
+
+
+def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Stop a deployment's supervisor (and with it every replica); returns the final record."""
+    reg = registry or open_registry(settings)
+    record = get(settings, name, registry=reg)
+    pid = record.get("pid")
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    server = record.get("server_pid")
+    if pid_alive(server):  # the supervisor was killed hard: do not leave its server behind
+        os.kill(server, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while pid_alive(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    record = reg.store.get_deployment(name) or record
+    record.update(state="stopped", replicas=0, worker_pids=[], updated_at=time.time())
+    reg.store.put_deployment(record)
+    return record
+
+
+def get(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    reg = registry or open_registry(settings)
+    record = reg.store.get_deployment(check_name(name, "deployment name"))
+    if record is None:
+        known = [d["name"] for d in reg.store.deployments()]
+        raise RegistryError(f"no deployment {name!r}",
+                            hint=("known deployments: " + ", ".join(known)) if known else "deploy a model first")
+    return record
+
+
+def status(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """The record, corrected by what is observable now (a dead supervisor is not 'running')."""
+    record = get(settings, name, registry=registry)
+    if record.get("state") in ("running", "starting") and not pid_alive(record.get("pid")):
+        record = {**record, "state": "dead", "replicas": 0}
+    return record
+
+
+def list_deployments(settings: Any, *, registry: Registry | None = None) -> list[dict[str, Any]]:
+    reg = registry or open_registry(settings)
+    return [status(settings, d["name"], registry=reg) for d in reg.store.deployments()]
+
+
+def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Serve the previously deployed version again, under the same name and port."""
+    reg = registry or open_registry(settings)
+    record = get(settings, name, registry=reg)
+    history = list(record.get("previous") or [])
+    if not history:
+        raise RegistryError(f"deployment {name!r} has no previous version to roll back to",
+                            hint=f"it has only served {record['model']}")
+    target = history.pop()
+    config = {"target": record["target"], "port": record["port"], "host": record.get("host", "127.0.0.1"),
+              "scaling_config": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"],
+                                 **(record.get("autoscale") or {})}}
+    new = deploy(settings, target, config, name=name, registry=reg)
+    # The rolled-back-from version is not pushed on the history: rolling back twice goes further back.
+    new["previous"] = history
+    reg.store.put_deployment(new)
+    return new
+
+
+def serve_foreground(settings: Any, model_ref: str, *, port: int | None = None, replicas: int = 1,
+                     max_replicas: int | None = None, host: str = "127.0.0.1",
+                     on_ready: Any = None) -> None:
+    """``mlw serve``: run the replicas in this process until Ctrl-C/SIGTERM (no record kept)."""
+    reg = open_registry(settings)
+    mv = reg.resolve(model_ref)
+    spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256,
+                     port=port or _free_port(host), host=host,
+                     run_dir=os.path.join(str(settings.home), "serve", f"{mv.name}-{os.getpid()}"),
+                     min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas))
+    supervisor = Supervisor(spec)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    supervisor.start()
+    if on_ready is not None:
+        on_ready(spec)
+    supervisor.run()

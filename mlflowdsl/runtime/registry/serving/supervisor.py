@@ -1,0 +1,209 @@
+"""The replica supervisor: one gunicorn master with N uvicorn workers behind one port, plus
+the autoscaler loop.
+
+Why gunicorn: its master (arbiter) already restarts a worker that dies (within about a second,
+woken by SIGCHLD), and ``SIGTTIN``/``SIGTTOU`` add or remove one worker without a restart, so
+replica management and scaling need no hand-written process pool. The workers are uvicorn's
+(``uvicorn_worker.UvicornWorker``) running the Starlette app of :mod:`.app`.
+
+The supervisor itself only watches: it restarts the whole gunicorn master if *that* dies,
+samples the workers' load every ``interval_s`` and signals the master to scale. Detached
+deployments run it as ``python -m mlflowdsl.runtime.registry.serving.supervisor --deployment
+NAME ...``: it then keeps the deployment record (pid, replicas, state) up to date and stops
+cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mlflowdsl.errors import MlwError
+from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
+
+APP = "mlflowdsl.runtime.registry.serving.app:create_app()"
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    model_id: str
+    artifact_path: str
+    sha256: str
+    port: int
+    run_dir: str  # stats files and the gunicorn pid file
+    host: str = "127.0.0.1"
+    min_replicas: int = 1
+    max_replicas: int = 1
+    interval_s: float = 1.0
+    scale_up_samples: int = 3  # intervals of sustained load before one more replica
+    scale_down_samples: int = 10  # idle intervals before one replica less
+    start_timeout_s: float = 60.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def policy(self) -> ScalingPolicy:
+        return ScalingPolicy(min_replicas=max(1, self.min_replicas), max_replicas=max(1, self.max_replicas),
+                             interval_s=self.interval_s, up_samples=self.scale_up_samples,
+                             down_samples=self.scale_down_samples)
+
+
+def gunicorn_argv(spec: ServeSpec, workers: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers),
+            "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", f"{spec.host}:{spec.port}",
+            "--pid", os.path.join(spec.run_dir, "gunicorn.pid"), "--graceful-timeout", "5", "--timeout", "60",
+            "--log-level", "warning", "--no-control-socket", APP]
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def healthy(endpoint: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class Supervisor:
+    def __init__(self, spec: ServeSpec, on_change: Callable[[dict[str, Any]], None] | None = None):
+        self.spec = spec
+        self.policy = spec.policy()
+        self.on_change = on_change or (lambda _state: None)
+        self.stats_dir = os.path.join(spec.run_dir, "stats")
+        self.meter = LoadMeter(self.stats_dir)
+        self.target = self.policy.min_replicas
+        self.master: subprocess.Popen | None = None
+        self.samples: list[float] = []
+        self.restarts = 0
+        self._last_report: dict[str, Any] | None = None
+        self.stopping = threading.Event()
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self) -> None:
+        if not port_free(self.spec.host, self.spec.port):
+            raise MlwError(f"port {self.spec.port} on {self.spec.host} is already in use",
+                           hint="choose another port (--port), or stop what listens there")
+        os.makedirs(self.spec.run_dir, exist_ok=True)
+        shutil.rmtree(self.stats_dir, ignore_errors=True)
+        self._spawn()
+        deadline = time.monotonic() + self.spec.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.master is not None and self.master.poll() is not None:
+                raise MlwError(f"the server for {self.spec.model_id} exited with {self.master.returncode} while starting",
+                               hint=f"see the log in {self.spec.run_dir}")
+            if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+                self._report("running")
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise MlwError(f"the server for {self.spec.model_id} did not answer /health within "
+                       f"{self.spec.start_timeout_s:g}s", hint=f"see the log in {self.spec.run_dir}")
+
+    def _spawn(self) -> None:
+        env = {**os.environ, "MLW_SERVE_MODEL": self.spec.artifact_path, "MLW_SERVE_SHA256": self.spec.sha256,
+               "MLW_SERVE_MODEL_ID": self.spec.model_id, "MLW_SERVE_STATS_DIR": self.stats_dir}
+        self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL)
+
+    def workers(self) -> list[int]:
+        """The live worker pids of the gunicorn master."""
+        import psutil
+
+        if self.master is None or self.master.poll() is not None:
+            return []
+        try:
+            children = psutil.Process(self.master.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        return sorted(c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE)
+
+    def step(self) -> None:
+        """One supervision round: revive the master, sample load, scale."""
+        if self.master is not None and self.master.poll() is not None and not self.stopping.is_set():
+            self.restarts += 1
+            self._spawn()  # the master itself died: start a new one with the current target
+            self._report("running")
+            return
+        pids = set(self.workers())
+        self.samples = (self.samples + [self.meter.sample(pids, self.spec.interval_s)])[-50:]
+        wanted = self.policy.decide(self.target, self.samples)
+        if wanted != self.target and self.master is not None:
+            sig = signal.SIGTTIN if wanted > self.target else signal.SIGTTOU
+            for _ in range(abs(wanted - self.target)):
+                self.master.send_signal(sig)
+            self.target = wanted
+            self.samples = []
+        self._report("running")
+
+    def run(self) -> None:
+        """Supervise until :meth:`request_stop` (or a signal handler calling it)."""
+        while not self.stopping.wait(self.spec.interval_s):
+            self.step()
+        self.stop()
+
+    def request_stop(self, *_args: Any) -> None:
+        self.stopping.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        master, self.master = self.master, None
+        if master is not None and master.poll() is None:
+            master.terminate()  # gunicorn: graceful shutdown of all workers
+            try:
+                master.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait(timeout=5)
+        self._report("stopped")
+
+    def _report(self, state: str) -> None:
+        workers = self.workers() if state == "running" else []
+        totals = self.meter.totals(set(workers)) if workers else {}
+        report = {"state": state, "replicas": len(workers), "target_replicas": self.target,
+                  "worker_pids": workers, "server_pid": self.master.pid if self.master else None,
+                  "utilization": round(self.samples[-1], 3) if self.samples else 0.0,
+                  "restarts": self.restarts, **totals}
+        if report != self._last_report:  # the record is written on change, not every second
+            self._last_report = report
+            self.on_change(report)
+
+
+# ---------------------------------------------------------------------- detached entry point
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one deployment's replicas (started by `mlw` / deploy()).")
+    parser.add_argument("--deployment", required=True)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--key-prefix", default="mlw")
+    args = parser.parse_args(argv)
+
+    from mlflowdsl.runtime.registry.deployments import supervise_deployment
+    from mlflowdsl.settings import Settings
+
+    settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix)
+    return supervise_deployment(settings, args.deployment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
