@@ -158,3 +158,26 @@ def test_cluster_commands_need_a_redis_url_and_report_an_unreachable_one(tmp_pat
     done = subprocess.run([MLW, "cluster", "status", "--redis", "redis://127.0.0.1:1/0"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Redis is unreachable" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_stops_claiming_finishes_the_running_execution_and_deregisters(cluster, tmp_path):
+    logs = tmp_path / "logs"
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(chain_workflow(6, logs=logs, seconds=0.3))
+    proc = cluster.start("leaving")
+    execution_id = cluster.submit(wf)
+    deadline = time.monotonic() + 60
+    while not runs(str(logs), "t01"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, 15)
+    time.sleep(0.5)
+    queued = cluster.submit(wf, f"logs={tmp_path / 'later'}")  # must not be claimed any more
+    assert proc.wait(60) == 0
+    final = cluster.execution(execution_id)
+    assert final["status"] == "succeeded"
+    assert all(len(runs(str(logs), f"t{i:02d}")) == 1 for i in range(6))
+    assert cluster.execution(queued)["status"] == "pending"
+    assert not cluster.redis.exists("mlw:instance:leaving") and not cluster.redis.exists("mlw:leader")
+    assert cluster.redis.xpending("mlw:queue:default", "orchestrators")["pending"] == 0
+    assert "stopping (finishing 1 running execution(s))" in cluster.log("leaving").read_text()
