@@ -102,3 +102,28 @@ def test_writes_during_an_outage_are_buffered_and_flushed(redis_server, redis_ur
     got = state.get_execution("abc123")
     assert got.tasks["a"].status == "succeeded" and got.status == "succeeded"
     state.gateway.close()
+
+
+def test_module_examples_hold():
+    import doctest
+
+    import mlflowdsl.runtime.cluster_mode.submission as submission
+    import mlflowdsl.runtime.orchestrator as orchestrator
+    import mlflowdsl.runtime.state.redis as redis_state
+
+    for module in (redis_state, submission, orchestrator):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__
+
+
+def test_the_shard_of_an_execution_is_its_most_common_domain():
+    from mlflowdsl.ir import Plan, Task, Workflow
+    from mlflowdsl.runtime.cluster_mode.submission import execution_domain
+
+    def plan(*domains):
+        return Plan(workflow=Workflow(id="w"), tasks=[Task(id=f"t{i}", type="custom", domain=d)
+                                                      for i, d in enumerate(domains)])
+
+    assert execution_domain(plan()) == "default"
+    assert execution_domain(plan("training", "inference")) == "inference"  # a tie: alphabetical
+    assert execution_domain(plan("default", "rag", "rag")) == "rag"
