@@ -124,9 +124,14 @@ def main() -> None:
         example = compile_file(HERE.parent / "examples" / "training_pipeline.mlw").raise_for_errors()
         cold_settings = Settings(home=tempfile.mkdtemp(prefix="mlw-bench-example-"))
         cold = run_mlw(client, example, cold_settings)
-        warm = run_mlw(client, example, cold_settings)
-        print(f"examples/training_pipeline.mlw: {cold:.2f}s computed, {warm:.3f}s from cache "
-              "(cluster already up)", flush=True)
+        from mlflowdsl.runtime.api import run_plan
+
+        started = time.perf_counter()
+        again = run_plan(example, cold_settings, client=client)
+        warm = time.perf_counter() - started
+        hits = sum(r.cached for r in again.tasks.values())
+        print(f"examples/training_pipeline.mlw: {cold:.2f}s computed, rerun {warm:.3f}s with {hits}/"
+              f"{len(again.tasks)} tasks from the cache (cluster already up)", flush=True)
 
     if args.markdown:
         cpu = _cpu_model()
@@ -140,7 +145,8 @@ def main() -> None:
             print(f"| {label} | {n} | {braw * 1000 / n:.2f} ({mraw * 1000 / n:.2f}) | "
                   f"{bmlw * 1000 / n:.2f} ({mmlw * 1000 / n:.2f}) | {bmlw / braw:.2f}x |")
         print(f"\nFully cached rerun of the 1,000-task DAG: {cached:.3f} s (target < 1 s).")
-        print(f"`examples/training_pipeline.mlw` on the warm cluster: {cold:.2f} s computed, {warm:.3f} s cached.")
+        print(f"`examples/training_pipeline.mlw` on the warm cluster: {cold:.2f} s computed; rerun {warm:.3f} s "
+              f"({hits}/{len(again.tasks)} tasks from the cache).")
 
 
 def _cpu_model() -> str:
