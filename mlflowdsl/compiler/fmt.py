@@ -234,9 +234,7 @@ class _Printer:
             elif isinstance(item, ast.Params):
                 out += self.params(item, depth)
             elif isinstance(item, ast.Defaults):
-                out.append(_Line(depth, "defaults {", item.span.line, item.span.line))
-                out += self.body(item.body, depth + 1)
-                out.append(_line(depth, "}", item, closing=True))
+                out += self.braced("defaults", item, item.body, depth, item.span.line)
             elif isinstance(item, ast.Task):
                 out += self.task(item, depth)
             elif isinstance(item, ast.Tune):
