@@ -154,14 +154,21 @@ class OrchestratorInstance:
         for job in [j for j in self.jobs.values() if j.done.is_set()]:
             if not self.state.flush_pending():
                 return  # acknowledge only what Redis has: the entry must survive our death
-            key = sub.queue_key(self.gateway, job.domain)
-            self.gateway.call(lambda r, job=job, key=key: r.xack(key, sub.GROUP, job.entry_id))
+            finished = self.state.get_execution(job.execution_id).finished
+            if finished:
+                key = sub.queue_key(self.gateway, job.domain)
+                self.gateway.call(lambda r, job=job, key=key: r.xack(key, sub.GROUP, job.entry_id))
+            else:
+                # The run broke off without a final record (e.g. Redis went away before it
+                # started): leave the entry unacknowledged so it is delivered again.
+                log.warning("execution %s ended without a final record; it will be redelivered", job.execution_id)
             try:
                 job.lock.release(strict=False)
             except RedisUnavailable:
                 pass
             del self.jobs[job.execution_id]
-            log.info("execution %s %s (acknowledged)", job.execution_id, job.status)
+            if finished:
+                log.info("execution %s %s (acknowledged)", job.execution_id, job.status)
 
     # ------------------------------------------------------------------ claiming
 
