@@ -73,30 +73,56 @@ def unknown_columns(frame: Any, columns: list[str], what: str, source: str) -> N
 
 
 def resolve_model(value: Any, ctx: TaskContext | None, *, attribute: str = "model") -> Any:
-    """A model input: a ``TrainedModel``, a path to a ``.joblib`` file, or a
-    ``models:/NAME/VERSION`` URI resolved against deployments written by ``model_deployment``
-    under the artifact directory (until the model registry exists)."""
+    """A model input: a ``TrainedModel``, a path to a ``.joblib`` file, or a registry URI
+    (``models:/NAME@ALIAS``, ``models:/NAME/3``, ``models:/NAME/LABEL``) loaded from the model
+    registry with its checksum verified."""
     from stdlib_tasks.values import TrainedModel
 
     if isinstance(value, TrainedModel):
         return value
     if isinstance(value, str):
         if value.startswith("models:/"):
-            ref = value.removeprefix("models:/")
-            name, _, version = ref.partition("/")
-            if "@" in name or not version:
-                raise TaskFailed(
-                    f"cannot resolve {value!r}: model aliases need the model registry",
-                    hint="use models:/NAME/VERSION of a deployment, a .joblib path, or a task reference",
-                )
-            path = os.path.join(ctx.artifact_dir if ctx else ".mlw/artifacts", name, version, "model.joblib")
-        else:
-            path = resolve(ctx, value)
-        return load_model_file(path, value)
+            return load_registered(value, ctx)
+        return load_model_file(resolve(ctx, value), value)
     raise TaskFailed(
         f"{attribute} must be a trained model, got {type(value).__name__}",
         hint=f"pass a model_training/hyperparameter_tuning output, e.g. {attribute} = train.model",
     )
+
+
+def task_settings(ctx: TaskContext | None) -> Any:
+    """The run's settings (the worker puts them in ``ctx.extra``), else the environment's."""
+    settings = (ctx.extra.get("settings") if ctx is not None else None)
+    if settings is None:
+        from mlflowdsl.settings import load_settings
+
+        settings = load_settings()
+    return settings
+
+
+def open_task_registry(ctx: TaskContext | None) -> Any:
+    from mlflowdsl.runtime.registry import open_registry
+
+    return open_registry(task_settings(ctx))
+
+
+def load_registered(uri: str, ctx: TaskContext | None) -> Any:
+    """The model a ``models:/`` URI names, as a TaskFailed with a hint when it cannot be."""
+    from mlflowdsl.runtime.registry import RegistryError
+    from stdlib_tasks.values import TrainedModel
+
+    try:
+        registry = open_task_registry(ctx)
+        try:
+            loaded = registry.load(uri)
+        finally:
+            registry.close()
+    except RegistryError as exc:
+        raise TaskFailed(f"model not found: {uri}: {exc.args[0]}",
+                         hint=exc.hint or "`mlw models ls` lists the registered models") from None
+    if not isinstance(loaded, TrainedModel):
+        raise TaskFailed(f"{uri} does not hold a model trained by mlflowdsl", hint="register a trained model")
+    return loaded
 
 
 def load_model_file(path: str, shown: str) -> Any:

@@ -1,6 +1,10 @@
 """``model_validation``: a metric gate. The model passes through unchanged when every threshold
-is met; otherwise the task fails (not retried) saying which metric missed and by how much, so
-its dependents (deployment...) are skipped."""
+is met and, with ``better_than = "champion"``, when it is at least as good as the current holder
+of that alias of the registered model ``model_name`` (scored on the same data, like MLflow's
+``MetricThreshold`` baseline comparison: ``min_delta`` absolute, ``min_relative`` relative
+improvement, direction-aware for losses). Otherwise the task fails (not retried) saying which
+metric missed and by how much, so its dependents (deployment, promotion) are skipped. Nobody
+holding the alias yet passes the comparison, and the report says so."""
 
 from __future__ import annotations
 
@@ -27,6 +31,15 @@ class ModelValidationParams(TaskParams):
         default_factory=list, description="Metrics to compute (default: all for the problem; thresholds' always)."
     )
     seed: int = Field(default=42, description="Seed of the cross-validation folds.")
+    better_than: str | None = Field(
+        default=None, description="Alias (e.g. `champion`) of `model_name` whose holder the model must beat.")
+    model_name: str | None = Field(
+        default=None, description="Registered model of `better_than` (default: the name in a `models:/` input).")
+    min_delta: float = Field(default=0.0, ge=0, description="Required absolute improvement over the alias holder.")
+    min_relative: float = Field(default=0.0, ge=0, description="Required relative improvement over the alias holder.")
+    compare: list[str] = Field(
+        default_factory=list,
+        description="Metrics compared with the alias holder (default: the thresholds', else accuracy or r2).")
 
     @field_validator("thresholds")
     @classmethod
@@ -34,6 +47,20 @@ class ModelValidationParams(TaskParams):
         for name in value:
             check_metric_name(name)
         return value
+
+    @field_validator("compare")
+    @classmethod
+    def _known_compare_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            check_metric_name(name)
+        return value
+
+    @field_validator("better_than", "model_name")
+    @classmethod
+    def _safe_names(cls, value: str | None) -> str | None:
+        from stdlib_tasks.model_deployment import check_safe_name
+
+        return None if value is None else check_safe_name(value, "name")
 
     @field_validator("scoring")
     @classmethod
@@ -69,16 +96,12 @@ class ModelValidation(TaskType):
         model = resolve_model(inputs.get("model"), ctx)
         data = require_dataset(inputs.get("data"))
         check_model_fits_data(model, data)
-        wanted = tuple(dict.fromkeys([*params.scoring, *params.thresholds])) or None
-        if params.cv:
-            metrics = cross_validate(model, data, params.cv, params.seed, wanted)
-            mode = f"{params.cv}-fold cross-validation"
-        else:
-            from stdlib_tasks.metrics import compute_metrics
-
-            metrics = compute_metrics(model, data.X_test, data.y_test, problem=model.problem, only=wanted)
-            mode = "test split"
+        compared = compared_metrics(params, model)
+        wanted = tuple(dict.fromkeys([*params.scoring, *params.thresholds, *compared])) or None
+        metrics, mode = score(model, data, params, wanted)
         checks = [check(name, bound, metrics) for name, bound in sorted(params.thresholds.items())]
+        if params.better_than:
+            checks += compare_with_alias_holder(params, model, data, metrics, compared, inputs.get("model"), ctx)
         report = {
             "model": model.name or model.algorithm,
             "mode": mode,
@@ -96,6 +119,75 @@ class ModelValidation(TaskType):
             error.report = report  # type: ignore[attr-defined]
             raise error
         return TaskOutputs(outputs={"model": model, "metrics": metrics, "report": report}, metrics=metrics)
+
+
+def score(model: Any, data: Any, params: ModelValidationParams, wanted: tuple[str, ...] | None) -> tuple[dict, str]:
+    """(metrics, mode) of ``model`` on ``data``: the test split, or k-fold cross-validation."""
+    if params.cv:
+        return cross_validate(model, data, params.cv, params.seed, wanted), f"{params.cv}-fold cross-validation"
+    from stdlib_tasks.metrics import compute_metrics
+
+    return compute_metrics(model, data.X_test, data.y_test, problem=model.problem, only=wanted), "test split"
+
+
+def compared_metrics(params: ModelValidationParams, model: Any) -> tuple[str, ...]:
+    if not params.better_than:
+        return ()
+    if params.compare:
+        return tuple(params.compare)
+    if params.thresholds:
+        return tuple(sorted(params.thresholds))
+    return ("accuracy",) if model.problem == "classification" else ("r2",)
+
+
+def compare_with_alias_holder(params: ModelValidationParams, model: Any, data: Any, metrics: dict[str, float],
+                              compared: tuple[str, ...], model_input: Any, ctx: TaskContext) -> list[dict[str, Any]]:
+    """The comparisons with the holder of ``better_than``: the holder is scored on the same data
+    the same way (a fair baseline); a holder trained on other features falls back to its
+    recorded metrics, and the check says which baseline it used."""
+    from mlflowdsl.runtime.registry import RegistryError, parse_ref
+    from mlflowdsl.runtime.registry.gates import compare
+    from stdlib_tasks._common import open_task_registry
+
+    name = params.model_name
+    if name is None and isinstance(model_input, str) and model_input.startswith("models:/"):
+        name = parse_ref(model_input).name
+    if name is None:
+        raise TaskFailed(f"better_than = {params.better_than!r} needs to know which registered model to look at",
+                         retryable=False, hint='set model_name = "NAME" (the name the model is deployed under)')
+    registry = open_task_registry(ctx)
+    try:
+        holder_version = registry.aliases(name).get(params.better_than)
+        if holder_version is None:
+            return [{**compare(m, metrics[m], None, against=f"{name}@{params.better_than}"), "kind": "better_than"}
+                    for m in compared if m in metrics] or [
+                {"metric": None, "passed": True, "kind": "better_than",
+                 "message": f"no {name}@{params.better_than} yet: nothing to compare with, passes"}]
+        holder_mv = registry.resolve(f"{name}/{holder_version}")
+        try:
+            holder = registry.load(holder_mv)
+        except RegistryError as exc:
+            raise TaskFailed(f"cannot load the {params.better_than} holder {holder_mv.id}: {exc.args[0]}",
+                             retryable=False, hint=exc.hint) from None
+    finally:
+        registry.close()
+    against = f"{name}@{params.better_than} ({holder_mv.id})"
+    same_features = not holder.feature_names or tuple(holder.feature_names) == tuple(data.feature_names)
+    if same_features:
+        baseline, source = score(holder, data, params, compared)[0], "scored on the same data"
+    else:
+        baseline, source = dict(holder_mv.metrics), "recorded at registration (trained on other features)"
+    out = []
+    for metric in compared:
+        if metric not in metrics:
+            continue
+        if metric not in baseline:
+            raise TaskFailed(f"the {params.better_than} holder {holder_mv.id} has no metric {metric!r}",
+                             retryable=False, hint="compare on a metric both models have")
+        result = compare(metric, metrics[metric], baseline[metric], min_delta=params.min_delta,
+                         min_relative=params.min_relative, against=against)
+        out.append({**result, "kind": "better_than", "baseline_source": source})
+    return out
 
 
 def check(metric: str, bound: float, metrics: dict[str, float]) -> dict[str, Any]:

@@ -348,9 +348,10 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
 
 def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
     task = spec.task
+    # extra["settings"]: tasks that use the model registry find its home / Redis there.
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
-                      base_dir=spec.base_dir)
+                      base_dir=spec.base_dir, extra={"settings": spec.settings})
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)

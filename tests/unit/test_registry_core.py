@@ -39,8 +39,10 @@ def test_versions_are_numbered_and_labels_kept(registry, tmp_path):
     assert first.artifact_path == os.path.join(str(tmp_path / "home"), "models", "fraud", "1", "model.joblib")
     loaded = registry.load("models:/fraud/1")
     assert list(loaded.predict([{"x": 0.0}, {"x": 3.0}])) == [0, 1]
-    with pytest.raises(RegistryError, match="already has a version labelled 'v1.2.0'"):
-        registry.register("fraud", fitted(0.9), label="v1.2.0")
+    with pytest.raises(RegistryError, match="already has a different model labelled 'v1.2.0' \\(fraud/2\\)"):
+        registry.register("fraud", fitted(0.7), label="v1.2.0")
+    again = registry.register("fraud", second.artifact_path, label="v1.2.0")  # same bytes: a re-run
+    assert again == second and len(registry.versions("fraud")) == 2
 
 
 def test_unknown_references_say_what_exists(registry):

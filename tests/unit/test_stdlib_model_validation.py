@@ -114,3 +114,69 @@ def test_model_trained_on_other_features_is_refused(cancer):
     reduced = fe.run(fe.Params(method="pca", n_components=3), {"data": data}, TaskContext()).outputs["output"]
     with pytest.raises(TaskFailed, match="30 features but the dataset has 3"):
         validate(model, reduced, thresholds={"accuracy": 0.5})
+
+
+# ---------------------------------------------------------------- better_than: the alias holder
+
+
+def registry_context(tmp_path):
+    from mlflowdsl.settings import Settings
+
+    return TaskContext(task_id="validate", execution_id="ex", extra={"settings": Settings(home=str(tmp_path / "home"))},
+                       artifact_dir=str(tmp_path / "home" / "artifacts" / "ex"))
+
+
+def registered_champion(tmp_path, model):
+    from mlflowdsl.runtime.registry import open_registry
+    from mlflowdsl.settings import Settings
+
+    registry = open_registry(Settings(home=str(tmp_path / "home")))
+    registry.promote(registry.register("cancer", model), "champion")
+    return registry
+
+
+def test_better_than_without_a_holder_passes_and_says_so(cancer, tmp_path):
+    data, model, _ = cancer
+    out = validate(model, data, registry_context(tmp_path), better_than="champion", model_name="cancer")
+    [check_] = out.outputs["report"]["checks"]
+    assert check_["passed"] and "no cancer@champion to compare with" in check_["message"]
+
+
+def test_better_than_refuses_a_worse_model_saying_by_how_much(cancer, tmp_path):
+    data, champion, _ = cancer
+    registered_champion(tmp_path, champion)
+    weak, _ = fit(data, "decision_tree", max_depth=1)
+    ctx = registry_context(tmp_path)
+    with pytest.raises(TaskFailed) as info:
+        validate(weak, data, ctx, better_than="champion", model_name="cancer")
+    report = info.value.report
+    [comparison] = [c for c in report["checks"] if c["kind"] == "better_than"]
+    assert comparison["baseline_source"] == "scored on the same data"
+    shortfall = comparison["baseline"] - comparison["value"]
+    assert shortfall > 0
+    assert f"accuracy = {comparison['value']:.4f} vs cancer@champion (cancer/1) {comparison['baseline']:.4f}" in str(info.value)
+    assert f"below min_delta 0 by {shortfall:.4f}" in str(info.value)
+
+
+def test_better_than_passes_an_equal_model_unless_an_improvement_is_required(cancer, tmp_path):
+    data, champion, _ = cancer
+    registered_champion(tmp_path, champion)
+    ctx = registry_context(tmp_path)
+    out = validate(champion, data, ctx, better_than="champion", model_name="cancer", compare=["accuracy", "log_loss"])
+    assert [c["improvement"] for c in out.outputs["report"]["checks"]] == [0.0, 0.0]
+    with pytest.raises(TaskFailed, match="relative improvement 0.00% is below min_relative 1.00%"):
+        validate(champion, data, ctx, better_than="champion", model_name="cancer", min_relative=0.01)
+
+
+def test_better_than_reads_the_name_from_a_models_uri(cancer, tmp_path):
+    data, champion, _ = cancer
+    registered_champion(tmp_path, champion)
+    out = validate("models:/cancer/1", data, registry_context(tmp_path), better_than="champion")
+    assert out.outputs["report"]["passed"] and "cancer@champion (cancer/1)" in out.outputs["report"]["checks"][0]["message"]
+
+
+def test_better_than_needs_a_model_name(cancer, tmp_path):
+    data, model, _ = cancer
+    with pytest.raises(TaskFailed, match="needs to know which registered model") as info:
+        validate(model, data, registry_context(tmp_path), better_than="champion")
+    assert 'model_name = "NAME"' in info.value.hint

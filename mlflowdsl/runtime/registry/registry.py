@@ -7,6 +7,7 @@ under ``<home>/models`` (in cluster mode ``home`` must be a shared directory, as
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -36,15 +37,18 @@ class Registry:
                  signature: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None) -> ModelVersion:
         """Store ``model`` (an object or a ``.joblib`` path) as the next version of ``name``."""
         check_name(name)
+        payload = read_source(model)
         if label is not None:
             check_name(label, "version label")
             if label.isdigit():
                 raise RegistryError(f"version label {label!r} is a bare number",
                                     hint="omit the version to get the next number, or use a label like v1.2.0")
-            if self.find_label(name, label) is not None:
-                raise RegistryError(f"{name} already has a version labelled {label!r}",
+            existing = self.find_label(name, label)
+            if existing is not None:
+                if existing.sha256 == hashlib.sha256(payload).hexdigest():
+                    return existing  # the same model registered again (a re-run): idempotent
+                raise RegistryError(f"{name} already has a different model labelled {label!r} ({existing.id})",
                                     hint="use a new label, or omit it to get the next version number")
-        payload = read_source(model)
         info = describe_model(model) if not isinstance(model, (str, os.PathLike)) else {}
         version = self.store.allocate_version(name)
         path, sha = store_artifact(self.artifact_root, name, version, payload)
