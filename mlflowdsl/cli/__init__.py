@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "submit": "mlflowdsl.cli.cluster_cmds:submit",
     "cluster": "mlflowdsl.cli.cluster_cmds:cluster",
     "cancel": "mlflowdsl.cli.cluster_cmds:cancel",
+    "models": "mlflowdsl.cli.models_cmds:models",
+    "serve": "mlflowdsl.cli.models_cmds:serve",
+    "deployments": "mlflowdsl.cli.models_cmds:deployments",
 }
 
 
