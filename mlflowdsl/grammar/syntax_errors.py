@@ -180,7 +180,13 @@ class Recovery:
         tok = e.token
         ip = e.interactive_parser
         stack = ip.parser_state.value_stack if ip is not None else []
-        expected = set(e.expected or ()) | set(getattr(e, "accepts", None) or ())
+        # `accepts` (tokens that really let the parse go on, found by trying each) is exact;
+        # `expected` (the LALR state's lookaheads) can be wider. Use it only as a fallback.
+        try:
+            accepts = set(e.accepts or ()) if ip is not None else set()
+        except Exception:  # noqa: BLE001 - computing `accepts` re-runs reductions; never fail on it
+            accepts = set()
+        expected = accepts or set(e.expected or ())
         if tok.type != "$END":
             expected.discard("$END")
         message, hint, span = self._describe(tok, expected, stack)
@@ -266,6 +272,17 @@ class Recovery:
                 span,
             )
 
+        if tok.type == "EQUAL" and "CMPOP" in expected:
+            return f"unexpected `=` after {_found(prev_tok) if prev_tok is not None else 'a value'}", (
+                "to compare, write `==`"
+            ), span
+        if expected == {"DOT"}:  # after `train[*]` or `params`: only a `.field` can follow
+            return (
+                f"a reference needs a field here, found {found}",
+                "e.g. `train[*].output`, `train[rf].model` or `params.seed`",
+                span,
+            )
+
         if _VALUE_START <= expected or (prev_tok is not None and prev_tok.type == "EQUAL"):
             rest = sorted(_word(t, self.lark) for t in expected - _VALUE_START)
             words = ["a value"] + rest
@@ -318,7 +335,9 @@ def _what_opens(stack: list, i: int) -> str:
     before = stack[i - 1]
     if _is(before, "EQUAL"):
         return " of a map"
-    if _is(before, "NAME") and not (i > 1 and _is(stack[i - 2], "COLON")):
+    if _is(before, "NAME") and not (
+        i > 1 and (_is(stack[i - 2], "COLON") or any(_is(stack[i - 2], k) for k in ("WORKFLOW", "TUNE")))
+    ):
         return f" of block `{before}`"
     if _is(before, "PARAMS") or _is(before, "DEFAULTS"):
         return f" of `{before}`"

@@ -234,3 +234,19 @@ def test_mutated_programs_only_raise_compile_errors(text, ops):
 @given(ops=mutations)
 def test_mutated_examples_only_raise_compile_errors(path, ops):
     _only_our_diagnostics(_mutate(path.read_text(encoding="utf-8"), ops))
+
+
+def test_common_mistakes_get_pointed_messages():
+    cases = {
+        "workflow w { task a: custom { x = train[*] } }": (1, 44, "field"),
+        "workflow w { task a: custom { when = params.x = 1 } }": (1, 47, "`=`"),
+        "workflow w { task a: custom { resources { cpu: 2 } } }": (1, 46, "`cpu`"),
+        "workflow w {\n  task a: custom {": (2, 18, "task `a`"),
+        "workflow w {": (1, 12, "workflow `w`"),
+    }
+    for text, (line, column, words) in cases.items():
+        with pytest.raises(CompileError) as info:
+            parse_text(text, "e.mlw")
+        (d,) = info.value.diagnostics
+        assert (d.code, d.span.line, d.span.column) == ("MLW101", line, column), text
+        assert words in d.message, (text, d.message)
