@@ -101,6 +101,7 @@ def test_redis_restart_mid_run_loses_nothing_committed(tmp_path, persistent_redi
         wf = tmp_path / "wf.mlw"
         wf.write_text(chain_workflow(12, logs=logs, seconds=0.3))
         cluster.start("steady")
+        cluster.start("spare")  # would reclaim the execution if the owner did not hold on to it
         execution_id = cluster.submit(wf)
         deadline = time.monotonic() + 60
         while len(_committed(cluster.execution(execution_id))) < 3:
@@ -113,10 +114,12 @@ def test_redis_restart_mid_run_loses_nothing_committed(tmp_path, persistent_redi
         done = cluster.wait_status(execution_id, ("succeeded", "failed"), timeout=120)
         assert done["status"] == "succeeded", done
         assert before <= _committed(done) and len(_committed(done)) == 12
-        for i in range(12):  # nothing ran twice: the instance kept its execution through the outage
+        for i in range(12):  # nothing ran twice: the owner kept its execution through the outage
             assert len(runs(str(logs), f"t{i:02d}")) == 1
-        log = cluster.log("steady").read_text()
-        assert "Redis unavailable" in log or "deferred" in log
-        assert cluster.procs["steady"].poll() is None  # still serving
+        logs_text = {name: cluster.log(name).read_text() for name in ("steady", "spare")}
+        [owner] = [name for name, text in logs_text.items() if f"execution {execution_id}" in text]
+        assert "Redis unavailable" in logs_text[owner] or "deferred" in logs_text[owner]
+        assert "resuming" not in "".join(logs_text.values())
+        assert all(proc.poll() is None for proc in cluster.procs.values())  # still serving
     finally:
         cluster.close()

@@ -92,6 +92,9 @@ class OrchestratorInstance:
         self.stopping = threading.Event()
         self.idle_ms = int(3 * self.config.heartbeat_s * 1000)
         self.owned_domains: list[str] = []
+        # After an outage every owner's entries look idle (nobody could refresh them): wait
+        # one reclaim period before reclaiming, so live owners refresh theirs first.
+        self._outage_seen = -float("inf")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,6 +142,7 @@ class OrchestratorInstance:
             if not self.stopping.is_set() and self.gateway.breaker_state == "closed":
                 self._claim()
         except RedisUnavailable as exc:
+            self._outage_seen = time.monotonic()
             log.warning("instance %s: Redis unavailable, holding on to running work: %s", self.id, exc)
         except MlwError as exc:
             log.error("instance %s: %s", self.id, exc)
@@ -183,14 +187,16 @@ class OrchestratorInstance:
 
     def _next_entries(self, domain: str) -> list[tuple[str, dict[str, str]]]:
         key = sub.queue_key(self.gateway, domain)
+        reclaim = time.monotonic() - self._outage_seen > 2 * self.idle_ms / 1000
 
         def read(r):
             try:
-                _, claimed, *_ = r.xautoclaim(key, sub.GROUP, self.id, min_idle_time=self.idle_ms,
-                                              start_id="0-0", count=1)
-                claimed = [c for c in claimed if c and c[1]]
-                if claimed:
-                    return claimed
+                if reclaim:
+                    _, claimed, *_ = r.xautoclaim(key, sub.GROUP, self.id, min_idle_time=self.idle_ms,
+                                                  start_id="0-0", count=1)
+                    claimed = [c for c in claimed if c and c[1]]
+                    if claimed:
+                        return claimed
                 found = r.xreadgroup(sub.GROUP, self.id, {key: ">"}, count=1)
                 return found[0][1] if found else []
             except rexc.ResponseError as exc:
