@@ -333,7 +333,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def record(rows: list[dict], big: dict | None, info: dict, args, snake_version: str) -> None:
+def record(rows: list[dict], big: dict | None, info: dict, args, snake_version: str, parsing: str) -> None:
     results = BENCH / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
     big_line = (
@@ -349,7 +349,7 @@ def record(rows: list[dict], big: dict | None, info: dict, args, snake_version: 
         f"process (CPU = user + system), best of {args.repeat}; the lower bound's own parse and graph "
         "times (measured inside its process) in parentheses. The machine is shared by other jobs, so "
         "CPU times are the steadier figures.\n\n"
-        + table(rows) + "\n" + big_line
+        + table(rows) + "\n" + big_line + "\n" + parsing + "\n"
         + "\nTargets: a 10,000-task file compiles within 1.5x the lower bound and at least 2x faster "
         "than `snakemake -n`; a 100,000-task `foreach` expansion compiles in under 10 s.\n"
     )
@@ -360,6 +360,40 @@ def record(rows: list[dict], big: dict | None, info: dict, args, snake_version: 
         text = text.rstrip("\n") + "\n\n" + section
     results.write_text(text, encoding="utf-8")
     print(f"recorded in {results}")
+
+
+def parse_only(n: int = 10_000, shape: str = "dag", repeat: int = 3) -> dict:
+    """In-process CPU seconds of parsing alone: Lark's bare tree vs ``parse_text`` (the AST with
+    spans), each with the garbage collector on and off (the compiler turns it off)."""
+    import gc
+
+    from lark import Lark
+
+    from mlflowdsl.grammar.parser import parse_text
+
+    text, _ = generate(shape, n)
+    bare = Lark.open(str(GRAMMAR), parser="lalr", lexer="basic", cache=True)
+    parse_text(text)
+    out = {}
+    for gc_on in (True, False):
+        for name, fn in (("bare", lambda: bare.parse(text)), ("mlw", lambda: parse_text(text))):
+            times = []
+            for _ in range(repeat):
+                gc.enable() if gc_on else gc.disable()
+                start = time.process_time()
+                fn()
+                times.append(time.process_time() - start)
+                gc.enable()
+            out[(name, gc_on)] = min(times)
+    return out
+
+
+def parse_line(n: int, p: dict) -> str:
+    return (
+        f"Parsing alone, in-process CPU s for the {n:,}-task `dag` file (GC on / off): bare Lark LALR "
+        f"tree {p[('bare', True)]:.2f} / {p[('bare', False)]:.2f}; `parse_text` (frozen AST with spans, "
+        f"comments) {p[('mlw', True)]:.2f} / {p[('mlw', False)]:.2f}."
+    )
 
 
 def profile(n: int, shape: str) -> None:
@@ -424,14 +458,28 @@ def main(argv: list[str] | None = None) -> int:
             big = {"lint": lint[0], "lint_cpu": lint[1], "compile": compile_[0], "compile_cpu": compile_[1]}
             print(f"foreach {args.foreach_big:,}: lint {lint[0]:.2f} s (CPU {lint[1]:.2f} s), "
                   f"compile {compile_[0]:.2f} s (CPU {compile_[1]:.2f} s)", flush=True)
+        tiny = work / "tiny.mlw"
+        tiny.write_text(generate("chain", 1)[0], encoding="utf-8")
+        env = mlw_env()
+        start_mlw = best(args.repeat, lambda: wall([str(MLW), "lint", str(tiny)], env))
+        start_lb = best(args.repeat, lambda: wall([str(PYTHON), "-c", "import lark, networkx"]))
+        startup = (
+            f"Fixed start-up cost, wall / CPU s: `mlw lint` of a one-task file {start_mlw[0]:.2f} / "
+            f"{start_mlw[1]:.2f}; the lower bound's interpreter + `import lark, networkx` "
+            f"{start_lb[0]:.2f} / {start_lb[1]:.2f}."
+        )
+        print(startup, flush=True)
+        parse_n = 10_000 if 10_000 in sizes else sizes[-1]
+        parsing = startup + "\n\n" + parse_line(parse_n, parse_only(parse_n, repeat=max(2, args.repeat)))
+        print(parsing, flush=True)
         info = machine()
-        version = snakemake_version() if with_snakemake else "no snakemake"
+        version = f"snakemake {snakemake_version()}" if with_snakemake else "no snakemake"
         print()
         print(f"{info['date']} · {info['nproc']} CPUs ({info['cpu']}) · Python {info['python']} · lark {info['lark']}"
-              f" · snakemake {version}")
+              f" · {version}")
         print(table(rows))
         if args.record:
-            record(rows, big, info, args, f"snakemake {version}")
+            record(rows, big, info, args, version, parsing)
     finally:
         if args.keep:
             print(f"generated files kept in {work}")
