@@ -91,6 +91,8 @@ class Display:
         self.total = 0
         self.progress = self.live = self.bar = None
         self.printed: set[str] = set()
+        self.finished: set[str] = set()
+        self.running: dict[str, None] = {}  # insertion-ordered set
 
     def __enter__(self) -> "Display":
         if self.live_mode:
@@ -109,10 +111,20 @@ class Display:
     def __call__(self, execution, result) -> None:
         if self.quiet:
             return
-        done = sum(1 for r in execution.tasks.values() if r.finished)
-        total = len(execution.tasks)
+        # Counted incrementally: a listener that scanned every task on every update would
+        # cost O(tasks^2) on a large DAG.
+        if result is None:
+            self.finished = {t for t, r in execution.tasks.items() if r.finished}
+            self.running = {t: None for t, r in execution.tasks.items() if r.status == "running"}
+        else:
+            self.running.pop(result.task_id, None)
+            if result.finished:
+                self.finished.add(result.task_id)
+            elif result.status == "running":
+                self.running[result.task_id] = None
+        done, total = len(self.finished), len(execution.tasks)
         if self.progress is not None:
-            running = [t for t, r in execution.tasks.items() if r.status == "running"]
+            running = list(self.running)
             label = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
             if self.bar is None:
                 self.bar = self.progress.add_task(execution.workflow_id, total=total, running="")
