@@ -30,7 +30,7 @@ class ModelDeploymentParams(TaskParams):
     min_replicas: int = Field(default=1, ge=1, le=1000, description="Replicas started and kept running when serving.")
     max_replicas: int = Field(default=1, ge=1, le=1000, description="Upper bound for autoscaling under load.")
     serve: bool = Field(default=False, description="Start a detached HTTP deployment (`mlw deployments stop NAME`).")
-    port: int | None = Field(default=None, ge=1, le=65535, description="Port to serve on; default: a free one.")
+    port: int | None = Field(default=None, ge=0, le=65535, description="Port to serve on; 0 or none: a free one.")
     alias: str | None = Field(default=None, description="Alias to promote the new version to, e.g. `champion`.")
     better_than: str | None = Field(
         default=None, description="Promote only if the version beats this alias's holder (recorded metrics).")
@@ -140,7 +140,7 @@ class ModelDeployment(TaskType):
             if params.serve:
                 from mlflowdsl.runtime.registry.deployments import deploy
 
-                config = {"target": params.target, "port": params.port,
+                config = {"target": params.target, "port": params.port or None,
                           "scaling_config": {"min_replicas": params.min_replicas, "max_replicas": params.max_replicas}}
                 try:
                     served = deploy(task_settings(ctx), mv, config, name=params.name, registry=registry)
