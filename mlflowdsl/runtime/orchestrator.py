@@ -292,6 +292,21 @@ class DistributedOrchestrator:
     async def cluster_health(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.manager.health)
 
+    # -- model registry (issue 7; mlflowdsl/runtime/registry/api.py) ---------------------
+
+    async def register_ml_model(self, model_info: dict[str, Any]) -> str:
+        """Register a model (the seed's dict; see registry.api); returns ``name/version``."""
+        from mlflowdsl.runtime.registry.api import register_ml_model
+
+        return await asyncio.to_thread(register_ml_model, model_info, settings=self.settings)
+
+    async def deploy_ml_model(self, model_id: str, deployment_config: dict[str, Any] | None = None) -> str:
+        """Serve a registered model (detached, ``min_replicas`` behind one port); returns the
+        deployment id (``mlw deployments status ID``)."""
+        from mlflowdsl.runtime.registry.api import deploy_ml_model
+
+        return await asyncio.to_thread(deploy_ml_model, model_id, deployment_config, settings=self.settings)
+
     async def close(self) -> None:
         await asyncio.to_thread(self.manager.close)
 

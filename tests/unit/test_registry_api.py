@@ -62,3 +62,14 @@ def test_artifact_path_and_model_keys(settings, tmp_path):
 def test_bad_model_info(settings, info, message):
     with pytest.raises(MlwError, match=message):
         register_ml_model(info, settings=settings)
+
+
+def test_the_orchestrator_exposes_register_ml_model(settings):
+    from mlflowdsl.runtime.orchestrator import DistributedOrchestrator
+
+    async def register() -> str:
+        async with DistributedOrchestrator(settings=settings) as orchestrator:
+            return await orchestrator.register_ml_model({"name": "m", "model": fitted(0.9), "version": "v1.2.0"})
+
+    assert asyncio.run(register()) == "m/1"
+    assert open_registry(settings).resolve("models:/m/v1.2.0").version == 1
