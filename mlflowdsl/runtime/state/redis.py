@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.runtime.coordination.gateway import RedisGateway, RedisUnavailable
@@ -98,7 +98,7 @@ class RedisState(StateBackend):
         self._pending_results: dict[str, dict[str, TaskResult]] = {}
 
     @classmethod
-    def from_settings(cls, settings) -> "RedisState":
+    def from_settings(cls, settings) -> RedisState:
         from mlflowdsl.runtime.coordination.config import gateway_from_settings
 
         return cls(gateway_from_settings(settings))
@@ -251,15 +251,17 @@ class RedisState(StateBackend):
         if not keys:
             return {}
         raws = self.gateway.call(lambda r: r.mget([self.gateway.key("computed", k) for k in keys]))
-        found: dict[str, TaskResult] = {}
-        for key, raw in zip(keys, raws):
-            if raw is None:
-                continue
-            execution_id, task_id = json.loads(raw)
-            body = self.gateway.call(lambda r: r.hget(self._exec_key(execution_id, "tasks"), task_id))
-            if body is not None:
-                found[key] = TaskResult.model_validate_json(body)
-        return found
+        origins = [(key, json.loads(raw)) for key, raw in zip(keys, raws) if raw is not None]
+
+        def read(r):
+            pipe = r.pipeline()
+            for _, (execution_id, task_id) in origins:
+                pipe.hget(self._exec_key(execution_id, "tasks"), task_id)
+            return pipe.execute()
+
+        bodies = self.gateway.call(read) if origins else []
+        return {key: TaskResult.model_validate_json(body)
+                for (key, _), body in zip(origins, bodies) if body is not None}
 
     def close(self) -> None:
         self.flush_pending()
