@@ -43,6 +43,14 @@ def seed_example_1(dataset_path: str) -> dict:
     }
 
 
+HANG = """\
+workflow slow {{
+  task a: custom {{ uses = "tests.integration.tasks_for_tests:hang"  name = "a"  log_dir = "{logs}"  seconds = 8 }}
+  task b: custom after a {{ uses = "tests.integration.tasks_for_tests:noop" }}
+}}
+"""
+
+
 def test_seed_example_1_embedded(tmp_path):
     async def main():
         orchestrator = DistributedOrchestrator(settings=Settings(home=str(tmp_path / "home"), local_workers=1))
@@ -52,12 +60,17 @@ def test_seed_example_1_embedded(tmp_path):
             assert isinstance(early, WorkflowExecution) and set(early.tasks) == {"preprocess_data", "train_model"}
             done = await orchestrator.wait(execution_id, timeout=120)
             health = await orchestrator.cluster_health()
-        return done, health
+            hanging = await orchestrator.submit_ml_workflow(HANG.format(logs=tmp_path / "logs"))
+            await asyncio.sleep(1.0)
+            await orchestrator.cancel(hanging)
+            cancelled = await orchestrator.wait(hanging, timeout=60)
+        return done, health, cancelled
 
-    done, health = asyncio.run(main())
+    done, health, cancelled = asyncio.run(main())
     assert done.status == "succeeded", done.error
     assert isinstance(done.tasks["train_model"], TaskResult) and done.tasks["train_model"].status == "succeeded"
     assert health["mode"] == "embedded"
+    assert cancelled.status == "cancelled" and cancelled.tasks["b"].status == "skipped"
 
 
 def test_specs_as_models_and_bad_specs(tmp_path):
@@ -78,9 +91,7 @@ def test_seed_api_with_redis_serves_as_an_instance(tmp_path, redis_url, dask_clu
             done = await orchestrator.wait(execution_id, timeout=120)
             health = await orchestrator.cluster_health()
             # a second workflow as .mlw text, cancelled while queued or running
-            text = ('workflow slow {\n  task a: custom { uses = "tests.integration.tasks_for_tests:hang"  '
-                    f'name = "a"  log_dir = "{tmp_path}/logs"  seconds = 30 }}\n}}\n')
-            slow = await orchestrator.submit_ml_workflow(text)
+            slow = await orchestrator.submit_ml_workflow(HANG.format(logs=tmp_path / "logs"))
             await orchestrator.cancel(slow)
             cancelled = await orchestrator.wait(slow, timeout=60)
         return done, health, cancelled
