@@ -49,6 +49,9 @@ def test_sigkill_of_the_running_instance_resumes_elsewhere_without_rerunning(tmp
         for tid in committed_at_kill:
             assert len(runs(str(logs), tid)) == 1, f"{tid} was committed before the kill but ran again"
         assert all(len(runs(str(logs), f"t{i:02d}")) >= 1 for i in range(20))
+        for i in range(1, 20):  # no task started before its dependency had finished
+            first_end = min(r["end"] for r in runs(str(logs), f"t{i - 1:02d}"))
+            assert all(r["start"] >= first_end for r in runs(str(logs), f"t{i:02d}")), f"t{i:02d}"
         # The same workflow undisturbed (`mlw run` with a fresh home: a cache of its own) computes
         # the same outputs under the same cache keys.
         calm_env = dict(cluster.env, MLW_HOME=str(tmp_path / "calm-home"))
