@@ -167,3 +167,45 @@ def test_stop_rollback_and_status_from_records(settings):
     stopped = deployments.stop(settings, "m")
     assert stopped["state"] == "stopped"
     assert not deployments.pid_alive(back["pid"]) and not deployments.pid_alive(back["server_pid"])
+
+
+def test_mlw_serve_in_the_foreground_until_sigterm(settings, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    open_registry(settings).register("m", fitted(0.9))
+    port = free_port()
+    mlw = str(Path(sys.executable).parent / "mlw")
+    proc = subprocess.Popen([mlw, "serve", "models:/m/1", "--port", str(port), "--replicas", "2",
+                             "--home", settings.home], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        health = wait_for(lambda: _health(port), 60, "mlw serve did not come up")
+        assert health["model"] == "m/1"
+        assert http("POST", f"http://127.0.0.1:{port}/predict", {"rows": [{"x": 0.0}, {"x": 3.0}]})[1][
+            "predictions"] == [0, 1]
+        worker = health["pid"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert f"serving m/1 at http://127.0.0.1:{port} with 2 replica(s)" in proc.stderr.read()
+        wait_for(lambda: not deployments.pid_alive(worker), 10, "a worker survived mlw serve")
+        assert not _accepts(port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _health(port: int):
+    try:
+        return http("GET", f"http://127.0.0.1:{port}/health", timeout=2)[1]
+    except OSError:  # not listening yet, or the workers are still loading the model
+        return None
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
