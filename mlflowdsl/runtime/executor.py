@@ -24,7 +24,7 @@ from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
 from mlflowdsl.runtime.events.base import Event, EventBus
-from mlflowdsl.runtime.keys import plan_keys
+from mlflowdsl.runtime.keyparts import plan_components
 from mlflowdsl.runtime.records import AttemptError, TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
 from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
@@ -73,6 +73,7 @@ class Decision:
     carried: set[str] = field(default_factory=set)  # finished in the resumed execution
     load: set[str] = field(default_factory=set)  # cached, but a running task needs the output
     run: list[str] = field(default_factory=list)  # topological order
+    components: dict[str, dict] = field(default_factory=dict)  # task id -> its key's parts (keyparts.py)
 
 
 def dask_key(task: Task, execution_id: str, run_no: str) -> str:
@@ -188,12 +189,23 @@ class Executor:
 
     def run(self, plan: Plan, options: RunOptions = RunOptions()) -> WorkflowExecution:
         order = topological(plan)
-        keys = plan_keys(plan, options.base_dir)
+        keys, components = plan_components(plan, options.base_dir)
         decision = decide(plan, order, keys, self.settings, options.resume, self._contains)
+        decision.components = components
         by_id = plan.tasks_by_id()
         declared = self.check_resources([by_id[t] for t in decision.run])
         run = _Run(self, plan, decision, options, order, declared)
         return run.execute()
+
+
+def _usage_fields(usage: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record's resource fields from a result message's per-attempt usage (issue 8)."""
+    if not usage:
+        return {}
+    from mlflowdsl.runtime.records import AttemptUsage
+    from mlflowdsl.runtime.usage import summarize
+
+    return {"usage": [AttemptUsage(**u) for u in usage], **summarize(usage)}
 
 
 def _release_later(futures: list[Any]) -> None:
@@ -245,17 +257,19 @@ class _Run:
         origin = self.ex.state.computed_results(d.keys[t] for t in d.cached) if d.cached else {}
         for t in plan.tasks:
             key = d.keys[t.id]
+            parts = d.components.get(t.id)
             if t.id in d.carried and prev is not None:
                 tasks[t.id] = prev.tasks[t.id]
             elif t.id in d.skipped:
-                tasks[t.id] = TaskResult(task_id=t.id, status="skipped", error=d.skipped[t.id], cache_key=key)
+                tasks[t.id] = TaskResult(task_id=t.id, status="skipped", error=d.skipped[t.id], cache_key=key,
+                                         key_components=parts)
             elif t.id in d.cached:
                 source = origin.get(key)
                 tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0,
                                          metrics=source.metrics if source else {},
-                                         artifacts=source.artifacts if source else {})
+                                         artifacts=source.artifacts if source else {}, key_components=parts)
             else:
-                tasks[t.id] = TaskResult(task_id=t.id, cache_key=key)
+                tasks[t.id] = TaskResult(task_id=t.id, cache_key=key, key_components=parts)
         return execution.model_copy(update={"tasks": tasks})
 
     def _emit(self, type: str, payload: dict[str, Any] | None = None, *, at: float | None = None) -> None:
@@ -330,6 +344,7 @@ class _Run:
             metrics=meta.get("metrics") or {}, artifacts=meta.get("artifacts") or {},
             cached=bool(meta.get("cached")), error=meta.get("error"),
             worker=meta.get("worker") or current.worker,
+            **_usage_fields(meta.get("usage") or []),
         )
         self._update(result)
         self.futures_done(tid)

@@ -52,6 +52,17 @@ class AttemptError(Record):
     time: float = Field(default_factory=time.time)
 
 
+class AttemptUsage(Record):
+    """Resource use of one attempt (``mlflowdsl.runtime.usage``): process-level numbers of
+    the worker that ran it, so tasks running side by side on one worker share them."""
+
+    attempt: int
+    wall_s: float
+    cpu_s: float
+    peak_rss: int  # bytes
+    worker: str | None = None
+
+
 class TaskResult(Record):
     task_id: str
     status: TaskStatus = "pending"
@@ -66,6 +77,13 @@ class TaskResult(Record):
     cached: bool = False
     error: str | None = None  # the final error (or why the task was skipped)
     worker: str | None = None
+    # Resource use (issue 8): per attempt, and totals (CPU summed, peak the highest).
+    usage: list[AttemptUsage] = Field(default_factory=list)
+    cpu_s: float | None = None
+    peak_rss: int | None = None  # bytes
+    # What the cache key was made of (mlflowdsl.runtime.keyparts): `mlw plan`/`explain`
+    # compare it with a later plan to say which field changed.
+    key_components: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from mlflowdsl.ir import RetryPolicy, Task
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
+from mlflowdsl.runtime.usage import UsageSampler
 from mlflowdsl.settings import Settings
 from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type, load_function
 
@@ -316,11 +317,19 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
     started = time.time()
     _publish(spec, {"kind": "started", "task_id": task.id, "time": started, "worker": _worker_address()})
     errors: list[dict[str, Any]] = []
+    usage: list[dict[str, Any]] = []  # one entry per attempt (runtime/usage.py)
+    worker = _worker_address()
     attempt = 0
     while True:
         attempt += 1
         try:
-            outputs = _attempt(spec, by_id, attempt)
+            sampler = UsageSampler(attempt=attempt, worker=worker)
+            try:
+                with sampler:
+                    outputs = _attempt(spec, by_id, attempt)
+            finally:
+                if sampler.usage is not None:
+                    usage.append(sampler.usage.as_dict())
             break
         except _RemoteError as exc:
             record = {**exc.record, "attempt": attempt}
@@ -329,7 +338,7 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
         errors.append(record)
         if not should_retry(task.retry, attempt=attempt, retryable=record["retryable"]):
             return _finish(spec, Envelope(task.id, False, meta=_meta(
-                spec, "failed", attempts=attempt, attempt_errors=errors, started=started,
+                spec, "failed", attempts=attempt, attempt_errors=errors, started=started, usage=usage,
                 error=f"{record['type']}: {record['message']}")))
         delay = backoff_delay(task.retry, attempt)
         _publish(spec, {"kind": "retried", "task_id": task.id, "attempt": attempt, "delay_s": delay,
@@ -342,7 +351,7 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
         except Exception as exc:  # noqa: BLE001 - a cache write failure must not fail a good result
             errors.append({**_error_record(exc, attempt), "type": f"CacheWriteError:{type(exc).__name__}"})
     return _finish(spec, Envelope(task.id, True, outputs.outputs, default_output, _meta(
-        spec, "succeeded", attempts=attempt, attempt_errors=errors, started=started,
+        spec, "succeeded", attempts=attempt, attempt_errors=errors, started=started, usage=usage,
         metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts))))
 
 
