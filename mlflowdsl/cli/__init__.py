@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "models": "mlflowdsl.cli.models_cmds:models",
     "serve": "mlflowdsl.cli.models_cmds:serve",
     "deployments": "mlflowdsl.cli.models_cmds:deployments",
+    "plan": "mlflowdsl.cli.observe_cmds:plan", "explain": "mlflowdsl.cli.observe_cmds:explain",
+    "diff": "mlflowdsl.cli.observe_cmds:diff", "report": "mlflowdsl.cli.observe_cmds:report",
+    "new": "mlflowdsl.cli.observe_cmds:new",
 }
 
 

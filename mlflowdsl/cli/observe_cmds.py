@@ -1,0 +1,181 @@
+"""``mlw plan``, ``mlw explain``, ``mlw diff``, ``mlw report`` and ``mlw new``: see what will
+run and why before running, and where the time went after (docs/observability.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from mlflowdsl.errors import MlwError
+
+PLAN_STYLE = {"cached": "cyan", "will run": "bold yellow", "skipped": "dim"}
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(1)
+
+
+def _compile(file: str, params: tuple[str, ...] = (), params_file: str | None = None):
+    """The plan of FILE, or exit 1 with the compiler's diagnostics."""
+    from mlflowdsl.cli.run_cmds import _parse_params, _print_diagnostics
+    from mlflowdsl.compiler.api import compile_file
+
+    result = compile_file(file, params=_parse_params(params), params_file=params_file)
+    if not result.ok or result.plan is None:
+        _print_diagnostics(result.diagnostics, result.sources)
+        sys.exit(1)
+    return result.plan
+
+
+def _error_text(exc: MlwError) -> tuple[str, str | None]:
+    return str(exc), getattr(exc, "hint", None)
+
+
+@click.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a workflow parameter.")
+@click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (env MLW_CACHE_DIR).")
+def plan(file, params, params_file, fmt, cache_dir):
+    """What `mlw run FILE` would do now: each task cached, will run (and why) or skipped."""
+    from mlflowdsl.runtime.api import workflow_dir
+    from mlflowdsl.runtime.plan_status import History, cache_probe, plan_status
+    from mlflowdsl.runtime.state import open_state
+    from mlflowdsl.settings import load_settings
+
+    the_plan = _compile(file, params, params_file)
+    try:
+        settings = load_settings({"cache_dir": cache_dir})
+        state = open_state(settings)
+        try:
+            history = History.load(state, the_plan.workflow.id)
+        finally:
+            state.close()
+        rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),
+                           history=history)
+    except MlwError as exc:
+        _fail(*_error_text(exc))
+    if fmt == "json":
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        click.echo(json.dumps({"workflow_id": the_plan.workflow.id, "counts": counts,
+                               "tasks": [r.as_dict() for r in rows]}, indent=2, sort_keys=True, default=str))
+        return
+    from rich.table import Table
+
+    from mlflowdsl.cli.run_cmds import console
+
+    table = Table(title=f"plan of {the_plan.workflow.id} (nothing has run)")
+    for column in ("task", "status", "why"):
+        table.add_column(column, no_wrap=column != "why")
+    for r in rows:
+        why = "; ".join(r.reasons)
+        if r.status == "cached" and r.previous_execution:
+            why = f"entry from execution {r.previous_execution}"
+        table.add_row(r.task_id, f"[{PLAN_STYLE[r.status]}]{r.status}[/]", why)
+    out = console()
+    out.print(table)
+    runs = sum(r.status == "will run" for r in rows)
+    out.print(f"{runs} of {len(rows)} task(s) would run; field-by-field: mlw plan {file} --format json",
+              highlight=False)
+
+
+@click.command("explain")
+@click.argument("execution_id")
+@click.argument("task_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(execution_id, task_id, fmt):
+    """Why TASK of an execution hit or missed the cache: its key's components, field by field,
+    against the nearest previous entry."""
+    from mlflowdsl.runtime.plan_status import explain as explain_task
+    from mlflowdsl.runtime.state import open_state
+    from mlflowdsl.settings import load_settings
+
+    try:
+        state = open_state(load_settings())
+        try:
+            e = explain_task(state, execution_id, task_id)
+        finally:
+            state.close()
+    except MlwError as exc:
+        _fail(*_error_text(exc))
+    if fmt == "json":
+        click.echo(json.dumps(e.as_dict(), indent=2, sort_keys=True, default=str))
+        return
+    click.echo(f"{e.task_id} in execution {e.execution_id}: {e.summary}")
+    if e.changes:
+        click.echo(f"changed since execution {e.previous_execution}:")
+        width = max(len(c.field) for c in e.changes)
+        for c in e.changes:
+            click.echo(f"  {c.field:<{width}}  {json.dumps(c.old, default=str)} -> "
+                       f"{json.dumps(c.new, default=str)}  ({c.reason})")
+
+
+@click.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def diff(old, new, fmt):
+    """Semantic diff of two workflows: tasks added, removed, changed (which fields), and what
+    would rerun."""
+    from mlflowdsl.compiler.diff import diff_plans, render_text
+
+    d = diff_plans(_compile(old), _compile(new))
+    if fmt == "json":
+        click.echo(json.dumps(d.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(render_text(d, old, new), nl=False)
+
+
+@click.command("report")
+@click.argument("execution_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html", show_default=True,
+              help="The HTML file to write.")
+def report(execution_id, output):
+    """Write one self-contained HTML report of an execution (DAG, timeline, tasks)."""
+    from mlflowdsl.report import write_report
+    from mlflowdsl.runtime.state import open_state
+    from mlflowdsl.settings import load_settings
+
+    try:
+        settings = load_settings()
+        state = open_state(settings)
+        try:
+            execution = state.get_execution(execution_id)
+        finally:
+            state.close()
+        path = write_report(execution, output, settings=settings)
+    except MlwError as exc:
+        _fail(*_error_text(exc))
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}", "choose a writable path with -o")
+    click.echo(f"report: {os.path.abspath(path)}")
+
+
+@click.command("new")
+@click.argument("name")
+@click.option("--template", "template", default="classification", show_default=True,
+              type=click.Choice(["classification", "regression", "tuning", "batch-scoring", "model-comparison"]))
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Where to create the project (default ./NAME).")
+@click.option("--force", is_flag=True, help="Write into an existing non-empty directory.")
+def new(name, template, directory, force):
+    """Create a ready-to-run project NAME from a template (a .mlw file, params, README)."""
+    from mlflowdsl.templates import TemplateError, create_project
+
+    try:
+        written = create_project(name, template, directory or name, force=force)
+    except TemplateError as exc:
+        _fail(str(exc), exc.hint)
+    for path in written:
+        click.echo(f"created {path}")
+    main = next(p for p in written if p.endswith(".mlw"))
+    click.echo(f"next: mlw lint --strict {main} && mlw run {main}")

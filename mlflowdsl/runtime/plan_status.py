@@ -1,0 +1,168 @@
+"""``mlw plan`` and ``mlw explain``: a plan held against the current cache and state.
+
+For every task: ``cached`` (its entry is in a shared cache), ``skipped`` (``when`` is false
+upstream or here) or ``will run`` with the reasons, found by comparing the components of
+its cache key (``keyparts``) with the nearest previous record of the same workflow and task:
+no entry; params changed; implementation version changed; input changed upstream; cache
+version changed; TTL expired. Nothing runs and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mlflowdsl.errors import StateError
+from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.keyparts import Change, compare, plan_components, reasons
+from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+
+SHARED = ("disk", "redis", "hybrid")
+HISTORY = 50  # how many previous executions of a workflow are searched for a task's last entry
+ENTRY_STATUSES = ("succeeded", "cached")  # records whose key had (or came from) a cache entry
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    status: str  # "cached" | "will run" | "skipped"
+    reasons: tuple[str, ...] = ()
+    changes: tuple[Change, ...] = ()
+    key: str = ""
+    previous_execution: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "status": self.status, "reasons": list(self.reasons),
+                "changes": [c.as_dict() for c in self.changes], "key": self.key,
+                "previous_execution": self.previous_execution}
+
+
+@dataclass(frozen=True)
+class Previous:
+    execution_id: str
+    result: TaskResult
+
+
+@dataclass
+class History:
+    """The newest record with key components of every task, over a workflow's executions."""
+
+    by_task: dict[str, Previous] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, state, workflow_id: str, *, before: WorkflowExecution | None = None) -> "History":
+        history = cls()
+        for header in state.list_executions(limit=HISTORY, workflow_id=workflow_id):
+            if before is not None and (header.id == before.id or header.created > before.created):
+                continue
+            execution = state.get_execution(header.id)
+            for tid, r in execution.tasks.items():
+                if tid not in history.by_task and r.key_components and r.status in ENTRY_STATUSES:
+                    history.by_task[tid] = Previous(execution.id, r)
+        return history
+
+
+def why_run(task, components: dict[str, Any], previous: Previous | None, now: float) -> tuple[tuple[str, ...], tuple[Change, ...]]:
+    if task.cache.strategy == "none":
+        return ("caching is off (strategy none)",), ()
+    if previous is None:
+        return ("no entry",), ()
+    changes = tuple(compare(previous.result.key_components or {}, components))
+    if changes:
+        return tuple(reasons(list(changes))), changes
+    ttl, written = task.cache.ttl, previous.result.ended or previous.result.started
+    if ttl is not None and written is not None and written + ttl <= now:
+        return (f"TTL expired ({ttl:g}s after execution {previous.execution_id})",), ()
+    if task.cache.strategy == "memory":
+        return ("no entry (the memory cache lasts one run)",), ()
+    return (f"no entry (same key as execution {previous.execution_id}: the entry was evicted or cleared)",), ()
+
+
+def plan_status(plan: Plan, *, base_dir: str, contains: Callable[[str, str], bool], history: History,
+                now: float | None = None) -> list[TaskPlan]:
+    """Pure: the plan's tasks in order with what a run would do to each."""
+    now = time.time() if now is None else now
+    keys, components = plan_components(plan, base_dir)
+    out: list[TaskPlan] = []
+    skipped: set[str] = set()
+    for task in plan.tasks:
+        prev = history.by_task.get(task.id)
+        prev_id = prev.execution_id if prev else None
+        upstream = next((d for d in task.dependencies if d in skipped), None)
+        if task.skip or upstream:
+            skipped.add(task.id)
+            why = "`when` is false" if task.skip else f"upstream task {upstream!r} skipped"
+            out.append(TaskPlan(task.id, "skipped", (why,), key=keys[task.id], previous_execution=prev_id))
+        elif task.cache.strategy in SHARED and contains(task.cache.strategy, keys[task.id]):
+            out.append(TaskPlan(task.id, "cached", key=keys[task.id], previous_execution=prev_id))
+        else:
+            why, changes = why_run(task, components[task.id], prev, now)
+            out.append(TaskPlan(task.id, "will run", why, changes, keys[task.id], prev_id))
+    return out
+
+
+def cache_probe(settings) -> Callable[[str, str], bool]:
+    """``contains(strategy, key)`` over the real caches, opened once each."""
+    from mlflowdsl.runtime.cache import open_cache
+
+    opened: dict[str, Any] = {}
+
+    def contains(strategy: str, key: str) -> bool:
+        try:
+            if strategy not in opened:
+                opened[strategy] = open_cache(strategy, settings)
+            return opened[strategy].contains(key)
+        except Exception:  # noqa: BLE001 - an unreachable cache is a miss, as at run time
+            return False
+
+    return contains
+
+
+@dataclass(frozen=True)
+class Explanation:
+    execution_id: str
+    task_id: str
+    outcome: str  # "hit" | "miss" | "ran" | "skipped" | "failed" ...
+    summary: str
+    changes: tuple[Change, ...] = ()
+    previous_execution: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"execution_id": self.execution_id, "task_id": self.task_id, "outcome": self.outcome,
+                "summary": self.summary, "changes": [c.as_dict() for c in self.changes],
+                "previous_execution": self.previous_execution}
+
+
+def explain(state, execution_id: str, task_id: str) -> Explanation:
+    """Why ``task_id`` of an execution hit or missed the cache (field-by-field)."""
+    execution = state.get_execution(execution_id)
+    if task_id not in execution.tasks:
+        raise StateError(f"execution {execution.id} has no task {task_id!r}",
+                         hint="its tasks are: " + ", ".join(sorted(execution.tasks)))
+    record = execution.tasks[task_id]
+    if not record.key_components:
+        raise StateError(f"task {task_id!r} of execution {execution.id} has no recorded key components",
+                         hint="it ran with an older mlw; run the workflow again and explain the new execution")
+    prev = History.load(state, execution.workflow_id, before=execution).by_task.get(task_id)
+    changes = tuple(compare(prev.result.key_components or {}, record.key_components)) if prev else ()
+    prev_id = prev.execution_id if prev else None
+    key = (record.cache_key or "")[:12]
+    if record.status == "skipped":
+        return Explanation(execution.id, task_id, "skipped", f"skipped: {record.error}", changes, prev_id)
+    if record.cached:
+        source = state.computed_results([record.cache_key]).get(record.cache_key) if record.cache_key else None
+        where = "" if source is None else " (the entry was written by an earlier run of the same key)"
+        return Explanation(execution.id, task_id, "hit",
+                           f"cache hit: key {key} had an entry{where}; no key component changed since "
+                           + (f"execution {prev_id}" if prev_id else "the entry was written"), changes, prev_id)
+    if record.status == "pending" or record.status == "running":
+        return Explanation(execution.id, task_id, record.status, f"{record.status}: not finished yet", changes, prev_id)
+    if prev is None:
+        summary = "cache miss: no earlier entry for this task (first run of it in this workflow)"
+    elif changes:
+        summary = f"cache miss: key {key} differs from execution {prev_id}'s: " + "; ".join(reasons(list(changes)))
+    else:
+        summary = (f"cache miss: same key as execution {prev_id}, but its entry was gone "
+                   "(TTL expired, evicted or cleared, or caching is off)")
+    return Explanation(execution.id, task_id, "miss", summary, changes, prev_id)
