@@ -59,3 +59,22 @@ def test_alias_moves_are_atomic_under_two_promoters(registry, tmp_path, redis_ur
     owners = [h.by for h in history]
     switches = sum(1 for a, b in zip(owners, owners[1:]) if a != b)
     assert switches >= 2
+
+
+def test_deployment_records_live_in_redis(registry, tmp_path, redis_url):
+    from mlflowdsl.runtime.coordination.gateway import RedisGateway
+    from mlflowdsl.runtime.registry import deployments
+    from registry_support import http
+
+    settings = Settings(home=str(tmp_path / "home"), redis_url=redis_url)
+    registry.register("fraud", fitted(0.9))
+    record = deployments.deploy(settings, "models:/fraud/1", {"scaling_config": {"min_replicas": 1}})
+    try:
+        assert http("POST", record["endpoint"] + "/predict", [{"x": 3.0}])[1]["predictions"] == [1]
+        gateway = RedisGateway(redis_url)
+        stored = gateway.call(lambda r: r.hget("mlw:registry:deployments", "fraud"))
+        assert stored is not None and b'"state": "running"' in stored
+        assert not (tmp_path / "home" / "registry.db").exists()  # nothing went to SQLite
+    finally:
+        assert deployments.stop(settings, "fraud")["state"] == "stopped"
+    assert not deployments.pid_alive(record["pid"])

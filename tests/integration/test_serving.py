@@ -59,6 +59,12 @@ def wait_for(check, timeout: float, what: str):
     raise AssertionError(f"{what} within {timeout}s")
 
 
+def status_when(settings, name, condition):
+    """The deployment's status record if ``condition`` holds for it, else None."""
+    record = deployments.status(settings, name)
+    return record if condition(record) else None
+
+
 def test_served_predictions_equal_in_process(trained, settings):
     model, rows = trained
     reg = open_registry(settings)
@@ -125,7 +131,7 @@ def test_autoscaler_adds_replicas_under_load_and_removes_them_when_idle(settings
     for t in threads:
         t.start()
     try:
-        scaled = wait_for(lambda: (lambda r: r if r["replicas"] >= 2 else None)(deployments.status(settings, "slow")),
+        scaled = wait_for(lambda: status_when(settings, "slow", lambda r: r["replicas"] >= 2),
                           20, "no scale-up under sustained load")
     finally:
         done.set()
@@ -142,8 +148,8 @@ def test_a_killed_replica_is_replaced(trained, settings):
     victim = record["worker_pids"][0]
     os.kill(victim, signal.SIGKILL)
     started = time.monotonic()
-    after = wait_for(lambda: (lambda r: r if r["replicas"] == 2 and victim not in r["worker_pids"] else None)(
-        deployments.status(settings, "fraud")), 10, "the replica count was not restored")
+    restored = lambda r: r["replicas"] == 2 and victim not in r["worker_pids"]  # noqa: E731
+    after = wait_for(lambda: status_when(settings, "fraud", restored), 10, "the replica count was not restored")
     assert len(after["worker_pids"]) == 2 and time.monotonic() - started < 10
     assert http("GET", after["endpoint"] + "/health")[0] == 200
 
@@ -209,3 +215,15 @@ def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_killed_supervisor_shows_dead_and_stop_still_ends_its_server(settings):
+    open_registry(settings).register("m", fitted(0.9))
+    record = deployments.deploy(settings, "m", {"scaling_config": {"min_replicas": 1, "max_replicas": 1}})
+    os.kill(record["pid"], signal.SIGKILL)
+    wait_for(lambda: not deployments.pid_alive(record["pid"]), 10, "the supervisor did not die")
+    assert deployments.status(settings, "m")["state"] == "dead"
+    assert http("GET", record["endpoint"] + "/health")[0] == 200  # its server is orphaned but alive
+    deployments.stop(settings, "m")
+    wait_for(lambda: not deployments.pid_alive(record["server_pid"]), 15, "the orphaned server was not stopped")
+    assert deployments.status(settings, "m")["state"] == "stopped"

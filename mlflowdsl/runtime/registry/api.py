@@ -18,7 +18,6 @@ import asyncio
 from typing import Any
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.runtime.registry.models import RegistryError
 from mlflowdsl.runtime.registry.registry import open_registry
 
 MODEL_INFO_KEYS = {"name", "version", "model_type", "framework", "metrics", "params", "signature", "lineage",
@@ -91,10 +90,7 @@ def deploy_ml_model(model_id: str, deployment_config: dict[str, Any] | None = No
         settings = load_settings()
     registry = open_registry(settings)
     try:
-        try:
-            mv = registry.resolve(model_id)
-        except RegistryError:
-            raise
+        mv = registry.resolve(model_id)
         record = deploy(settings, mv, dict(deployment_config or {}), registry=registry)
         return record["name"]
     finally:
