@@ -25,7 +25,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 class ModelDeploymentParams(TaskParams):
     name: str = Field(description="The registered model and deployment name (letters, digits, _ - .).")
-    target: str = Field(default="local", description="Where to serve; `local`: replicas on this machine.")
+    target: str = Field(
+        default="local", description="Environment name (e.g. `local`, `production`); served by processes on this machine.")
     version: str | None = Field(default=None, description="A version label (e.g. `v1.2.0`); the number is automatic.")
     min_replicas: int = Field(default=1, ge=1, le=1000, description="Replicas started and kept running when serving.")
     max_replicas: int = Field(default=1, ge=1, le=1000, description="Upper bound for autoscaling under load.")
@@ -66,10 +67,8 @@ class ModelDeploymentParams(TaskParams):
 
     @field_validator("target")
     @classmethod
-    def _known_target(cls, value: str) -> str:
-        if value != "local":
-            raise ValueError(f"unknown deployment target {value!r}; only 'local' is available")
-        return value
+    def _safe_target(cls, value: str) -> str:
+        return check_safe_name(value, "target")
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> "ModelDeploymentParams":

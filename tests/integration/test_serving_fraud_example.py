@@ -90,9 +90,10 @@ def test_seed_api_registers_and_deploys_with_two_replicas(home):
     open_registry(settings).register("fraud_detection_model", fitted(0.9))
     model_id = register_ml_model({"name": "fraud_detection_model", "version": "v1.2.0",
                                   "model_type": "classification", "framework": "sklearn"}, settings=settings)
-    deployment_id = deploy_ml_model(model_id, {"target": "local",
+    deployment_id = deploy_ml_model(model_id, {"target": "production",  # the seed's dict, exactly
                                                "scaling_config": {"min_replicas": 2, "max_replicas": 10}},
                                     settings=settings)
     record = deployments.status(settings, deployment_id)
     assert (record["model"], record["replicas"], record["max_replicas"]) == (model_id, 2, 10)
+    assert (record["target"], record["runs_on"]) == ("production", "local")
     assert http("POST", record["endpoint"] + "/predict", {"rows": [{"x": 3.0}]})[1]["predictions"] == [1]

@@ -26,9 +26,6 @@ from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
 from mlflowdsl.runtime.registry.serving.supervisor import ServeSpec, Supervisor, port_free
 
-TARGETS = ("local",)
-
-
 def _free_port(host: str) -> int:
     import socket
 
@@ -89,9 +86,9 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     deployment of that name is replaced (same port unless ``config["port"]`` says otherwise).
     Returns the running deployment record."""
     config = dict(config or {})
-    target = config.get("target", "local")
-    if target not in TARGETS:
-        raise MlwError(f"unknown deployment target {target!r}", hint=f"available: {', '.join(TARGETS)}")
+    # Every target is served by processes on this machine; the name (the seed's "production")
+    # labels the environment in the record. Remote targets (Kubernetes...) are not built.
+    target = check_name(str(config.get("target", "local")), "deployment target")
     low, high = scaling_of(config)
     reg = registry or open_registry(settings)
     mv = model_ref if isinstance(model_ref, ModelVersion) else reg.resolve(model_ref)
@@ -110,7 +107,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     os.makedirs(directory, exist_ok=True)
     log_path = os.path.join(directory, "supervisor.log")
     record = {
-        "name": name, "target": target, "model": mv.id, "model_uri": mv.uri, "version": mv.version,
+        "name": name, "target": target, "runs_on": "local", "model": mv.id, "model_uri": mv.uri, "version": mv.version,
         "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
         "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0, "state": "starting", "pid": None,
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
