@@ -126,3 +126,24 @@ def test_redis_restart_mid_run_loses_nothing_committed(tmp_path, persistent_redi
         assert all(proc.poll() is None for proc in cluster.procs.values())  # still serving
     finally:
         cluster.close()
+
+
+def test_an_instance_outlives_a_redis_that_restarts_empty(tmp_path, redis_server, redis_url, dask_cluster):
+    """Without persistence the queue and records are gone (documented), but the instance goes
+    on: it registers again, recreates the consumer group and runs new submissions."""
+    cluster = Cluster(tmp_path, redis_url, dask_cluster.address)
+    try:
+        wf = tmp_path / "wf.mlw"
+        wf.write_text(chain_workflow(2, logs=tmp_path / "logs", seconds=0.0))
+        cluster.start("survivor")
+        first = cluster.submit(wf)
+        assert cluster.wait_status(first, ("succeeded", "failed"))["status"] == "succeeded"
+        redis_server.stop()
+        time.sleep(1.5)
+        redis_server.start()
+        wait_until(lambda: cluster.redis.exists("mlw:instance:survivor"), timeout=30, what="re-registration")
+        second = cluster.submit(wf, f"logs={tmp_path / 'after'}")
+        assert cluster.wait_status(second, ("succeeded", "failed"), timeout=60)["status"] == "succeeded"
+        assert cluster.procs["survivor"].poll() is None
+    finally:
+        cluster.close()

@@ -146,13 +146,20 @@ class OrchestratorInstance:
             log.warning("instance %s: Redis unavailable, holding on to running work: %s", self.id, exc)
         except MlwError as exc:
             log.error("instance %s: %s", self.id, exc)
+        except Exception:  # a bug or an odd reply must not kill the instance and its executions
+            log.exception("instance %s: tick failed", self.id)
 
     def _tend_jobs(self) -> None:
         running = [j for j in self.jobs.values() if not j.done.is_set()]
         for job in running:
             key = sub.queue_key(self.gateway, job.domain)
-            self.gateway.call(lambda r, job=job, key=key: r.xclaim(
-                key, sub.GROUP, self.id, min_idle_time=0, message_ids=[job.entry_id], justid=True))
+            try:
+                self.gateway.call(lambda r, job=job, key=key: r.xclaim(
+                    key, sub.GROUP, self.id, min_idle_time=0, message_ids=[job.entry_id], justid=True))
+            except rexc.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                sub.ensure_group(self.gateway, job.domain)  # Redis restarted empty
         for eid, reason in sub.cancel_reasons(self.gateway, [j.execution_id for j in running]).items():
             self.jobs[eid].cancel_reason = reason
         for job in [j for j in self.jobs.values() if j.done.is_set()]:
