@@ -95,8 +95,9 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     name = check_name(name or config.get("name") or mv.name, "deployment name")
     previous = reg.store.get_deployment(name)
     history = list((previous or {}).get("previous", []))
-    if previous and previous.get("state") in ("starting", "running"):
-        stop(settings, name, registry=reg)
+    if previous and (previous.get("state") in ("starting", "running") or pid_alive(previous.get("pid"))
+                     or pid_alive(previous.get("server_pid"))):
+        stop(settings, name, registry=reg)  # also ends a server whose supervisor was killed
     if previous and previous.get("model") and previous["model"] != mv.id:
         history = (history + [previous["model"]])[-20:]
     host = config.get("host", "127.0.0.1")
