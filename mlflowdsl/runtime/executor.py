@@ -25,6 +25,7 @@ from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
 from mlflowdsl.runtime.events.base import Event, EventBus
 from mlflowdsl.runtime.keyparts import plan_components
+from mlflowdsl.runtime.tuning import tuned_key_parts
 from mlflowdsl.runtime.records import AttemptError, TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
 from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
@@ -189,7 +190,7 @@ class Executor:
 
     def run(self, plan: Plan, options: RunOptions = RunOptions()) -> WorkflowExecution:
         order = topological(plan)
-        keys, components = plan_components(plan, options.base_dir)
+        keys, components = plan_components(tuned_key_parts(plan), options.base_dir)
         decision = decide(plan, order, keys, self.settings, options.resume, self._contains)
         decision.components = components
         by_id = plan.tasks_by_id()
@@ -238,6 +239,13 @@ class _Run:
         self.failure_seen = False
         self.execution = self._initial_execution()
         self.topic = f"mlw-{self.execution.id}"
+        # Tuning (runtime/tuning.py): a tuned task runs as a study whose best trial's future
+        # becomes its output; its dependents are submitted when the study ends.
+        self.tunings = {t.task: t for t in plan.tunings}
+        self.outputs: dict[str, Any] = {}  # every submitted task's future, kept for late dependents
+        self.studies: dict[str, Any] = {}  # tuned task id -> StudyDriver in flight
+        self.deferred: list[str] = []  # waiting for a study (topological order)
+        self.run_no = ""
 
     # ------------------------------------------------------------------ records
 
@@ -343,7 +351,7 @@ class _Run:
             duration_s=(ended - started) if started and status != "cached" else (0.0 if status == "cached" else None),
             metrics=meta.get("metrics") or {}, artifacts=meta.get("artifacts") or {},
             cached=bool(meta.get("cached")), error=meta.get("error"),
-            worker=meta.get("worker") or current.worker,
+            worker=meta.get("worker") or current.worker, study=meta.get("study") or current.study,
             **_usage_fields(meta.get("usage") or []),
         )
         self._update(result)
@@ -411,6 +419,7 @@ class _Run:
             self._finish_task(tid, meta)
 
     def _cancel_unstarted(self, why: str) -> None:
+        self._drop_deferred(why)
         victims = [tid for tid in self.futures if tid not in self.started_ids
                    and not self.execution.tasks[tid].finished and tid not in self.decision.load]
         if victims:
@@ -423,22 +432,67 @@ class _Run:
     # ------------------------------------------------------------------ main loop
 
     def _submit(self) -> None:
-        d, client = self.decision, self.client
-        declared = self.declared
-        run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
+        d = self.decision
+        self.run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
         wanted = d.load | set(d.run)
         to_submit = [t.id for t in self.order if t.id in wanted]
         for tid in to_submit:
-            task = self.by_id[tid]
             load_only = tid in d.load
-            upstream = () if load_only else tuple(task.dependencies)
-            spec = TaskSpec(execution_id=self.execution.id, task=task, cache_key=d.keys[tid],
-                            upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
-                            topic=self.topic, load_only=load_only)
-            key = dask_key(task, self.execution.id, run_no)
-            future = client.submit(run_task, spec, *[self.futures[u] for u in upstream], key=key, pure=False,
-                                   resources=None if load_only else (res.requirements(task, declared) or None))
-            self.futures[tid] = future
+            if not load_only and tid in self.tunings:
+                self._start_study(tid)
+            elif not load_only and any(u in self.studies or u in self.deferred for u in self.by_id[tid].dependencies):
+                self.deferred.append(tid)
+            else:
+                self._submit_one(tid)
+
+    def _submit_one(self, tid: str) -> None:
+        task = self.by_id[tid]
+        load_only = tid in self.decision.load
+        upstream = () if load_only else tuple(task.dependencies)
+        spec = TaskSpec(execution_id=self.execution.id, task=task, cache_key=self.decision.keys[tid],
+                        upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
+                        topic=self.topic, load_only=load_only)
+        key = dask_key(task, self.execution.id, self.run_no)
+        future = self.client.submit(run_task, spec, *[self.outputs[u] for u in upstream], key=key, pure=False,
+                                    resources=None if load_only else (res.requirements(task, self.declared) or None))
+        self.futures[tid] = self.outputs[tid] = future
+
+    # ------------------------------------------------------------------ tuning
+
+    def _start_study(self, tid: str) -> None:
+        from mlflowdsl.runtime.tuning import start_study
+
+        self.studies[tid] = start_study(self, tid)
+        self._handle_event({"kind": "started", "task_id": tid, "time": time.time(), "worker": None})
+
+    def _poll_studies(self) -> None:
+        for tid, driver in list(self.studies.items()):
+            if not driver.done:
+                continue
+            del self.studies[tid]
+            outcome = driver.outcome
+            if outcome.ok:
+                self.outputs[tid] = outcome.best_future
+            else:
+                from mlflowdsl.runtime.tuning import failed_envelope
+
+                self.outputs[tid] = self.client.submit(failed_envelope, tid, outcome.meta.get("error"), pure=False)
+            self._finish_task(tid, outcome.meta)
+            waiting, self.deferred = self.deferred, []
+            for dep in waiting:  # still topological: a task's deferred upstream is submitted first
+                if any(u in self.studies or u in self.deferred for u in self.by_id[dep].dependencies):
+                    self.deferred.append(dep)
+                elif not self.execution.tasks[dep].finished:
+                    self._submit_one(dep)
+
+    def _drop_deferred(self, why: str) -> None:
+        for driver in self.studies.values():
+            driver.stop()
+        for tid in self.deferred:
+            if not self.execution.tasks[tid].finished:
+                self._update(self.execution.tasks[tid].advance("skipped", error=why))
+                self._emit("task.skipped", {"task_id": tid, "error": why})
+        self.deferred = []
 
     def execute(self) -> WorkflowExecution:
         ex = self.execution
@@ -459,7 +513,9 @@ class _Run:
         try:
             self._submit()
             last_flush = last_sweep = last_cancel_check = time.monotonic()
-            while self.futures:
+            while self.futures or self.studies or self.deferred:
+                if self.studies:
+                    self._poll_studies()
                 try:
                     kind, item = self.messages.get(timeout=0.1)
                     while True:
@@ -495,6 +551,9 @@ class _Run:
         return self._close("succeeded", None)
 
     def _cancel_all(self, why: str) -> None:
+        self._drop_deferred(why)
+        for driver in list(self.studies.values()):
+            driver.wait(10)  # it cancels its own trials
         futures = list(self.futures.values())
         if futures:
             try:

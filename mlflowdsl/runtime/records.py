@@ -77,6 +77,8 @@ class TaskResult(Record):
     cached: bool = False
     error: str | None = None  # the final error (or why the task was skipped)
     worker: str | None = None
+    # A tuned task's study: best value and params, trial table, importances (runtime/tuning.py)
+    study: dict[str, Any] | None = None
     # Resource use (issue 8): per attempt, and totals (CPU summed, peak the highest).
     usage: list[AttemptUsage] = Field(default_factory=list)
     cpu_s: float | None = None

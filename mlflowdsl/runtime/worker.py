@@ -44,6 +44,8 @@ class TaskSpec:
     base_dir: str
     topic: str  # Dask event topic the client listens on
     load_only: bool = False  # a cached task whose output a running task needs
+    # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning.py)
+    trial: dict[str, Any] | None = None
 
 
 @dataclass
@@ -358,9 +360,14 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
 def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
     task = spec.task
     # extra["settings"]: tasks that use the model registry find its home / Redis there.
+    report = None
+    if spec.trial is not None:
+        from mlflowdsl.runtime.tuning_space import trial_reporter
+
+        report = trial_reporter(spec.trial)
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
-                      base_dir=spec.base_dir, extra={"settings": spec.settings})
+                      base_dir=spec.base_dir, extra={"settings": spec.settings}, report=report)
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)
