@@ -78,3 +78,22 @@ def test_deployment_records_live_in_redis(registry, tmp_path, redis_url):
     finally:
         assert deployments.stop(settings, "fraud")["state"] == "stopped"
     assert not deployments.pid_alive(record["pid"])
+
+
+def test_mlw_models_reads_the_redis_registry(registry, tmp_path, redis_url):
+    import json
+
+    from click.testing import CliRunner
+
+    from mlflowdsl.cli import cli
+
+    registry.register("fraud", fitted(0.9), lineage={"execution_id": "exec-redis"})
+    registry.register("fraud", fitted(0.8))
+    args = ["--home", str(tmp_path / "home"), "--redis", redis_url]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["models", "promote", "fraud", "1", "--alias", "champion", *args]).exit_code == 0
+    refused = runner.invoke(cli, ["models", "promote", "fraud", "2", "--alias", "champion", *args])
+    assert refused.exit_code == 1 and "accuracy = 0.8000 vs champion (fraud/1) 0.9000" in refused.output
+    listed = json.loads(runner.invoke(cli, ["models", "ls", "--json", *args]).output)
+    assert [(m["id"], m["aliases"], m["lineage"].get("execution_id")) for m in listed] == [
+        ("fraud/1", ["champion"], "exec-redis"), ("fraud/2", [], None)]
