@@ -6,7 +6,9 @@ settings, refused resources); 130 it was cancelled (Ctrl-C); 2 usage errors (cli
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -70,11 +72,17 @@ def task_table(execution) -> Any:
 
     table = Table(title=f"{execution.workflow_id} · {execution.id} · "
                         f"[{STATUS_STYLE.get(execution.status, '')}]{execution.status}[/]")
-    for column in ("task", "status", "duration", "attempts", "cache", "metrics"):
+    from rich.markup import escape
+
+    from mlflowdsl.runtime.usage import fmt_bytes
+
+    for column in ("task", "status", "duration", "cpu", "peak mem", "attempts", "cache", "metrics"):
         table.add_column(column, no_wrap=column in ("task", "status"))
     for tid, r in execution.tasks.items():
         note = _fmt_metrics(r.metrics) or (r.error or "")
-        table.add_row(tid, f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", _fmt_duration(r.duration_s),
+        # ids like `train[knn]` would otherwise be read as rich markup and lose their brackets
+        table.add_row(escape(tid), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", _fmt_duration(r.duration_s),
+                      _fmt_duration(r.cpu_s), fmt_bytes(r.peak_rss),
                       str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", note)
     return table
 
@@ -158,7 +166,9 @@ class Display:
 @click.option("--fail-fast/--keep-going", default=True, help="On a failure, cancel what has not started (default), or run everything not downstream of it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the table.")
 @click.option("--resume", "resume_id", metavar="EXECUTION_ID", help="Finish a failed, cancelled or interrupted execution.")
-def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id):
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a self-contained HTML report of the run to FILE.")
+def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path):
     """Compile FILE and run it; show progress and a table of the tasks at the end."""
     from mlflowdsl.settings import load_settings
 
@@ -170,8 +180,9 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
         if resume_id:
             from mlflowdsl.runtime.api import resume
 
-            with display:
-                execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display)
+            with _client(settings, [], as_json) as client, display:
+                execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display,
+                                   client=client)
         else:
             from mlflowdsl.compiler.api import compile_file
             from mlflowdsl.runtime.api import run_plan
@@ -183,8 +194,11 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
                 if as_json:
                     _print_diagnostics(result.diagnostics, result.sources)
                 sys.exit(1)
-            with display:
-                execution = run_plan(result.plan, settings, keep_going=not fail_fast, listener=display)
+            from mlflowdsl.runtime.api import workflow_dir
+
+            with _client(settings, [workflow_dir(result.plan)], as_json) as client, display:
+                execution = run_plan(result.plan, settings, keep_going=not fail_fast, listener=display,
+                                     client=client)
     except CompileError as exc:
         _print_diagnostics(exc.diagnostics, {})
         sys.exit(1)
@@ -193,7 +207,54 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
     except KeyboardInterrupt:
         _fail("interrupted before the workflow started")
     _report(execution, settings, as_json)
+    if report_path:
+        _write_html_report(execution, settings, report_path, as_json)
     sys.exit(EXIT_CODES.get(execution.status, 1))
+
+
+@contextlib.contextmanager
+def _client(settings, import_paths: list[str], as_json: bool):
+    """The run's Dask client, opened here so the dashboard's address can be shown first."""
+    from mlflowdsl.runtime.cluster import open_client
+
+    with open_client(settings, import_paths=import_paths) as client:
+        click.echo(dashboard_line(client), err=as_json)
+        yield client
+
+
+def dashboard_line(client) -> str:
+    """Where the Dask dashboard is, or why there is none (it needs bokeh)."""
+    try:
+        info = client.scheduler_info()
+        port = (info.get("services") or {}).get("dashboard")
+    except Exception:  # noqa: BLE001 - the address is a convenience, never a failure
+        port = None
+    if not port:
+        return "dashboard unavailable (pip install bokeh)"
+    host = client.scheduler.address.split("://", 1)[-1].rsplit(":", 1)[0] or "127.0.0.1"
+    url = f"http://{host}:{port}/status"
+    # Dask serves its HTTP routes without bokeh too; the page then only says bokeh is missing.
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as page:
+            body = page.read(4096)
+    except Exception:  # noqa: BLE001
+        return f"dashboard unavailable (no answer at {url})"
+    if b"needs bokeh" in body:
+        return "dashboard unavailable (pip install bokeh)"
+    return f"dashboard: {url}"
+
+
+def _write_html_report(execution, settings, path: str, as_json: bool) -> None:
+    from mlflowdsl.report import write_report
+
+    try:
+        written = write_report(execution, path, settings=settings)
+    except OSError as exc:
+        click.echo(f"error: cannot write the report {path}: {exc.strerror}", err=True)
+        sys.exit(1)
+    click.echo(f"report: {os.path.abspath(written)}", err=as_json)
 
 
 def _report(execution, settings, as_json: bool) -> None:
@@ -222,14 +283,20 @@ def _report(execution, settings, as_json: bool) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many executions to list.")
 @click.option("--workflow", metavar="ID", help="Only executions of this workflow.")
 @click.option("--redis", "redis_url", metavar="URL", help="Show the cluster's executions (state in Redis) and dead letters.")
-def status(execution_id, as_json, limit, workflow, redis_url):
+@click.option("--watch", is_flag=True, help="Refresh the execution's table until it ends (Ctrl-C stops watching).")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between refreshes with --watch.")
+def status(execution_id, as_json, limit, workflow, redis_url, watch, interval):
     """List recent executions, or show one (tasks, attempts, errors)."""
     from mlflowdsl.runtime.state import open_state
     from mlflowdsl.settings import load_settings
 
     try:
         state = open_state(load_settings({"redis_url": redis_url}), cluster=bool(redis_url))
-        if execution_id:
+        if watch and not execution_id:
+            raise click.UsageError("--watch needs an EXECUTION_ID")
+        if execution_id and watch:
+            _show_execution(_watch(state, execution_id, interval), as_json)
+        elif execution_id:
             _show_execution(state.get_execution(execution_id), as_json)
         else:
             _list_executions(state.list_executions(limit=limit, workflow_id=workflow), as_json)
@@ -241,6 +308,22 @@ def status(execution_id, as_json, limit, workflow, redis_url):
         _fail(str(exc))
 
 
+def _watch(state, execution_id: str, interval: float):
+    """Redraw the task table (rich Live) until the execution ends; returns its last record."""
+    from rich.live import Live
+
+    execution = state.get_execution(execution_id)
+    try:
+        with Live(task_table(execution), console=console(), refresh_per_second=4, transient=True) as live:
+            while not execution.finished:
+                time.sleep(max(0.05, interval))
+                execution = state.get_execution(execution.id)
+                live.update(task_table(execution))
+    except KeyboardInterrupt:
+        pass  # stop watching; the run itself goes on
+    return execution
+
+
 def _show_execution(execution, as_json: bool) -> None:
     if as_json:
         data = execution.summary()
@@ -249,7 +332,9 @@ def _show_execution(execution, as_json: bool) -> None:
                     plan_fingerprint=execution.plan_fingerprint, error=execution.error)
         for tid, r in execution.tasks.items():
             data["tasks"][tid].update(cache_key=r.cache_key, worker=r.worker, started=r.started, ended=r.ended,
-                                      attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors])
+                                      attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors],
+                                      cpu_s=r.cpu_s, peak_rss=r.peak_rss,
+                                      usage=[u.model_dump(mode="json") for u in r.usage])
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     out = console()

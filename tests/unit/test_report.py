@@ -1,0 +1,55 @@
+"""render_report without a cluster: escaping, the optional sections, the SVG layout."""
+
+from __future__ import annotations
+
+import re
+
+from mlflowdsl.ir import Plan, Task, Workflow
+from mlflowdsl.report import render_report
+from mlflowdsl.report.svg import layers
+from mlflowdsl.runtime.records import AttemptError, AttemptUsage, TaskResult, WorkflowExecution
+
+
+def _execution(**task_fields) -> WorkflowExecution:
+    plan = Plan(workflow=Workflow(id="w"), tasks=[Task(id="a", type="t"), Task(id="b", type="t", dependencies=["a"])])
+    return WorkflowExecution(
+        id="e1", workflow_id="w", status="failed", plan_json=plan.model_dump_json(), started=100.0, ended=103.0,
+        tasks={"a": TaskResult(task_id="a", status="succeeded", started=100.0, ended=101.5, duration_s=1.5,
+                               attempts=1, worker="tcp://10.0.0.1:1", cpu_s=1.25, peak_rss=300 * 2**20,
+                               usage=[AttemptUsage(attempt=1, wall_s=1.5, cpu_s=1.25, peak_rss=300 * 2**20)],
+                               metrics={"accuracy": 0.91}, **task_fields),
+               "b": TaskResult(task_id="b", status="failed", attempts=1, started=101.5, ended=103.0,
+                               error="ValueError: <script>alert(1)</script>", worker="tcp://10.0.0.2:1",
+                               attempt_errors=[AttemptError(attempt=1, type="ValueError", message="<script>",
+                                                            traceback="Traceback ...\nValueError: <script>")])})
+
+
+def test_every_task_has_a_row_with_its_numbers_and_errors_are_escaped():
+    html = render_report(_execution())
+    assert re.findall(r'<tr class="task-row" data-task="(\w+)"', html) == ["a", "b"]
+    assert "1.50 s" in html and "1.25 s" in html and "300MiB" in html and "accuracy = 0.91" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script") == 2  # only the report's own data and code
+    assert 'marker-end="url(#arrow)"' in html  # the a -> b edge from the stored plan
+    assert not re.search(r'(src|href)="https?:', html)
+
+
+def test_studies_and_models_appear_only_when_there_are_some():
+    plain = render_report(_execution())
+    assert 'id="studies"' not in plain and 'id="models"' not in plain
+    study = {"metric": "accuracy", "direction": "maximize", "best_value": 0.93, "best_trial": 2,
+             "best_params": {"C": 0.5}, "trials": [{"number": 0, "value": 0.8, "params": {"C": 2.0}},
+                                                   {"number": 2, "value": 0.93, "params": {"C": 0.5}}]}
+    execution = _execution()
+    if "study" in TaskResult.model_fields:  # tuning records its study on the task
+        execution = execution.with_tasks({"a": execution.tasks["a"].model_copy(update={"study": study})})
+        html = render_report(execution)
+        assert 'id="studies"' in html and "0.93" in html
+        assert re.findall(r'<tr class="trial-row"><td>(\d+)', html) == ["2", "0"]  # best first
+    html = render_report(execution, models=[{"name": "wine", "version": 3, "aliases": ["champion"], "task": "a",
+                                             "metrics": {"accuracy": 0.91}}])
+    assert 'id="models"' in html and "champion" in html
+
+
+def test_layers_follow_the_longest_path():
+    assert layers(["a", "b", "c", "d"], [("a", "c"), ("b", "c"), ("c", "d"), ("a", "d")]) == [["a", "b"], ["c"], ["d"]]
