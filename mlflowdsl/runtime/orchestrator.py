@@ -307,6 +307,18 @@ class DistributedOrchestrator:
 
         return await asyncio.to_thread(deploy_ml_model, model_id, deployment_config, settings=self.settings)
 
+    # -- hyperparameter optimization (issue 6; mlflowdsl/runtime/tuning.py) ------------------
+
+    async def optimize_hyperparameters(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run ``request["workflow_spec"]`` with its training task tuned by
+        ``request["hyperparameter_config"]`` (the seed's search-space form); returns
+        ``{"best_params", "best_value", "trials", "execution_id", "status", "study"}``."""
+        from mlflowdsl.runtime.tuning import plan_for_request, result_of
+
+        plan, task_id = await asyncio.to_thread(plan_for_request, request)
+        execution = await self.wait(await self.submit_ml_workflow(plan))
+        return result_of(execution, task_id)
+
     async def close(self) -> None:
         await asyncio.to_thread(self.manager.close)
 

@@ -446,11 +446,15 @@ def optimize_hyperparameters(request: dict[str, Any], settings: Any, **run_kwarg
     "trials", "execution_id", "status", "study"}``."""
     from mlflowdsl.runtime.api import run_plan
 
-    if not isinstance(request, dict) or "workflow_spec" not in request:
-        raise TuningError("the request needs 'workflow_spec' and 'hyperparameter_config'")
-    plan, task_id = plan_with_tuning(request["workflow_spec"], request.get("hyperparameter_config") or {})
+    plan, task_id = plan_for_request(request)
     execution = run_plan(plan, settings, **run_kwargs)
     return result_of(execution, task_id)
+
+
+def plan_for_request(request: dict[str, Any]) -> tuple[Any, str]:
+    if not isinstance(request, dict) or "workflow_spec" not in request or "hyperparameter_config" not in request:
+        raise TuningError("the request needs 'workflow_spec' and 'hyperparameter_config'")
+    return plan_with_tuning(request["workflow_spec"], request["hyperparameter_config"] or {})
 
 
 def result_of(execution: Any, task_id: str) -> dict[str, Any]:
