@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from mlflowdsl.cli.study_view import print_studies
 from mlflowdsl.errors import CompileError, MlwError
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
@@ -263,6 +264,7 @@ def _report(execution, settings, as_json: bool) -> None:
         return
     out = console()
     out.print(task_table(execution))
+    print_studies(out, execution)
     for tid, r in execution.tasks.items():
         if r.status == "failed" and r.attempt_errors:
             last = r.attempt_errors[-1]
@@ -335,10 +337,13 @@ def _show_execution(execution, as_json: bool) -> None:
                                       attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors],
                                       cpu_s=r.cpu_s, peak_rss=r.peak_rss,
                                       usage=[u.model_dump(mode="json") for u in r.usage])
+            if r.study:
+                data["tasks"][tid]["study"] = r.study
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     out = console()
     out.print(task_table(execution))
+    print_studies(out, execution)
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(execution.created))
     out.print(f"created {when}; duration {_fmt_duration(execution.duration_s)}; "
                   f"source {execution.source or '-'}", highlight=False)

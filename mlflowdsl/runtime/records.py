@@ -157,6 +157,7 @@ class WorkflowExecution(Record):
                     "cached": r.cached,
                     "metrics": r.metrics,
                     "error": r.error,
+                    **({"study": r.study} if r.study else {}),
                 }
                 for tid, r in self.tasks.items()
             },
