@@ -162,6 +162,12 @@ class TaskType:
         params; an empty set means nothing is tunable; ``None`` means unknown (unchecked)."""
         return set()
 
+    @classmethod
+    def has_side_effects(cls, params: dict[str, Any]) -> bool:
+        """Whether a task with these (compile-time) params must not be served from the cache by
+        default: ``side_effects``, or a result that depends on state outside its cache key."""
+        return cls.side_effects
+
     def run(self, params: TaskParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         raise NotImplementedError
 

@@ -90,6 +90,11 @@ class ModelValidation(TaskType):
     version = "1"
     doc = "Gate a model on metric thresholds (test split or k-fold cross-validation)."
 
+    @classmethod
+    def has_side_effects(cls, params: dict[str, Any]) -> bool:
+        # Comparing with an alias holder depends on the registry, not only on the cache key.
+        return bool(params.get("better_than"))
+
     def run(self, params: ModelValidationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         from stdlib_tasks._common import check_model_fits_data, require_dataset, resolve_model
 

@@ -237,9 +237,10 @@ class _Checker:
                     params[group[0]] = filled
         own, ddiags = check_directives(tuple(directive_attrs), t.blocks)
         directives = merge(defaults, own)
-        if getattr(info.cls, "side_effects", False) and "strategy" not in own.get("cache", {}):
-            # A deployment or a written file is an effect, not a value: rerun it unless the
-            # task itself asks for caching.
+        if "strategy" not in own.get("cache", {}) and _not_cacheable(info, params):
+            # A deployment or a written file is an effect, not a value, and a result that
+            # depends on the registry's state (an alias, the latest version) is not a function
+            # of the cache key: rerun it unless the task itself asks for caching.
             directives = merge(directives, {"cache": {"strategy": "none"}})
         self.diags.extend(ddiags)
         if not ok or ddiags:
@@ -471,3 +472,26 @@ def _import_path(directory: str):
     finally:
         if added and directory in sys.path:
             sys.path.remove(directory)
+
+
+def _not_cacheable(info: TypeInfo, params: dict[str, Any]) -> bool:
+    """Side effects, or a moving model reference (``models:/m@alias``, ``models:/m``)."""
+    has_side_effects = getattr(info.cls, "has_side_effects", None)
+    if has_side_effects is not None and has_side_effects(params):
+        return True
+    return any(_moving_model_ref(params.get(name)) for name in info.inputs)
+
+
+def _moving_model_ref(value: Any) -> bool:
+    """``models:/name@alias`` and ``models:/name`` name whatever the registry holds at run time;
+    ``models:/name/3`` is fixed.
+
+    >>> [_moving_model_ref(v) for v in ("models:/m@champion", "models:/m", "models:/m/3", None)]
+    [True, True, False, False]
+    """
+    if isinstance(value, list):
+        return any(_moving_model_ref(v) for v in value)
+    if not isinstance(value, str) or not value.startswith("models:/"):
+        return False
+    rest = value[len("models:/"):]
+    return "@" in rest or "/" not in rest

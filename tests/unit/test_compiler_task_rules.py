@@ -44,3 +44,23 @@ def test_evaluation_with_models_needs_no_model():
     result = compile_pipeline(ev_extra="models = [train.model]")
     assert result.ok, result.diagnostics
     assert "model" not in result.plan.task("ev").params
+
+
+REGISTRY_STATE = """
+workflow w {{
+  task prep: data_preprocessing {{ source = "sklearn:iris" }}
+  task ev: model_evaluation {{ data = prep.output  model = "{uri}" }}
+  task train: model_training {{ data = prep.output  algorithm = "knn" }}
+  task check: model_validation {{ model = train.model  data = prep.output  {gate} }}
+}}
+"""
+
+
+def test_results_that_depend_on_the_registry_are_not_cached_by_default():
+    def strategies(uri: str, gate: str) -> tuple[str, str]:
+        plan = compile_text(REGISTRY_STATE.format(uri=uri, gate=gate), "w.mlw").plan
+        return plan.task("ev").cache.strategy, plan.task("check").cache.strategy
+
+    assert strategies("models:/m/3", "thresholds = { accuracy = 0.5 }") == ("disk", "disk")
+    assert strategies("models:/m@champion", 'better_than = "champion"  model_name = "m"') == ("none", "none")
+    assert strategies("models:/m", "thresholds = { accuracy = 0.5 }") == ("none", "disk")
