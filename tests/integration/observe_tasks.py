@@ -22,3 +22,15 @@ def burn(seconds: float = 0.3, mb: int = 0, score: float = 0.5, inputs: list | N
 
 def fail_always(message: str = "boom") -> int:
     raise ValueError(message)
+
+
+def wait_file(path: str, timeout: float = 60.0) -> int:
+    """Wait until ``path`` exists (the test's gate), then succeed."""
+    import os
+
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+    return 1
