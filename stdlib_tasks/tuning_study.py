@@ -16,13 +16,19 @@ from mlflowdsl.tasks import TaskFailed, TaskPruned
 _VALIDATION_FRACTION = 0.25
 
 
-def suggest(trial: Any, name: str, spec: Any) -> Any:
+def dimension(name: str, spec: Any) -> Any:
+    """A ``SearchSpec`` as the runtime's ``SearchDim`` (one space code for both tuning paths)."""
+    from mlflowdsl.ir import SearchDim
+
     if spec.kind == "choice":
-        return trial.suggest_categorical(name, spec.choices)
-    if spec.kind == "int":
-        step = int(spec.step) if spec.step and not spec.log else 1
-        return trial.suggest_int(name, int(spec.min), int(spec.max), step=step, log=spec.log)
-    return trial.suggest_float(name, spec.min, spec.max, step=None if spec.log else spec.step, log=spec.log)
+        return SearchDim(name=name, kind="choice", choices=list(spec.choices))
+    return SearchDim(name=name, kind=spec.kind, low=spec.min, high=spec.max, log=spec.log, step=spec.step)
+
+
+def suggest(trial: Any, name: str, spec: Any) -> Any:
+    from mlflowdsl.runtime.tuning_space import suggest as suggest_dim
+
+    return suggest_dim(trial, dimension(name, spec))
 
 
 def run_study(params: Any, data: Any, problem: str, metric: str, direction: str) -> dict[str, Any]:
@@ -30,12 +36,13 @@ def run_study(params: Any, data: Any, problem: str, metric: str, direction: str)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = (
-        optuna.samplers.TPESampler(seed=params.seed)
-        if params.sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=params.seed)
-    )
-    pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if params.pruner == "median" else optuna.pruners.NopPruner()
+    from mlflowdsl.runtime.tuning_space import make_pruner, make_sampler
+
+    # The same sampler and pruner construction as `tune` blocks (runtime/tuning_space.py); the
+    # trials of this task form stay in-process (one task, one worker).
+    dims = [dimension(n, s) for n, s in sorted(params.search_space.items())]
+    sampler = make_sampler(params.sampler, params.seed, dims)
+    pruner = make_pruner(params.pruner, params.n_trials, startup=5, warmup=1)  # Optuna's defaults, as before
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
     scorer = _CrossValidation(data, problem, params.cv, params.seed) if params.cv else _Holdout(data, problem, params.seed)
 

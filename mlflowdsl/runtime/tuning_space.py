@@ -138,11 +138,12 @@ def startup_trials(trials: int) -> int:
     return max(2, min(5, trials // 4))
 
 
-def make_pruner(kind: str, trials: int) -> Any:
+def make_pruner(kind: str, trials: int, *, startup: int | None = None, warmup: int = 0) -> Any:
     import optuna
 
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials(trials), n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials(trials) if startup is None else startup,
+                                           n_warmup_steps=warmup)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto")
     return optuna.pruners.NopPruner()
