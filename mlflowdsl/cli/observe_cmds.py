@@ -84,8 +84,7 @@ def plan(file, params, params_file, fmt, cache_dir):
     out = console()
     out.print(table)
     runs = sum(r.status == "will run" for r in rows)
-    out.print(f"{runs} of {len(rows)} task(s) would run; field-by-field: mlw plan {file} --format json",
-              highlight=False)
+    out.print(f"{runs} of {len(rows)} task(s) would run (--format json shows each changed field)", highlight=False)
 
 
 @click.command("explain")
@@ -177,5 +176,5 @@ def new(name, template, directory, force):
         _fail(str(exc), exc.hint)
     for path in written:
         click.echo(f"created {path}")
-    main = next(p for p in written if p.endswith(".mlw"))
-    click.echo(f"next: mlw lint --strict {main} && mlw run {main}")
+    main = os.path.basename(next(p for p in written if p.endswith(".mlw")))
+    click.echo(f"next: cd {directory or name} && mlw run {main} --params-file params.yaml")

@@ -87,6 +87,22 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _flat(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict params as dotted names, so a change names the innermost field.
+
+    >>> _flat({"hp": {"n": 1, "d": {"x": 2}}, "data": {"$ref": "a.output"}})
+    {'hp.n': 1, 'hp.d.x': 2, 'data': {'$ref': 'a.output'}}
+    """
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict) and v and set(v) != {"$ref"}:
+            out.update(_flat(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """Field-by-field differences between two components dicts (``old`` -> ``new``)."""
     changes: list[Change] = []
@@ -94,7 +110,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         if old.get(name) != new.get(name):
             changes.append(Change(name, old.get(name), new.get(name), REASONS[name]))
     for name in ("params", "inputs"):
-        a, b = old.get(name) or {}, new.get(name) or {}
+        a, b = _flat(old.get(name) or {}), _flat(new.get(name) or {})
         for k in sorted(set(a) | set(b)):
             if a.get(k, MISSING) != b.get(k, MISSING):
                 changes.append(Change(f"{name}.{k}", _short(a.get(k, MISSING)), _short(b.get(k, MISSING)),

@@ -151,11 +151,10 @@ def explain(state, execution_id: str, task_id: str) -> Explanation:
     if record.status == "skipped":
         return Explanation(execution.id, task_id, "skipped", f"skipped: {record.error}", changes, prev_id)
     if record.cached:
-        source = state.computed_results([record.cache_key]).get(record.cache_key) if record.cache_key else None
-        where = "" if source is None else " (the entry was written by an earlier run of the same key)"
+        since = f"since execution {prev_id}" if prev_id else "since the entry was written"
         return Explanation(execution.id, task_id, "hit",
-                           f"cache hit: key {key} had an entry{where}; no key component changed since "
-                           + (f"execution {prev_id}" if prev_id else "the entry was written"), changes, prev_id)
+                           f"cache hit: key {key} was in the cache; no component of it changed {since}",
+                           changes, prev_id)
     if record.status == "pending" or record.status == "running":
         return Explanation(execution.id, task_id, record.status, f"{record.status}: not finished yet", changes, prev_id)
     if prev is None:
