@@ -55,7 +55,7 @@ def plan(file, params, params_file, fmt, cache_dir):
         settings = load_settings({"cache_dir": cache_dir})
         state = open_state(settings)
         try:
-            history = History.load(state, the_plan.workflow.id)
+            history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
         finally:
             state.close()
         rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),

@@ -46,12 +46,17 @@ class Previous:
 
 @dataclass
 class History:
-    """The newest record with key components of every task, over a workflow's executions."""
+    """The newest record with key components of every task, over a workflow's executions,
+    and when each key's cache entry was written (the newest run that computed it: a later
+    cache hit does not renew an entry's TTL)."""
 
     by_task: dict[str, Previous] = field(default_factory=dict)
+    written: dict[str, float] = field(default_factory=dict)  # cache key -> end of the run that wrote it
 
     @classmethod
-    def load(cls, state, workflow_id: str, *, before: WorkflowExecution | None = None) -> "History":
+    def load(cls, state, workflow_id: str, *, before: WorkflowExecution | None = None,
+             tasks: set[str] | None = None) -> "History":
+        """``tasks``: stop reading older executions once all of these were found."""
         history = cls()
         for header in state.list_executions(limit=HISTORY, workflow_id=workflow_id):
             if before is not None and (header.id == before.id or header.created > before.created):
@@ -60,10 +65,16 @@ class History:
             for tid, r in execution.tasks.items():
                 if tid not in history.by_task and r.key_components and r.status in ENTRY_STATUSES:
                     history.by_task[tid] = Previous(execution.id, r)
+                if r.status == "succeeded" and r.cache_key and r.cache_key not in history.written:
+                    history.written[r.cache_key] = r.ended or r.started or execution.created
+            if tasks is not None and tasks <= set(history.by_task) and all(
+                    p.result.cache_key in history.written for p in history.by_task.values()):
+                break
         return history
 
 
-def why_run(task, components: dict[str, Any], previous: Previous | None, now: float) -> tuple[tuple[str, ...], tuple[Change, ...]]:
+def why_run(task, components: dict[str, Any], previous: Previous | None, now: float,
+            written_at: dict[str, float] | None = None) -> tuple[tuple[str, ...], tuple[Change, ...]]:
     if task.cache.strategy == "none":
         return ("caching is off (strategy none)",), ()
     if previous is None:
@@ -71,9 +82,12 @@ def why_run(task, components: dict[str, Any], previous: Previous | None, now: fl
     changes = tuple(compare(previous.result.key_components or {}, components))
     if changes:
         return tuple(reasons(list(changes))), changes
-    ttl, written = task.cache.ttl, previous.result.ended or previous.result.started
+    ttl = task.cache.ttl
+    written = (written_at or {}).get(components.get("key", ""))
+    if written is None:
+        written = previous.result.ended or previous.result.started
     if ttl is not None and written is not None and written + ttl <= now:
-        return (f"TTL expired ({ttl:g}s after execution {previous.execution_id})",), ()
+        return (f"TTL expired (the entry is {now - written:.0f}s old, its TTL {ttl:g}s)",), ()
     if task.cache.strategy == "memory":
         return ("no entry (the memory cache lasts one run)",), ()
     return (f"no entry (same key as execution {previous.execution_id}: the entry was evicted or cleared)",), ()
@@ -97,7 +111,7 @@ def plan_status(plan: Plan, *, base_dir: str, contains: Callable[[str, str], boo
         elif task.cache.strategy in SHARED and contains(task.cache.strategy, keys[task.id]):
             out.append(TaskPlan(task.id, "cached", key=keys[task.id], previous_execution=prev_id))
         else:
-            why, changes = why_run(task, components[task.id], prev, now)
+            why, changes = why_run(task, components[task.id], prev, now, history.written)
             out.append(TaskPlan(task.id, "will run", why, changes, keys[task.id], prev_id))
     return out
 

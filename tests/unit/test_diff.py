@@ -61,3 +61,12 @@ def test_a_broken_file_is_reported_with_its_location(tmp_path):
     done = CliRunner().invoke(cli, ["diff", str(FIXTURES / "old.mlw"), str(bad)])
     assert done.exit_code == 1
     assert f"{bad}:3:" in done.output and "Traceback" not in done.output
+
+
+def test_doctests():
+    import doctest
+
+    import mlflowdsl.compiler.diff as diff
+
+    result = doctest.testmod(diff)
+    assert result.attempted > 0 and result.failed == 0

@@ -53,7 +53,7 @@ def test_ttl_expired_no_entry_cached_and_skipped():
     keys = plan_keys(plan, ".")
     rows = plan_status(plan, base_dir=".", contains=lambda s, k: k == keys["d"], history=history, now=1100.0)
     got = _reasons(rows)
-    assert got["a"] == ("will run", ("TTL expired (60s after execution e1)",))
+    assert got["a"] == ("will run", ("TTL expired (the entry is 100s old, its TTL 60s)",))
     assert got["b"] == ("will run", ("no entry",))
     assert got["c"] == ("skipped", ("`when` is false",))
     assert got["d"] == ("skipped", ("upstream task 'c' skipped",))  # skipped wins over a cache entry
@@ -63,3 +63,27 @@ def test_a_cache_hit_is_cached():
     plan = _plan(_task("a", x=1))
     rows = plan_status(plan, base_dir=".", contains=lambda s, k: True, history=History())
     assert [(r.task_id, r.status, r.reasons) for r in rows] == [("a", "cached", ())]
+
+
+def test_a_cache_hit_does_not_renew_the_ttl():
+    """The newest record is a hit (no end time of its own); the entry was written by the
+    run before it, long enough ago for the TTL to have passed."""
+    plan = _plan(_task("a", ttl=60.0))
+    history = _history(plan, ended=1000.0)
+    hit = history.by_task["a"].result.model_copy(update={"status": "cached", "ended": None, "cached": True})
+    history.by_task["a"] = Previous("e2", hit)
+    history.written[hit.cache_key] = 1000.0
+    rows = plan_status(plan, base_dir=".", contains=lambda s, k: False, history=history, now=1070.0)
+    assert rows[0].reasons == ("TTL expired (the entry is 70s old, its TTL 60s)",)
+
+
+def test_doctests():
+    import doctest
+
+    import mlflowdsl.runtime.keyparts as keyparts
+    import mlflowdsl.runtime.plan_status as plan_status_module
+
+    for module in (keyparts, plan_status_module):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+    assert doctest.testmod(keyparts).attempted > 0

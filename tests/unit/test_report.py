@@ -53,3 +53,36 @@ def test_studies_and_models_appear_only_when_there_are_some():
 
 def test_layers_follow_the_longest_path():
     assert layers(["a", "b", "c", "d"], [("a", "c"), ("b", "c"), ("c", "d"), ("a", "d")]) == [["a", "b"], ["c"], ["d"]]
+
+
+def test_doctests():
+    import doctest
+
+    import mlflowdsl.report as report
+    import mlflowdsl.report.svg as svg
+    import mlflowdsl.runtime.usage as usage
+
+    for module in (report, svg, usage):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_usage_sampler_sees_memory_held_inside_the_block():
+    from mlflowdsl.runtime.usage import UsageSampler
+
+    import time
+
+    import psutil
+
+    before = psutil.Process().memory_info().rss
+    with UsageSampler(attempt=2, worker="w", interval=0.01) as sampler:
+        block = bytearray(64 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(0.1)  # held for several sampling intervals, then freed before the block ends
+        del block
+    after = psutil.Process().memory_info().rss
+    u = sampler.usage
+    assert (u.attempt, u.worker) == (2, "w")
+    assert u.peak_rss >= before + 60 * 1024 * 1024 > after  # the peak was seen by the sampling thread
+    assert u.cpu_s > 0 and u.wall_s >= 0.1

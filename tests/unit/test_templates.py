@@ -41,3 +41,12 @@ def test_unknown_template_and_a_non_empty_directory_are_clear_errors(tmp_path):
     assert (tmp_path / "p" / "keep.txt").read_text() == "mine"
     with pytest.raises(TemplateError, match="unknown template"):
         render_project("p", "nope")
+
+
+def test_doctests():
+    import doctest
+
+    import mlflowdsl.templates as templates
+
+    result = doctest.testmod(templates)
+    assert result.attempted > 0 and result.failed == 0
