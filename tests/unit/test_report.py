@@ -86,3 +86,27 @@ def test_usage_sampler_sees_memory_held_inside_the_block():
     assert (u.attempt, u.worker) == (2, "w")
     assert u.peak_rss >= before + 60 * 1024 * 1024 > after  # the peak was seen by the sampling thread
     assert u.cpu_s > 0 and u.wall_s >= 0.1
+
+
+def test_models_registered_by_the_execution_are_read_from_the_registry(tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    from mlflowdsl.report import registered_models
+    from mlflowdsl.runtime.registry import open_registry
+    from mlflowdsl.settings import Settings
+
+    settings = Settings(home=str(tmp_path / "home"))
+    assert registered_models(_execution(), settings) == []
+    assert not (tmp_path / "home" / "registry.db").exists()  # looking does not create a registry
+
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    registry = open_registry(settings)
+    try:
+        mine = registry.register("wine", model, lineage={"execution_id": "e1", "task_id": "a"}, metrics={"acc": 0.5})
+        registry.register("wine", model, lineage={"execution_id": "other", "task_id": "a"})
+        registry.promote(mine, "champion")
+    finally:
+        registry.close()
+    found = registered_models(_execution(), settings)
+    assert [(m["name"], m["version"], m["task"], m["aliases"]) for m in found] == [("wine", 1, "a", ["champion"])]
+    assert "champion" in render_report(_execution(), models=found)
