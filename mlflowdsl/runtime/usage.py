@@ -44,12 +44,27 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _rss(process) -> int:
-    """RSS of the process and its children (a timeout attempt runs in a forked child)."""
+_PROCESS: dict[int, Any] = {}  # pid -> psutil.Process: one per (forked) worker process
+
+
+def _this_process():
+    pid = os.getpid()
+    if pid not in _PROCESS:
+        import psutil
+
+        _PROCESS[pid] = psutil.Process(pid)
+    return _PROCESS[pid]
+
+
+def _rss(process, children: bool) -> int:
+    """RSS of the process, plus its children's when the attempt runs in a forked child.
+    Listing children scans every process of the machine, so only then."""
     try:
         total = process.memory_info().rss
     except Exception:  # noqa: BLE001 - the process is going away
         return 0
+    if not children:
+        return total
     try:
         for child in process.children(recursive=True):
             try:
@@ -64,7 +79,9 @@ def _rss(process) -> int:
 class UsageSampler:
     """A context manager that measures the block it wraps (see the module docstring)."""
 
-    def __init__(self, *, attempt: int = 1, worker: str | None = None, interval: float = SAMPLE_INTERVAL_S):
+    def __init__(self, *, attempt: int = 1, worker: str | None = None, interval: float = SAMPLE_INTERVAL_S,
+                 children: bool = False):
+        self.children = children  # the attempt runs in a forked child (a task with a timeout)
         self.attempt = attempt
         self.worker = worker
         self.interval = interval
@@ -75,7 +92,7 @@ class UsageSampler:
         self._process = None
 
     def _sample(self) -> None:
-        rss = _rss(self._process)
+        rss = _rss(self._process, self.children)
         if rss > self._peak:
             self._peak = rss
 
@@ -84,9 +101,7 @@ class UsageSampler:
             self._sample()
 
     def __enter__(self) -> "UsageSampler":
-        import psutil
-
-        self._process = psutil.Process(os.getpid())
+        self._process = _this_process()
         self._wall0 = time.perf_counter()
         self._cpu0 = _cpu_seconds()
         self._sample()

@@ -325,7 +325,7 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
     while True:
         attempt += 1
         try:
-            sampler = UsageSampler(attempt=attempt, worker=worker)
+            sampler = UsageSampler(attempt=attempt, worker=worker, children=task.timeout is not None)
             try:
                 with sampler:
                     outputs = _attempt(spec, by_id, attempt)

@@ -19,10 +19,11 @@ pytestmark = pytest.mark.integration
 FN = "tests.integration.observe_tasks"
 
 
-def _task(id: str, fn: str, deps=(), *, retry: RetryPolicy | None = None, **params) -> Task:
+def _task(id: str, fn: str, deps=(), *, retry: RetryPolicy | None = None, timeout: float | None = None,
+          **params) -> Task:
     uses = f"{FN}:{fn}"
     t = Task(id=id, type="custom", uses=uses, dependencies=sorted(deps), params=params,
-             cache=CachePolicy(strategy="disk"), retry=retry or RetryPolicy())
+             cache=CachePolicy(strategy="disk"), retry=retry or RetryPolicy(), timeout=timeout)
     return t.model_copy(update={"key_part": key_part("custom", "1", uses, params, "")})
 
 
@@ -32,6 +33,8 @@ def test_each_attempt_records_wall_cpu_peak_memory_and_worker(tmp_path, dask_clu
         _task("heavy", "burn", seconds=0.5, mb=120),
         _task("light", "burn", ["heavy"], seconds=0.05, inputs=[{"$ref": "heavy.output"}]),
         _task("bad", "fail_always", retry=RetryPolicy(attempts=2, initial=0, jitter=False)),
+        # a task with a timeout runs in a forked child: its CPU and memory are counted too
+        _task("forked", "burn", seconds=0.4, mb=600, timeout=60.0),
     ]).with_fingerprint()
     execution = run_plan(plan, settings, keep_going=True, base_dir=str(tmp_path))
     heavy, light, bad = (execution.tasks[t] for t in ("heavy", "light", "bad"))
@@ -44,6 +47,11 @@ def test_each_attempt_records_wall_cpu_peak_memory_and_worker(tmp_path, dask_clu
     assert heavy.usage[0].worker == heavy.worker and heavy.worker.startswith("tcp://")
     assert dask_cluster.address.split("://")[1].split(":")[0] in heavy.worker
     assert light.cpu_s is not None and light.cpu_s < heavy.cpu_s
+
+    forked = execution.tasks["forked"]
+    assert forked.status == "succeeded"
+    # the worker itself waits (no CPU) and holds far less than 600 MiB: these are the child's
+    assert forked.cpu_s >= 0.35 and forked.peak_rss >= 600 * 1024 * 1024
 
     # every attempt is measured, also the failing ones
     assert [u.attempt for u in bad.usage] == [1, 2]
