@@ -76,6 +76,47 @@ def _rss(process, children: bool) -> int:
     return total
 
 
+class _Monitor:
+    """One sampling thread per worker process, shared by the attempts running in it: starting
+    a thread per attempt cost more than a millisecond-long task itself."""
+
+    def __init__(self) -> None:
+        self.active: set[UsageSampler] = set()
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()
+
+    def add(self, sampler: "UsageSampler") -> None:
+        with self.cond:
+            if self.thread is None or self.pid != os.getpid():  # first use, or a forked process
+                self.pid, self.active = os.getpid(), set()
+                self.thread = threading.Thread(target=self._run, name="mlw-usage", daemon=True)
+                self.thread.start()
+            self.active.add(sampler)
+            self.cond.notify()
+
+    def remove(self, sampler: "UsageSampler") -> None:
+        with self.cond:
+            self.active.discard(sampler)
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.active:
+                    self.cond.wait()
+                samplers = list(self.active)
+            interval = min(s.interval for s in samplers)
+            time.sleep(interval)
+            process = _this_process()
+            plain = _rss(process, False)
+            with_children = _rss(process, True) if any(s.children for s in samplers) else plain
+            for s in samplers:
+                s.observe(with_children if s.children else plain)
+
+
+_monitor = _Monitor()
+
+
 class UsageSampler:
     """A context manager that measures the block it wraps (see the module docstring)."""
 
@@ -87,33 +128,21 @@ class UsageSampler:
         self.interval = interval
         self.usage: Usage | None = None
         self._peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._process = None
 
-    def _sample(self) -> None:
-        rss = _rss(self._process, self.children)
+    def observe(self, rss: int) -> None:
         if rss > self._peak:
             self._peak = rss
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
     def __enter__(self) -> "UsageSampler":
-        self._process = _this_process()
         self._wall0 = time.perf_counter()
         self._cpu0 = _cpu_seconds()
-        self._sample()
-        self._thread = threading.Thread(target=self._run, name="mlw-usage", daemon=True)
-        self._thread.start()
+        self.observe(_rss(_this_process(), self.children))
+        _monitor.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1)
-        self._sample()
+        _monitor.remove(self)
+        self.observe(_rss(_this_process(), self.children))
         self.usage = Usage(attempt=self.attempt, wall_s=time.perf_counter() - self._wall0,
                            cpu_s=max(0.0, _cpu_seconds() - self._cpu0), peak_rss=self._peak, worker=self.worker)
 
