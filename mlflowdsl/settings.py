@@ -32,6 +32,16 @@ ENV = {
     "redis_breaker_failures": "MLW_REDIS_BREAKER_FAILURES",
     "redis_breaker_reset_s": "MLW_REDIS_BREAKER_RESET_S",
     "max_deliveries": "MLW_MAX_DELIVERIES",
+    "events": "MLW_EVENTS",
+    "events_queue_capacity": "MLW_EVENTS_QUEUE_CAPACITY",
+    "kafka_topic": "MLW_KAFKA_TOPIC",
+    "kafka_security_protocol": "MLW_KAFKA_SECURITY_PROTOCOL",
+    "kafka_ssl_cafile": "MLW_KAFKA_SSL_CAFILE",
+    "kafka_ssl_certfile": "MLW_KAFKA_SSL_CERTFILE",
+    "kafka_ssl_keyfile": "MLW_KAFKA_SSL_KEYFILE",
+    "kafka_sasl_mechanism": "MLW_KAFKA_SASL_MECHANISM",
+    "kafka_sasl_username": "MLW_KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "MLW_KAFKA_SASL_PASSWORD",
 }
 
 
@@ -58,6 +68,18 @@ class Settings:
     redis_breaker_failures: int = 5  # consecutive failures that open the circuit breaker
     redis_breaker_reset_s: float = 2.0  # an open breaker lets a trial call through after this
     max_deliveries: int = 5  # a submitted execution delivered more often goes to the dead-letter stream
+    # Events (docs/operations.md "Events"): backends "jsonl", "kafka", "jsonl,kafka", "none";
+    # None = jsonl, plus kafka when kafka_bootstrap is set.
+    events: str | None = None
+    events_queue_capacity: int = 10_000  # per backend; on overflow the oldest events are dropped
+    kafka_topic: str = "mlw.events"
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,7 +127,7 @@ def load_settings(overrides: dict[str, Any] | None = None, *, config_file: str |
                 raise ConfigError(f"{float_field} must be a number of seconds, got {values[float_field]!r}",
                                   subject=ENV.get(float_field, float_field)) from None
     for int_field in ("memory_cache_bytes", "local_workers", "local_threads_per_worker", "redis_retry_attempts",
-                      "redis_breaker_failures", "max_deliveries"):
+                      "redis_breaker_failures", "max_deliveries", "events_queue_capacity"):
         if int_field in values:
             try:
                 values[int_field] = int(values[int_field])

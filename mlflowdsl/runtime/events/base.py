@@ -29,6 +29,9 @@ SCHEMA_VERSION = 1
 EventType = Literal[
     "workflow.submitted", "workflow.started", "workflow.completed", "workflow.failed", "workflow.cancelled",
     "task.started", "task.completed", "task.failed", "task.retried", "task.cached", "task.skipped",
+    "tuning.trial_completed",
+    "leader.elected", "instance.joined", "instance.left", "shards.changed", "execution.cancel_requested",
+    "model.registered", "model.promoted", "model.deployed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
@@ -53,13 +56,13 @@ class Event(BaseModel):
     schema_version: int = SCHEMA_VERSION
     type: EventType
     time: float
-    execution_id: str
-    workflow_id: str
+    execution_id: str = ""  # empty for cluster events (leader, instances, shards)
+    workflow_id: str = ""
     instance_id: str = DEFAULT_INSTANCE_ID
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def create(cls, type: str, *, execution_id: str, workflow_id: str, payload: dict[str, Any] | None = None,
+    def create(cls, type: str, *, execution_id: str = "", workflow_id: str = "", payload: dict[str, Any] | None = None,
                instance_id: str | None = None, at: float | None = None) -> "Event":
         return cls(event_id=new_event_id(), type=type, time=time.time() if at is None else at,
                    execution_id=execution_id, workflow_id=workflow_id,
@@ -87,8 +90,50 @@ class NullBus(EventBus):
         self.emitted += 1
 
 
-def open_bus(settings: Settings) -> EventBus:
-    """The bus the settings select: JSONL under ``<home>/events.jsonl`` for now."""
-    from mlflowdsl.runtime.events.jsonl import JsonlBus
+BACKENDS = ("jsonl", "kafka")
 
-    return JsonlBus(settings.home_path / "events.jsonl")
+
+def event_backends(settings: Settings) -> tuple[str, ...]:
+    """The backends the settings select: ``events`` ("jsonl", "kafka", "jsonl,kafka", "none");
+    unset means JSONL, plus Kafka when ``kafka_bootstrap`` (``MLW_KAFKA_BOOTSTRAP``) is set.
+
+    >>> event_backends(Settings()), event_backends(Settings(kafka_bootstrap="k:9092"))
+    (('jsonl',), ('jsonl', 'kafka'))
+    """
+    from mlflowdsl.errors import ConfigError
+
+    raw = getattr(settings, "events", None)
+    if raw is None or str(raw).strip() == "":
+        return ("jsonl", "kafka") if settings.kafka_bootstrap else ("jsonl",)
+    names = tuple(dict.fromkeys(n.strip().lower() for n in str(raw).replace("+", ",").split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ConfigError(f"unknown event backend {unknown[0]!r} in events = {raw!r}", subject="events (MLW_EVENTS)",
+                          hint="use jsonl, kafka, jsonl,kafka or none")
+    if "kafka" in names and not settings.kafka_bootstrap:
+        raise ConfigError("events include kafka but no broker is set", subject="kafka_bootstrap (MLW_KAFKA_BOOTSTRAP)",
+                          hint="set kafka_bootstrap = \"host:9092\" or drop kafka from events")
+    return names
+
+
+def open_bus(settings: Settings) -> EventBus:
+    """The bus the settings select (see :func:`event_backends`); several backends fan out."""
+    buses: list[EventBus] = []
+    for name in event_backends(settings):
+        if name == "jsonl":
+            from mlflowdsl.runtime.events.jsonl import JsonlBus
+
+            buses.append(JsonlBus(settings.home_path / "events.jsonl"))
+        else:
+            from mlflowdsl.runtime.events.kafka import KafkaBus
+
+            buses.append(KafkaBus.from_settings(settings))
+    if not buses:
+        return NullBus()
+    if len(buses) == 1:
+        return buses[0]
+    from mlflowdsl.runtime.events.multi import MultiBus
+
+    return MultiBus(buses)
