@@ -32,6 +32,7 @@ REASONS = {
     "cache_version": "cache version changed",
     "inputs": "input changed upstream",
     "data": "input data changed",
+    "tuning": "tuning changed",
 }
 MISSING = "<absent>"
 
@@ -72,9 +73,13 @@ def plan_components(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str
             seen[path] = file_fingerprint(path)
         return seen[path]
 
+    # A tuned task's key also covers its `tune` block (runtime/tuning.py: tuned_key_part).
+    tunings = {t.task: t.model_dump(mode="json", exclude={"span"}) for t in plan.tunings}
     for task in plan.tasks:  # topological order (IR invariant)
         comp = task_components(task, {d: keys[d] for d in task.dependencies},
                                data_fingerprints(task, base_dir, fingerprint))
+        if task.id in tunings:
+            comp["tuning"] = tunings[task.id]
         keys[task.id] = comp["key"]
         components[task.id] = comp
     return keys, components
@@ -109,7 +114,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     for name in ("type", "uses", "impl_version", "cache_version"):
         if old.get(name) != new.get(name):
             changes.append(Change(name, old.get(name), new.get(name), REASONS[name]))
-    for name in ("params", "inputs"):
+    for name in ("params", "inputs", "tuning"):
         a, b = _flat(old.get(name) or {}), _flat(new.get(name) or {})
         for k in sorted(set(a) | set(b)):
             if a.get(k, MISSING) != b.get(k, MISSING):
@@ -136,9 +141,7 @@ def reasons(changes: list[Change]) -> list[str]:
                   or c.field.startswith(name + "[")]
         if not fields:
             continue
-        if name == "inputs":
-            reason += " (" + ", ".join(f.split(".", 1)[1] for f in fields) + ")"
-        elif name == "params":
+        if name in ("inputs", "params", "tuning"):
             reason += " (" + ", ".join(f.split(".", 1)[1] for f in fields) + ")"
         out.append(reason)
     return out

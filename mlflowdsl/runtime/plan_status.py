@@ -73,15 +73,29 @@ class History:
         return history
 
 
+TUNED = "tuned: its study runs again (trials already run come from the cache)"
+
+
+def _changes(previous: TaskResult, components: dict[str, Any]) -> tuple[Change, ...]:
+    """What changed since ``previous``; nothing when the keys are equal (a record written by
+    an older mlw may lack a component the key already covered)."""
+    if previous.cache_key and previous.cache_key == components.get("key"):
+        return ()
+    return tuple(compare(previous.key_components or {}, components))
+
+
 def why_run(task, components: dict[str, Any], previous: Previous | None, now: float,
             written_at: dict[str, float] | None = None) -> tuple[tuple[str, ...], tuple[Change, ...]]:
     if task.cache.strategy == "none":
         return ("caching is off (strategy none)",), ()
     if previous is None:
         return ("no entry",), ()
-    changes = tuple(compare(previous.result.key_components or {}, components))
+    changes = _changes(previous.result, components)
     if changes:
         return tuple(reasons(list(changes))), changes
+    if "tuning" in components:
+        # the best trial's output is cached under the trial's own key, not the tuned task's
+        return (TUNED,), ()
     ttl = task.cache.ttl
     written = (written_at or {}).get(components.get("key", ""))
     if written is None:
@@ -97,7 +111,7 @@ def plan_status(plan: Plan, *, base_dir: str, contains: Callable[[str, str], boo
                 now: float | None = None) -> list[TaskPlan]:
     """Pure: the plan's tasks in order with what a run would do to each."""
     now = time.time() if now is None else now
-    keys, components = plan_components(plan, base_dir)
+    keys, components = plan_components(_keyed(plan), base_dir)
     out: list[TaskPlan] = []
     skipped: set[str] = set()
     for task in plan.tasks:
@@ -114,6 +128,15 @@ def plan_status(plan: Plan, *, base_dir: str, contains: Callable[[str, str], boo
             why, changes = why_run(task, components[task.id], prev, now, history.written)
             out.append(TaskPlan(task.id, "will run", why, changes, keys[task.id], prev_id))
     return out
+
+
+def _keyed(plan: Plan) -> Plan:
+    """The plan as the executor keys it (a tuned task's key covers its `tune` block)."""
+    if not plan.tunings:
+        return plan
+    from mlflowdsl.runtime.tuning import tuned_key_parts
+
+    return tuned_key_parts(plan)
 
 
 def cache_probe(settings) -> Callable[[str, str], bool]:
@@ -159,7 +182,7 @@ def explain(state, execution_id: str, task_id: str) -> Explanation:
         raise StateError(f"task {task_id!r} of execution {execution.id} has no recorded key components",
                          hint="it ran with an older mlw; run the workflow again and explain the new execution")
     prev = History.load(state, execution.workflow_id, before=execution).by_task.get(task_id)
-    changes = tuple(compare(prev.result.key_components or {}, record.key_components)) if prev else ()
+    changes = _changes(prev.result, record.key_components) if prev else ()
     prev_id = prev.execution_id if prev else None
     key = (record.cache_key or "")[:12]
     if record.status == "skipped":
@@ -175,6 +198,8 @@ def explain(state, execution_id: str, task_id: str) -> Explanation:
         summary = "cache miss: no earlier entry for this task (first run of it in this workflow)"
     elif changes:
         summary = f"cache miss: key {key} differs from execution {prev_id}'s: " + "; ".join(reasons(list(changes)))
+    elif "tuning" in record.key_components:
+        summary = f"tuned: same key as execution {prev_id}; its study ran again (trials already run came from the cache)"
     else:
         summary = (f"cache miss: same key as execution {prev_id}, but its entry was gone "
                    "(TTL expired, evicted or cleared, or caching is off)")

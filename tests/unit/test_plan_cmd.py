@@ -87,3 +87,22 @@ def test_doctests():
         result = doctest.testmod(module)
         assert result.failed == 0
     assert doctest.testmod(keyparts).attempted > 0
+
+
+def test_a_tuned_task_names_the_tuning_change_and_otherwise_reruns_its_study():
+    from mlflowdsl.ir import Objective, SearchDim, Tuning
+    from mlflowdsl.runtime.plan_status import TUNED
+    from mlflowdsl.runtime.tuning import tuned_key_parts
+
+    def tuned(trials):
+        tuning = Tuning(task="a", search=[SearchDim(name="C", kind="float", low=0.1, high=1.0)],
+                        objective=Objective(direction="maximize", metric="accuracy"), trials=trials)
+        return Plan(workflow=Workflow(id="w"), tasks=[_task("a", C=1.0), _task("b", ["a"])], tunings=[tuning])
+
+    history = _history(tuned_key_parts(tuned(5)))  # what the executor recorded
+    keys = plan_components(tuned_key_parts(tuned(5)), ".")[0]
+    same = plan_status(tuned(5), base_dir=".", contains=lambda s, k: k == keys["b"], history=history)
+    assert _reasons(same) == {"a": ("will run", (TUNED,)), "b": ("cached", ())}
+    more = plan_status(tuned(8), base_dir=".", contains=lambda s, k: False, history=history)
+    assert _reasons(more) == {"a": ("will run", ("tuning changed (trials)",)),
+                              "b": ("will run", ("input changed upstream (a)",))}
