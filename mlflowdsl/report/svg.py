@@ -77,16 +77,35 @@ def dag_svg(nodes: list[str], edges: list[tuple[str, str]], status: dict[str, st
     return Markup("".join(parts))
 
 
+def pack(bars: list[dict]) -> list[list[dict]]:
+    """Overlapping bars of one lane in rows (a worker with several threads, or a tuned task
+    spanning its trials): each bar goes to the first row that is free at its start.
+
+    >>> [[b["task"] for b in row] for row in pack([{"task": "a", "start": 0, "end": 5},
+    ...      {"task": "b", "start": 1, "end": 2}, {"task": "c", "start": 3, "end": 4}])]
+    [['a'], ['b', 'c']]
+    """
+    rows: list[list[dict]] = []
+    for bar in sorted(bars, key=lambda b: (b["start"], -b["end"])):
+        row = next((r for r in rows if r[-1]["end"] <= bar["start"]), None)
+        if row is None:
+            rows.append([bar])
+        else:
+            row.append(bar)
+    return rows
+
+
 def gantt_svg(bars: list[dict], *, width: int = 960) -> Markup:
     """One lane per worker; ``bars`` are dicts with task, worker, start, end, status (unix times)."""
     if not bars:
         return Markup('<p class="empty">No task ran on a worker in this execution (all cached or skipped).</p>')
     workers = sorted({b["worker"] or "unknown" for b in bars})
+    lanes = {w: pack([b for b in bars if (b["worker"] or "unknown") == w]) for w in workers}
     t0 = min(b["start"] for b in bars)
     span = max(max(b["end"] for b in bars) - t0, 1e-3)
-    label_w, lane_h, axis_h = 190, 26, 24
+    label_w, row_h, axis_h, lane_gap = 190, 24, 24, 6
     scale = (width - label_w - PAD * 3) / span
-    height = axis_h + len(workers) * lane_h + PAD
+    height = axis_h + sum(len(rows) * row_h + lane_gap for rows in lanes.values()) + PAD
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="gantt" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline per worker">']
     for k in range(6):  # time axis
@@ -95,18 +114,23 @@ def gantt_svg(bars: list[dict], *, width: int = 960) -> Markup:
         parts.append(f'<line x1="{x:.1f}" y1="{axis_h - 6}" x2="{x:.1f}" y2="{height - PAD}" stroke="#eee"/>'
                      f'<text x="{x:.1f}" y="{axis_h - 10}" font-size="10" text-anchor="middle" fill="#666">'
                      f'{t:.2f}s</text>')
-    for i, w in enumerate(workers):
-        y = axis_h + i * lane_h
-        parts.append(f'<text x="4" y="{y + lane_h / 2 + 4:.0f}" font-size="11" fill="#333">{escape(_label(w, 28))}</text>')
-        for b in (b for b in bars if (b["worker"] or "unknown") == w):
-            x = label_w + (b["start"] - t0) * scale
-            bw = max((b["end"] - b["start"]) * scale, 2)
-            color = STATUS_COLOR.get(b["status"], "#999")
-            parts.append(f'<rect class="bar" data-task="{escape(b["task"])}" x="{x:.1f}" y="{y + 3}" '
-                         f'width="{bw:.1f}" height="{lane_h - 6}" rx="3" fill="{color}" opacity="0.85">'
-                         f'<title>{escape(b["task"])} · {escape(b["status"])} · {b["end"] - b["start"]:.3f}s</title></rect>')
-            if bw > 7 * len(b["task"]) + 8:  # the task's name inside its bar, when it fits
-                parts.append(f'<text x="{x + 4:.1f}" y="{y + lane_h / 2 + 4:.0f}" font-size="11" fill="#fff">'
-                             f'{escape(b["task"])}</text>')
+    y = axis_h
+    for w in workers:
+        rows = lanes[w]
+        parts.append(f'<text x="4" y="{y + row_h / 2 + 4:.0f}" font-size="11" fill="#333">{escape(_label(w, 28))}</text>')
+        for row in rows:
+            for b in row:
+                x = label_w + (b["start"] - t0) * scale
+                bw = max((b["end"] - b["start"]) * scale, 2)
+                color = STATUS_COLOR.get(b["status"], "#999")
+                parts.append(f'<rect class="bar" data-task="{escape(b["task"])}" x="{x:.1f}" y="{y + 3}" '
+                             f'width="{bw:.1f}" height="{row_h - 6}" rx="3" fill="{color}" opacity="0.85">'
+                             f'<title>{escape(b["task"])} · {escape(b["status"])} · {b["end"] - b["start"]:.3f}s</title></rect>')
+                if bw > 7 * len(b["task"]) + 8:  # the task's name inside its bar, when it fits
+                    parts.append(f'<text x="{x + 4:.1f}" y="{y + row_h / 2 + 4:.0f}" font-size="11" fill="#fff">'
+                                 f'{escape(b["task"])}</text>')
+            y += row_h
+        y += lane_gap
+        parts.append(f'<line x1="0" y1="{y - lane_gap / 2:.0f}" x2="{width}" y2="{y - lane_gap / 2:.0f}" stroke="#f0f0f0"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
