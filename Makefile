@@ -21,10 +21,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Each script compares us with its anchor in one run and prints ratios; see bench/RESULTS.md.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) bench/compile_scale.py
 	$(PY) bench/runtime_overhead.py
+	$(PY) bench/locks.py
+	$(PY) bench/failover.py
+	$(PY) bench/tuning.py
+	$(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) .mlw .pytest_cache .hypothesis
