@@ -43,7 +43,8 @@ def _error_text(exc: MlwError) -> tuple[str, str | None]:
 @click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (env MLW_CACHE_DIR).")
-def plan(file, params, params_file, fmt, cache_dir):
+@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+def plan(file, params, params_file, fmt, cache_dir, redis_url):
     """What `mlw run FILE` would do now: each task cached, will run (and why) or skipped."""
     from mlflowdsl.runtime.api import workflow_dir
     from mlflowdsl.runtime.plan_status import History, cache_probe, plan_status
@@ -52,8 +53,8 @@ def plan(file, params, params_file, fmt, cache_dir):
 
     the_plan = _compile(file, params, params_file)
     try:
-        settings = load_settings({"cache_dir": cache_dir})
-        state = open_state(settings)
+        settings = load_settings({"cache_dir": cache_dir, "redis_url": redis_url})
+        state = open_state(settings, cluster=bool(redis_url))
         try:
             history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
         finally:
@@ -91,7 +92,8 @@ def plan(file, params, params_file, fmt, cache_dir):
 @click.argument("execution_id")
 @click.argument("task_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def explain(execution_id, task_id, fmt):
+@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+def explain(execution_id, task_id, fmt, redis_url):
     """Why TASK of an execution hit or missed the cache: its key's components, field by field,
     against the nearest previous entry."""
     from mlflowdsl.runtime.plan_status import explain as explain_task
@@ -99,7 +101,7 @@ def explain(execution_id, task_id, fmt):
     from mlflowdsl.settings import load_settings
 
     try:
-        state = open_state(load_settings())
+        state = open_state(load_settings({"redis_url": redis_url}), cluster=bool(redis_url))
         try:
             e = explain_task(state, execution_id, task_id)
         finally:
@@ -138,15 +140,16 @@ def diff(old, new, fmt):
 @click.argument("execution_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html", show_default=True,
               help="The HTML file to write.")
-def report(execution_id, output):
+@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+def report(execution_id, output, redis_url):
     """Write one self-contained HTML report of an execution (DAG, timeline, tasks)."""
     from mlflowdsl.report import write_report
     from mlflowdsl.runtime.state import open_state
     from mlflowdsl.settings import load_settings
 
     try:
-        settings = load_settings()
-        state = open_state(settings)
+        settings = load_settings({"redis_url": redis_url})
+        state = open_state(settings, cluster=bool(redis_url))
         try:
             execution = state.get_execution(execution_id)
         finally:
