@@ -181,7 +181,7 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
         if resume_id:
             from mlflowdsl.runtime.api import resume
 
-            with _client(settings, [], as_json) as client, display:
+            with _client(settings, _resume_paths(resume_id, settings), as_json) as client, display:
                 execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display,
                                    client=client)
         else:
@@ -221,6 +221,15 @@ def _client(settings, import_paths: list[str], as_json: bool):
     with open_client(settings, import_paths=import_paths) as client:
         click.echo(dashboard_line(client), err=as_json)
         yield client
+
+
+def _resume_paths(execution_id: str, settings) -> list[str]:
+    """The resumed workflow's directory, so custom modules next to it import on the workers."""
+    from mlflowdsl.ir import Plan
+    from mlflowdsl.runtime.api import load_execution, workflow_dir
+
+    previous = load_execution(execution_id, settings)
+    return [workflow_dir(Plan.from_json(previous.plan_json))] if previous.plan_json else []
 
 
 def dashboard_line(client) -> str:
