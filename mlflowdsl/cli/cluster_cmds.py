@@ -131,7 +131,7 @@ def cancel(execution_id, redis_url):
 
     settings = _settings(redis_url)
     try:
-        execution = request_cancel(_gateway(settings), execution_id)
+        execution = request_cancel(_gateway(settings), execution_id, settings=settings)
     except MlwError as exc:
         _fail(str(exc))
     if execution.status == "cancelled":

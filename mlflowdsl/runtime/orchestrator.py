@@ -223,7 +223,7 @@ class MLWorkflowManager:
             return self.get_execution(execution_id)
         from mlflowdsl.runtime.cluster_mode.submission import request_cancel
 
-        return request_cancel(self.gateway, execution_id)
+        return request_cancel(self.gateway, execution_id, settings=self.settings)
 
     def progress(self, execution_id: str) -> dict[str, Any]:
         execution = self.get_execution(execution_id)

@@ -45,6 +45,7 @@ from mlflowdsl.runtime.coordination import (
     read_shard_map,
 )
 from mlflowdsl.runtime.coordination.locks import DistributedLock
+from mlflowdsl.runtime.events.coordination import InstanceEvents
 from mlflowdsl.runtime.state.redis import RedisState
 from mlflowdsl.settings import Settings
 
@@ -95,24 +96,40 @@ class OrchestratorInstance:
         # After an outage every owner's entries look idle (nobody could refresh them): wait
         # one reclaim period before reclaiming, so live owners refresh theirs first.
         self._outage_seen = -float("inf")
+        # Coordination events (Kafka, when configured) wake the tick early; Redis decides.
+        self._wake = threading.Event()
+        self.events = InstanceEvents(settings, instance_id, self._on_event)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "OrchestratorInstance":
         self.heartbeat.start()
         self.elector.start()
+        self.events.start(self.domains)
         log.info("instance %s started (domains: %s)", self.id, ", ".join(self.domains) or "*")
         return self
 
     def _on_elected(self, epoch: int) -> None:
         log.info("instance %s is leader (epoch %d)", self.id, epoch)
+        self.events.publish("leader.elected", {"epoch": epoch})
+
+    def _on_event(self, event) -> None:
+        """A coordination event from any instance (or ``mlw cancel``): act now, not at the next poll."""
+        if event.type == "execution.cancel_requested":
+            job = self.jobs.get(event.execution_id)
+            if job is not None and not job.cancel_reason:
+                job.cancel_reason = event.payload.get("reason") or "cancelled"
+                log.info("execution %s: cancel requested (event from %s)", job.execution_id, event.instance_id)
+        elif event.instance_id != self.id and event.type in ("shards.changed", "instance.joined", "instance.left"):
+            self._wake.set()  # re-read the shard map (or, as leader, rebalance) now
 
     def run(self, until: threading.Event | None = None) -> None:
         """Tick until ``stop()`` (or ``until``) is set, then finish the running executions."""
         tick = max(0.05, self.config.heartbeat_s / 2)
         while not self.stopping.is_set() and not (until is not None and until.is_set()):
             self.tick()
-            self.stopping.wait(tick)
+            self._wake.wait(tick)
+            self._wake.clear()
         self.stopping.set()
         while self.jobs:  # let running executions finish (their claims stay fresh meanwhile)
             self.tick()
@@ -122,8 +139,10 @@ class OrchestratorInstance:
     def stop(self) -> None:
         """Stop claiming; :meth:`run` returns once the running executions have ended."""
         self.stopping.set()
+        self._wake.set()
 
     def close(self) -> None:
+        self.events.close(self.domains)
         self.elector.stop()
         self.heartbeat.stop(deregister=True)
         self.state.flush_pending()
@@ -138,6 +157,8 @@ class OrchestratorInstance:
                 changed = self.balancer.rebalance()
                 if changed is not None:
                     log.info("shard map epoch %d: %s", changed.epoch, changed.assignments)
+                    self.events.publish("shards.changed", {"epoch": changed.epoch,
+                                                           "assignments": dict(changed.assignments)})
             self._tend_jobs()
             if not self.stopping.is_set() and self.gateway.breaker_state == "closed":
                 self._claim()

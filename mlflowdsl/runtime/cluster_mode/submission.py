@@ -30,6 +30,7 @@ from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.coordination.gateway import RedisGateway
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.redis import RedisState
+from mlflowdsl.settings import Settings
 
 GROUP = "orchestrators"
 
@@ -100,9 +101,12 @@ def submit_plan(gateway: RedisGateway, plan: Plan, *, base_dir: str | None = Non
     return execution_id
 
 
-def request_cancel(gateway: RedisGateway, execution_id: str, reason: str = "cancelled by `mlw cancel`") -> WorkflowExecution:
+def request_cancel(gateway: RedisGateway, execution_id: str, reason: str = "cancelled by `mlw cancel`", *,
+                   settings: Settings | None = None) -> WorkflowExecution:
     """Set the cancel flag the owning instance polls; an execution nobody runs yet is
-    cancelled at once. Returns the execution as stored now."""
+    cancelled at once. Returns the execution as stored now. With Kafka in ``settings`` an
+    ``execution.cancel_requested`` event also tells the owner at once (the flag stays the
+    source of truth: a lost event only means the owner finds the flag at its next poll)."""
     state = RedisState(gateway)
     execution = state.get_execution(execution_id)  # resolves a prefix; StateError when unknown
     if execution.finished:
@@ -113,6 +117,12 @@ def request_cancel(gateway: RedisGateway, execution_id: str, reason: str = "canc
         state.save_execution_checked(execution.advance("cancelled", ended=now, error=reason))
         state.commit_task_results(execution.id, [r.advance("skipped", error=reason)
                                                  for r in execution.tasks.values() if not r.finished])
+    elif settings is not None:
+        from mlflowdsl.runtime.events.base import Event
+        from mlflowdsl.runtime.events.coordination import publish
+
+        publish(settings, Event.create("execution.cancel_requested", execution_id=execution.id,
+                                       workflow_id=execution.workflow_id, payload={"reason": reason}))
     return state.get_execution(execution.id)
 
 

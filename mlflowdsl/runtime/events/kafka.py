@@ -179,7 +179,9 @@ class KafkaBus(EventBus):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=self.max_block_ms / 1000 + 2.0)
+        # A publisher stuck in a connection attempt to a dead broker is not waited for (it is
+        # a daemon and exits when the attempt ends); a live one finishes its send first.
+        self._thread.join(timeout=0.2 if self.broker_down else self.max_block_ms / 1000 + 2.0)
         with self._cond:
             lost = len(self._queue) + len(self._failed) + self._inflight
             self._queue.clear()
@@ -193,6 +195,19 @@ class KafkaBus(EventBus):
     # ------------------------------------------------------------------ publisher thread
 
     def _run(self) -> None:
+        while True:
+            try:
+                self._publish_loop()
+                return
+            except Exception:  # noqa: BLE001 - a bug here must not silently stop all publishing
+                log.exception("Kafka events: publisher error; reconnecting")
+                self._trip(RuntimeError("publisher error"))
+                time.sleep(0.5)
+
+    def _publish_loop(self) -> None:
+        # Connect at once, not at the first event: by the time a short run closes the bus,
+        # whether the broker is reachable is known (close() does not wait on a dead one).
+        self._connect()
         while True:
             with self._cond:
                 while not self._queue and not self._failed and not self._closed:
@@ -270,7 +285,7 @@ class KafkaBus(EventBus):
             if self.delivered + self.dropped >= self.emitted:
                 self._cond.notify_all()
 
-    def _on_failed(self, exc, seq: int, event: Event) -> None:  # runs in the producer's I/O thread
+    def _on_failed(self, seq: int, event: Event, exc: Exception) -> None:  # the producer's I/O thread
         with self._cond:
             self._inflight -= 1
             self._failed.append((seq, event))
