@@ -126,6 +126,7 @@ class StudyDriver:
     submit: Callable[[Any, str], Any]
     fetch_meta: Callable[[Any], dict]
     cancel: Callable[[list], None]
+    spread_inputs: Callable[[], None] | None = None
     on_trial: Callable[[dict], None] | None = None
     outcome: StudyOutcome | None = None
     started: float = field(default_factory=time.time)
@@ -189,6 +190,8 @@ class StudyDriver:
         in_flight: dict[Any, _InFlight] = {}
         futures_by_number: dict[int, Any] = {}
         self.trainings = self.cache_hits = 0
+        if tuning.parallel > 1 and self.spread_inputs is not None:
+            self.spread_inputs()
         try:
             while True:
                 if self._stop.is_set():
@@ -197,7 +200,9 @@ class StudyDriver:
                 while not timed_out and len(in_flight) < tuning.parallel and finished + len(in_flight) < budget:
                     trial = study.ask(dists)
                     job = self._job(trial)
-                    spec = self.make_spec(job.task, job.key, {**trial_info, "trial_id": trial._trial_id})
+                    # without pruning the worker need not open the study at all
+                    spec = self.make_spec(job.task, job.key,
+                                          {**trial_info, "trial_id": trial._trial_id} if prune else None)
                     future = self.submit(spec, f"{self.task.id}-t{trial.number}")
                     in_flight[future] = job
                     futures_by_number[job.number] = future
@@ -241,7 +246,7 @@ class StudyDriver:
         if status in ("succeeded", "cached"):
             value = record["metrics"].get(metric)
             if value is None:
-                study.tell(job.trial, state=TrialState.FAIL)
+                _tell_study(study, job.trial, state=TrialState.FAIL)
                 available = ", ".join(sorted(m for m in record["metrics"] if not m.startswith("train_"))) or "none"
                 raise TuningError(f"task {self.task.id!r} reports no metric {metric!r} to optimize",
                                   hint=f"its held-out metrics: {available}")
@@ -249,10 +254,10 @@ class StudyDriver:
             self.trainings += status == "succeeded"
             _set_attrs(study, job.trial, {**record, "state": "complete"})
             if isinstance(value, float) and math.isnan(value):
-                study.tell(job.trial, state=TrialState.FAIL)
+                _tell_study(study, job.trial, state=TrialState.FAIL)
                 record["state"] = "fail"
             else:
-                study.tell(job.trial, value)
+                _tell_study(study, job.trial, value)
                 record.update(state="complete", value=value)
         else:
             errors = meta.get("attempt_errors") or []
@@ -261,10 +266,10 @@ class StudyDriver:
             self.trainings += 1 if status == "failed" else 0
             _set_attrs(study, job.trial, record)
             if pruned:
-                study.tell(job.trial, state=TrialState.PRUNED)
+                _tell_study(study, job.trial, state=TrialState.PRUNED)
                 record["state"] = "pruned"
             else:
-                study.tell(job.trial, state=TrialState.FAIL)
+                _tell_study(study, job.trial, state=TrialState.FAIL)
                 record["state"] = "fail"
                 if status == "lost" and not job.trial.user_attrs.get("retry_of"):
                     study.enqueue_trial(job.params, user_attrs={"retry_of": job.number})
@@ -310,6 +315,17 @@ class StudyDriver:
         trial_task = merge_values(self.task, values)
         return _InFlight(None, -1, values, trial_task,
                          cache_key(trial_task.key_part, self.input_keys, self.data_fingerprints))
+
+
+def _tell_study(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """``study.tell``; the grid sampler calls ``study.stop()`` after the last point, which
+    Optuna refuses outside ``optimize`` -- the result is stored first, and the budget here is
+    capped at the grid's size anyway."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _set_attrs(study: Any, trial: Any, record: dict[str, Any]) -> None:
@@ -494,6 +510,20 @@ def start_study(run: Any, tid: str) -> StudyDriver:
             raise future.exception() or RuntimeError(f"trial task {future.status}")
         return client.submit(meta_of, future, pure=False).result()
 
+    def spread_inputs() -> None:
+        """Copy the trials' inputs to every worker: Dask places a task where its inputs are,
+        so with the data on one worker parallel trials would queue there one after another."""
+        inputs = [run.outputs[u] for u in upstream]
+        if not inputs:
+            return
+        try:
+            from distributed import wait
+
+            wait(inputs)
+            client.replicate(inputs)
+        except Exception:  # noqa: BLE001 - only a placement hint; the trials run anyway
+            pass
+
     def cancel(futures: list) -> None:
         if futures:
             try:
@@ -505,7 +535,7 @@ def start_study(run: Any, tid: str) -> StudyDriver:
         tuning=run.tunings[tid], task=task, execution_id=run.execution.id, settings=run.ex.settings,
         input_keys=[run.decision.keys[d] for d in task.dependencies],
         data_fingerprints=data_fingerprints(task, run.options.base_dir),
-        make_spec=make_spec, submit=submit, fetch_meta=fetch_meta, cancel=cancel,
+        make_spec=make_spec, submit=submit, fetch_meta=fetch_meta, cancel=cancel, spread_inputs=spread_inputs,
     ).start()
 
 

@@ -106,3 +106,28 @@ def test_median_pruner_stops_boosting_trials_early(tmp_path, settings):
     # stopped before the last of the 30 stages, and the best trial is a complete one
     assert all(r["last_step"] < 30 for r in pruned)
     assert study["trials"][study["best_trial"]]["state"] == "complete"
+
+
+def test_an_objective_on_the_training_score_or_an_unknown_metric_fails_the_task_clearly(tmp_path, settings):
+    block = tune_block(trials=3)
+    for metric, words in (("train_accuracy", "is a training-set score"),
+                          ("cv_accuracyy", "reports no metric 'cv_accuracyy'")):
+        plan = compile_workflow(tmp_path, block.replace("maximize(cv_accuracy)", f"maximize({metric})"))
+        execution = run_plan(plan, settings, base_dir=str(tmp_path))
+        assert execution.status == "failed"
+        assert words in execution.tasks["train"].error
+        assert execution.tasks["evaluate"].status == "skipped"
+    assert "cv_accuracy" in execution.tasks["train"].error  # the metrics it does report are listed
+
+
+def test_grid_search_visits_each_point_once_and_cmaes_with_hyperband_runs(tmp_path, settings):
+    grid = TUNE.format(trials=50, parallel=2, pruner="none", seed=1).replace(
+        "learning_rate = float(0.05, 0.5, log = true)", "learning_rate = float(0.1, 0.3, step = 0.1)"
+    ).replace("max_depth     = int(1, 4)", "max_depth     = int(1, 2)").replace("parallel", "sampler = grid\n    parallel")
+    study = run(tmp_path, settings, grid).tasks["train"].study
+    points = sorted((round(t["params"]["learning_rate"], 6), t["params"]["max_depth"]) for t in study["trials"])
+    assert points == [(0.1, 1), (0.1, 2), (0.2, 1), (0.2, 2), (0.3, 1), (0.3, 2)]  # capped at the grid's 6
+    cmaes = tune_block(trials=4, parallel=2, pruner="hyperband").replace("parallel", "sampler = cmaes\n    parallel")
+    study = run(tmp_path, settings, cmaes).tasks["train"].study
+    assert (study["sampler"], study["pruner"]) == ("cmaes", "hyperband")
+    assert sum(study["counts"].values()) == 4 and study["best_value"] is not None
