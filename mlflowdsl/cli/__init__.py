@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "plan": "mlflowdsl.cli.observe_cmds:plan", "explain": "mlflowdsl.cli.observe_cmds:explain",
     "diff": "mlflowdsl.cli.observe_cmds:diff", "report": "mlflowdsl.cli.observe_cmds:report",
     "new": "mlflowdsl.cli.observe_cmds:new",
+    "events": "mlflowdsl.cli.events_cmds:events",
 }
 
 

@@ -163,8 +163,15 @@ def fmt(file: str, check: bool, write: bool) -> None:
 
 
 @click.command()
-def schema() -> None:
-    """Print the JSON Schema of the compiled plan (the IR)."""
+@click.option("--events", "events", is_flag=True,
+              help="Print the JSON Schema of every event type instead (an object keyed by type).")
+def schema(events: bool) -> None:
+    """Print the JSON Schema of the compiled plan (the IR), or of the events with --events."""
+    if events:
+        from mlflowdsl.runtime.events.schema import event_schemas
+
+        click.echo(json.dumps(event_schemas(), indent=2, sort_keys=True))
+        return
     from mlflowdsl.ir import plan_json_schema
 
     click.echo(json.dumps(plan_json_schema(), indent=2, sort_keys=True))
