@@ -536,6 +536,9 @@ def start_study(run: Any, tid: str) -> StudyDriver:
         input_keys=[run.decision.keys[d] for d in task.dependencies],
         data_fingerprints=data_fingerprints(task, run.options.base_dir),
         make_spec=make_spec, submit=submit, fetch_meta=fetch_meta, cancel=cancel, spread_inputs=spread_inputs,
+        on_trial=lambda r: run._emit("tuning.trial_completed", {  # one event per finished trial
+            "task_id": tid, "trial": r["number"], "state": r.get("state"), "value": r.get("value"),
+            "params": r.get("params") or {}, "cached": r.get("cached"), "error": r.get("error")}),
     ).start()
 
 

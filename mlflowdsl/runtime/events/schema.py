@@ -63,7 +63,7 @@ class TaskRetried(_Payload):
 class TrialCompleted(_Payload):
     task_id: str = Field(description="the tuned task (tune block or hyperparameter_tuning task)")
     trial: int = Field(description="trial number in the study")
-    state: str = Field(description="COMPLETE | PRUNED | FAIL")
+    state: str = Field(description="complete | pruned | fail")
     value: float | None = Field(None, description="objective value of a complete trial")
     params: dict[str, Any] = Field(default_factory=dict)
 

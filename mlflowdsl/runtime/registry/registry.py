@@ -26,9 +26,18 @@ from mlflowdsl.runtime.registry.models import (
 
 
 class Registry:
-    def __init__(self, store: RegistryStore, artifact_root: str):
+    def __init__(self, store: RegistryStore, artifact_root: str, *, settings: Any = None):
         self.store = store
         self.artifact_root = os.path.abspath(artifact_root)
+        self.settings = settings  # where model.* events go (none without settings)
+
+    def _event(self, type_: str, mv: ModelVersion, **payload: Any) -> None:
+        from mlflowdsl.runtime.events.base import Event
+        from mlflowdsl.runtime.events.process import emit_now
+
+        emit_now(self.settings, Event.create(
+            type_, execution_id=str(mv.lineage.get("execution_id") or ""), workflow_id=str(mv.lineage.get("workflow_id") or ""),
+            payload={"name": mv.name, "version": mv.version, "label": mv.label, **payload}))
 
     # ------------------------------------------------------------------ register
 
@@ -61,6 +70,7 @@ class Registry:
             lineage={k: v for k, v in (lineage or {}).items() if v not in (None, "")},
             created_at=time.time())
         self.store.put_version(mv)
+        self._event("model.registered", mv, metrics=mv.metrics, run_id=mv.lineage.get("execution_id"))
         return mv
 
     # ------------------------------------------------------------------ look up
@@ -132,7 +142,9 @@ class Registry:
                 checks = gate.checks(candidate, holder)
                 def check(_holder: ModelVersion | None) -> list[dict[str, Any]]:
                     return checks
-        return self.store.move_alias(candidate.name, alias, candidate.version, by=by or _who(), check=check)
+        move = self.store.move_alias(candidate.name, alias, candidate.version, by=by or _who(), check=check)
+        self._event("model.promoted", candidate, alias=alias, by=by or _who())
+        return move
 
     def remove_alias(self, name: str, alias: str, *, by: str = "") -> AliasMove:
         check_name(name)
@@ -199,4 +211,4 @@ def open_registry(settings: Any = None) -> Registry:
         from mlflowdsl.runtime.registry.store_sqlite import SQLiteRegistryStore
 
         store = SQLiteRegistryStore(os.path.join(home, "registry.db"))
-    return Registry(store, os.path.join(home, "models"))
+    return Registry(store, os.path.join(home, "models"), settings=settings)
