@@ -172,10 +172,20 @@ class Plan(IRModel):
 
 
 def canonical_dumps(data: Any, *, indent: int | None = 2) -> str:
-    """JSON with sorted keys and no platform-dependent spacing."""
+    """JSON with sorted keys and no platform-dependent spacing.
+
+    >>> canonical_dumps({"b": [1, 2.5], "a": "é"}, indent=None)
+    '{"a":"é","b":[1,2.5]}'
+    """
     if indent is None:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _COMPACT.encode(data)
     return json.dumps(data, sort_keys=True, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+# What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# allow_nan=False) builds on every call; made once because the compiler encodes every task's
+# cache-key body with it (the same bytes: json.dumps is this encoder's encode()).
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def key_part(task_type: str, impl_version: str, uses: str | None, params: dict, cache_version: str) -> str:

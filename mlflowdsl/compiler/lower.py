@@ -7,6 +7,7 @@ Tasks are listed in topological-then-id order; a task whose ``when`` is false is
 from __future__ import annotations
 
 from mlflowdsl import ir
+from mlflowdsl.compiler import plan_text
 from mlflowdsl.compiler.model import ResolvedWorkflow
 from mlflowdsl.grammar.diagnostics import Span
 
@@ -84,4 +85,7 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
     workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
                            params=wf.params, source=source)
     plan = ir.Plan(workflow=workflow, tasks=out, tunings=sorted(tunings, key=lambda x: x.task))
-    return plan.with_fingerprint()
+    fingerprint = plan_text.fingerprint(plan)  # Plan.compute_fingerprint's value, made faster
+    if fingerprint is None:  # values the fast path leaves to the reference (see plan_text)
+        return plan.with_fingerprint()
+    return plan.model_copy(update={"fingerprint": fingerprint})

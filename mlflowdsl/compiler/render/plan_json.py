@@ -30,12 +30,31 @@ from mlflowdsl import ir
 
 
 def render_json_plan(plan: ir.Plan) -> str:
-    return dumps_indented(plan.canonical_dict()) + "\n"
+    from mlflowdsl.compiler.plan_text import indented
+
+    text = indented(plan)  # the same bytes, without dumping every task again
+    if text is None:  # values the fast path leaves to the reference (see plan_text)
+        text = dumps_indented(plan.canonical_dict())
+    return text + "\n"
 
 
 def dumps_indented(data: Any) -> str:
+    return dumps_at(data, 0)
+
+
+def dumps_at(data: Any, level: int, memo: dict | None = None) -> str:
+    """The text of ``data`` as it appears nested ``level`` deep in an indented document;
+    ``memo`` may be shared between calls to reuse the text of equal small objects.
+
+    >>> print(dumps_at({"a": [1]}, 1))
+    {
+        "a": [
+          1
+        ]
+      }
+    """
     out: list[str] = []
-    _encode(data, 0, out, {})
+    _encode(data, level, out, {} if memo is None else memo)
     return "".join(out)
 
 

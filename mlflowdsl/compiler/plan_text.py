@@ -1,0 +1,232 @@
+"""Fast, exact texts of a compiled plan: the compact JSON its fingerprint hashes and the
+indented canonical JSON that ``mlw compile`` writes.
+
+The reference definitions are in ``mlflowdsl.ir``: ``Plan.compute_fingerprint`` (sha256 of
+``canonical_dumps(plan.canonical_dict(spans=False), indent=None)``) and the canonical JSON
+(``dumps_indented(plan.canonical_dict())``). Both dump every task to a dict and encode it in
+full, although most tasks of a large workflow share their directives, span and outputs: for
+a 100,000-task ``foreach`` that was 2 s for the fingerprint and 2.6 s for the text. Here the
+text of each shared sub-object is made once (keyed by identity) and a task's own fields are
+written directly, which produces the same bytes.
+
+Exactness rests on two guards; when either fails the functions return ``None`` and callers
+take the reference path:
+
+* the field names of ``ir.Task`` and ``ir.Plan`` are the ones this module writes (a field
+  added to the IR later falls back until this module learns it);
+* parameter values are plain JSON (str, int, finite float, bool, None, lists, dicts with str
+  keys) — the values pydantic's JSON-mode dump passes through unchanged. Tuples, non-str
+  keys, infinities or YAML dates, which that dump would convert, fall back.
+
+>>> from mlflowdsl import ir
+>>> p = ir.Plan(workflow=ir.Workflow(id="w"), tasks=[ir.Task(id="a", type="custom", params={"n": [1, 2.5]})])
+>>> fingerprint(p) == p.compute_fingerprint()
+True
+>>> from mlflowdsl.compiler.render.plan_json import dumps_indented
+>>> indented(p) == dumps_indented(p.canonical_dict())
+True
+>>> fingerprint(ir.Plan(workflow=ir.Workflow(id="w"), tasks=[ir.Task(id="a", type="t", params={"n": (1,)})])) is None
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from json.encoder import encode_basestring  # the C implementation when available
+from typing import Any
+
+from mlflowdsl import ir
+
+# Sorted like the canonical JSON; checked against the models before each use.
+TASK_FIELDS = ("cache", "dependencies", "domain", "id", "impl_version", "key_part", "outputs", "params",
+               "resources", "retry", "skip", "span", "timeout", "type", "uses")
+PLAN_FIELDS = ("fingerprint", "ir_version", "tasks", "tunings", "workflow")
+
+
+class _NotPlain(Exception):
+    """A value the fast path does not write the way pydantic's JSON dump would."""
+
+
+def fingerprint(plan: ir.Plan) -> str | None:
+    """``plan.compute_fingerprint()``, or None when the fast path does not apply."""
+    text = compact(plan)
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def compact(plan: ir.Plan) -> str | None:
+    """``canonical_dumps(plan.canonical_dict(spans=False), indent=None)``, or None."""
+    if not _fields_known():
+        return None
+    try:
+        writer = _TaskWriter(indent=False)
+        tasks = "[" + ",".join(writer.write(t) for t in plan.tasks) + "]"
+    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+        return None
+    rest = plan.model_dump(mode="json", exclude={"tasks"})
+    rest.pop("fingerprint", None)
+    rest["workflow"].pop("source", None)
+    for tuning in rest["tunings"]:
+        tuning.pop("span", None)
+    texts = {key: ir.canonical_dumps(value, indent=None) for key, value in rest.items()}
+    texts["tasks"] = tasks
+    return "{" + ",".join(f"{encode_basestring(k)}:{texts[k]}" for k in sorted(texts)) + "}"
+
+
+def indented(plan: ir.Plan) -> str | None:
+    """``dumps_indented(plan.canonical_dict())`` (no trailing newline), or None."""
+    from mlflowdsl.compiler.render.plan_json import dumps_at
+
+    if not _fields_known():
+        return None
+    try:
+        writer = _TaskWriter(indent=True)
+        task_texts = [writer.write(t) for t in plan.tasks]
+    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+        return None
+    texts = {key: dumps_at(value, 1) for key, value in plan.model_dump(mode="json", exclude={"tasks"}).items()}
+    texts["tasks"] = "[\n    " + ",\n    ".join(task_texts) + "\n  ]" if task_texts else "[]"
+    return "{\n  " + ",\n  ".join(f"{encode_basestring(k)}: {texts[k]}" for k in sorted(texts)) + "\n}"
+
+
+def _fields_known() -> bool:
+    return tuple(sorted(ir.Task.model_fields)) == TASK_FIELDS and tuple(sorted(ir.Plan.model_fields)) == PLAN_FIELDS
+
+
+# ----------------------------------------------------------------------------- one task
+
+
+def plain_compact(value: Any) -> str:
+    """The compact canonical JSON of a plain JSON value; ``_NotPlain`` for anything the
+    JSON-mode dump of an ``Any`` field would convert (tuples, non-str keys, inf/nan, dates).
+    One pass that checks and writes (checking first and then calling the C encoder took
+    longer).
+
+    >>> plain_compact({"b": [1, 2.5, None, True], "a": {"$ref": "x.output"}})
+    '{"a":{"$ref":"x.output"},"b":[1,2.5,null,true]}'
+    """
+    t = type(value)
+    if t is str:
+        return encode_basestring(value)
+    if t is dict:
+        parts = []
+        for key in sorted(value):
+            if type(key) is not str:
+                raise _NotPlain
+            parts.append(encode_basestring(key) + ":" + plain_compact(value[key]))
+        return "{" + ",".join(parts) + "}"
+    if t is list:
+        return "[" + ",".join([plain_compact(v) for v in value]) + "]"
+    return _plain_scalar(value, t)
+
+
+def plain_indented(value: Any, level: int) -> str:
+    """Like ``plain_compact``, indented as a value ``level`` deep in the canonical document
+    (the text ``dumps_at(value, level)`` makes).
+
+    >>> print(plain_indented({"a": [1], "b": {}}, 1))
+    {
+        "a": [
+          1
+        ],
+        "b": {}
+      }
+    """
+    t = type(value)
+    if t is str:
+        return encode_basestring(value)
+    if t is dict:
+        if not value:
+            return "{}"
+        sep = _SEPARATORS[level + 1] if level + 1 < len(_SEPARATORS) else ",\n" + "  " * (level + 1)
+        parts = []
+        for key in sorted(value):
+            if type(key) is not str:
+                raise _NotPlain
+            parts.append(encode_basestring(key) + ": " + plain_indented(value[key], level + 1))
+        return "{" + sep[1:] + sep.join(parts) + "\n" + "  " * level + "}"
+    if t is list:
+        if not value:
+            return "[]"
+        sep = _SEPARATORS[level + 1] if level + 1 < len(_SEPARATORS) else ",\n" + "  " * (level + 1)
+        return "[" + sep[1:] + sep.join([plain_indented(v, level + 1) for v in value]) + "\n" + "  " * level + "]"
+    return _plain_scalar(value, t)
+
+
+_SEPARATORS = tuple(",\n" + "  " * n for n in range(16))
+
+
+def _plain_scalar(value: Any, t: type) -> str:
+    if t is int:
+        return int.__repr__(value)
+    if t is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if t is float and value - value == 0:  # not inf or nan, which the dump writes as null
+        return float.__repr__(value)
+    raise _NotPlain
+
+
+class _TaskWriter:
+    """Writes tasks one by one, compact (``indent=False``, no span: the fingerprint's form)
+    or indented as an element of the plan's ``tasks`` list (level 2)."""
+
+    def __init__(self, indent: bool) -> None:
+        from mlflowdsl.compiler.render.plan_json import dumps_at
+
+        self.indent = indent
+        self._memo: dict[int, tuple[object, str]] = {}  # id(sub-model) -> (it, its text)
+        if indent:
+            self._dumps_at = dumps_at
+            self._open, self._sep, self._close, self._colon = "{\n      ", ",\n      ", "\n    }", ": "
+            self._fields = TASK_FIELDS
+        else:
+            self._open, self._sep, self._close, self._colon = "{", ",", "}", ":"
+            self._fields = tuple(f for f in TASK_FIELDS if f != "span")
+        self._template = self._open + self._sep.join(
+            encode_basestring(f).replace("%", "%%") + self._colon + "%s" for f in self._fields) + self._close
+
+    def write(self, t: ir.Task) -> str:
+        # Written out field by field (a loop over the field names took twice as long); the
+        # values are in TASK_FIELDS order, which the template was built from.
+        model, strings, text = self._model, self._strings, encode_basestring
+        values = (model(t.cache), strings(t.dependencies), text(t.domain), text(t.id), text(t.impl_version),
+                  text(t.key_part), strings(t.outputs), self._params(t.params), model(t.resources), model(t.retry),
+                  "true" if t.skip else "false", model(t.span), _optional_float(t.timeout), text(t.type),
+                  _optional_str(t.uses))
+        if not self.indent:
+            values = values[:11] + values[12:]  # the fingerprint leaves the span out
+        return self._template % values
+
+    def _model(self, obj: ir.IRModel | None) -> str:
+        if obj is None:
+            return "null"
+        made = self._memo.get(id(obj))
+        if made is None:
+            data = obj.model_dump(mode="json")
+            text = self._dumps_at(data, 3) if self.indent else ir.canonical_dumps(data, indent=None)
+            made = self._memo[id(obj)] = (obj, text)  # holding obj keeps its id unique
+        return made[1]
+
+    def _strings(self, items: list[str]) -> str:
+        if not items:
+            return "[]"
+        texts = map(encode_basestring, items)
+        if self.indent:
+            return "[\n        " + ",\n        ".join(texts) + "\n      ]"
+        return "[" + ",".join(texts) + "]"
+
+    def _params(self, params: dict) -> str:
+        return plain_indented(params, 3) if self.indent else plain_compact(params)
+
+
+def _optional_str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _optional_float(value: float | None) -> str:
+    if value is None:
+        return "null"
+    if type(value) is not float or value - value != 0:  # inf/nan: the dump writes null
+        raise _NotPlain
+    return float.__repr__(value)
