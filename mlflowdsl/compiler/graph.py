@@ -13,6 +13,7 @@ critical path.
 
 from __future__ import annotations
 
+import heapq
 from typing import Iterable
 
 import networkx as nx
@@ -91,8 +92,31 @@ def _cycle_from(g: nx.DiGraph, start: str) -> list[str]:
 
 
 def topological_order(g: nx.DiGraph) -> list[str]:
-    """Topological order, ties broken by task id (the IR's order)."""
-    return list(nx.lexicographical_topological_sort(g))
+    """Topological order, ties broken by task id (the IR's order): the order
+    ``nx.lexicographical_topological_sort`` gives, and its ``NetworkXUnfeasible`` for a cycle.
+
+    Kahn's algorithm with a heap of ready nodes, as networkx does, over the graph's own
+    adjacency dicts: networkx builds a view object per node visited, which made it a tenth
+    of a 100,000-task compile.
+
+    >>> topological_order(build_graph_from_edges(["b", "a", "c"], [("c", "a")]))
+    ['b', 'c', 'a']
+    """
+    waiting = {node: len(preds) for node, preds in g.pred.items()}
+    ready = [node for node, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    successors = g.succ
+    order: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for succ in successors[node]:
+            waiting[succ] -= 1
+            if waiting[succ] == 0:
+                heapq.heappush(ready, succ)
+    if len(order) != len(waiting):
+        raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
+    return order
 
 
 def levels(g: nx.DiGraph) -> dict[str, int]:
