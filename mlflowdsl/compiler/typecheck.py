@@ -349,7 +349,7 @@ class _Checker:
                     self.fail("MLW219", f"`{name}`: a call is only allowed inside `tune {{ search {{ }} }}`", a.span)
         if not ok:
             return None
-        body = json.dumps(values, sort_keys=True)
+        body = _CACHE_KEY_JSON.encode(values)
         key = (info.name if info.name != "custom" else f"custom:{id(info.params_model)}", body)
         cached = self._validated.get(key)
         if cached is None:
@@ -401,6 +401,10 @@ class _Checker:
         if code == "MLW204" and isinstance(given, (str, int, float, bool)) and kind != "value_error":
             text += f", got {json.dumps(given)}"
         self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span)
+
+
+# json.dumps(values, sort_keys=True) without building an encoder per task (same text).
+_CACHE_KEY_JSON = json.JSONEncoder(sort_keys=True)
 
 
 class _NotPlain(Exception):
