@@ -125,7 +125,7 @@ def open_bus(settings: Settings) -> EventBus:
         if name == "jsonl":
             from mlflowdsl.runtime.events.jsonl import JsonlBus
 
-            buses.append(JsonlBus(settings.home_path / "events.jsonl"))
+            buses.append(JsonlBus(settings.home_path / "events.jsonl", capacity=settings.events_queue_capacity))
         else:
             from mlflowdsl.runtime.events.kafka import KafkaBus
 
