@@ -81,19 +81,23 @@ def test_broker_down_for_the_whole_run_costs_no_time_and_every_event_is_accounte
     p = small_plan(logs, seconds=0.5)
     up = Settings(home=str(tmp_path / "home-up"), scheduler=dask_cluster.address, events="jsonl")
     run_plan(p, up, keep_going=True)  # warm the workers (imports) before timing
-    start = time.monotonic()
-    assert run_plan(p, up, keep_going=True).tasks["c"].status == "succeeded"
-    without_kafka = time.monotonic() - start
+    without_kafka = float("inf")
+    for _ in range(2):  # best of two: the machine is shared
+        start = time.monotonic()
+        assert run_plan(p, up, keep_going=True).tasks["c"].status == "succeeded"
+        without_kafka = min(without_kafka, time.monotonic() - start)
 
     kafka_broker.stop()
     try:
         down = kafka_settings(tmp_path, kafka_broker.bootstrap, dask_cluster.address)
-        bus = KafkaBus.from_settings(down)
-        start = time.monotonic()
-        ex = run_plan(p, down, keep_going=True, bus=bus)
-        bus.close()
-        with_dead_broker = time.monotonic() - start
-        assert ex.tasks["c"].status == "succeeded"
+        with_dead_broker = float("inf")
+        for _ in range(2):
+            bus = KafkaBus.from_settings(down)
+            start = time.monotonic()
+            ex = run_plan(p, down, keep_going=True, bus=bus)
+            bus.close()
+            with_dead_broker = min(with_dead_broker, time.monotonic() - start)
+            assert ex.tasks["c"].status == "succeeded"
         assert with_dead_broker < without_kafka * 1.3 + 0.5, (with_dead_broker, without_kafka)
         assert bus.emitted > 10 and bus.delivered == 0 and bus.dropped + bus.delivered == bus.emitted
 
