@@ -175,7 +175,7 @@ class StudyDriver:
         descriptor = storage_descriptor(self.settings, self.execution_id, self.task.id)
         name = study_name(self.execution_id, self.task.id)
         study = optuna.create_study(
-            study_name=name, storage=open_storage(descriptor), load_if_exists=True,
+            study_name=name, storage=open_storage(descriptor, name), load_if_exists=True,
             direction=tuning.objective.direction, sampler=make_sampler(tuning.sampler, tuning.seed, tuning.search),
             pruner=make_pruner(tuning.pruner, tuning.trials))
         _recover_stale(study)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from mlflowdsl.errors import MlwError
@@ -163,25 +164,32 @@ def storage_descriptor(settings: Any, execution_id: str, task_id: str) -> dict[s
     return {"kind": "file", "path": os.path.join(directory, f"{safe}.journal")}
 
 
-_storages: dict[tuple, Any] = {}
+_storages: "OrderedDict[tuple, Any]" = OrderedDict()
 _storages_lock = threading.Lock()
+_KEEP_STORAGES = 16  # long-lived workers see many studies; each keeps its replayed journal
 
 
-def open_storage(descriptor: dict[str, str]) -> Any:
-    """A journal storage for ``descriptor``, one per process (Optuna replays the journal
-    incrementally, so reusing the object keeps reports cheap)."""
+def open_storage(descriptor: dict[str, str], study: str = "") -> Any:
+    """A journal storage for ``descriptor``, reused per process and study (Optuna replays the
+    journal incrementally, so reusing the object keeps reports cheap). Keyed by study too: a
+    storage whose backend was reset underneath it (a flushed Redis) cannot replay again, and a
+    new execution is a new study, so it starts from a fresh object."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
-    ident = (descriptor["kind"], descriptor.get("url") or descriptor.get("path"), os.getpid())
+    ident = (descriptor["kind"], descriptor.get("url") or descriptor.get("path"), study, os.getpid())
     with _storages_lock:
-        if ident not in _storages:
-            if descriptor["kind"] == "redis":
-                backend = JournalRedisBackend(descriptor["url"], prefix="mlw-optuna:")
-            else:
-                backend = JournalFileBackend(descriptor["path"])
-            _storages[ident] = optuna.storages.JournalStorage(backend)
-        return _storages[ident]
+        if ident in _storages:
+            _storages.move_to_end(ident)
+            return _storages[ident]
+        if descriptor["kind"] == "redis":
+            backend = JournalRedisBackend(descriptor["url"], prefix="mlw-optuna:")
+        else:
+            backend = JournalFileBackend(descriptor["path"])
+        _storages[ident] = storage = optuna.storages.JournalStorage(backend)
+        while len(_storages) > _KEEP_STORAGES:
+            _storages.popitem(last=False)
+        return storage
 
 
 def study_name(execution_id: str, task_id: str) -> str:
@@ -195,7 +203,7 @@ def trial_reporter(info: dict[str, Any]):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(info["storage"])
+    storage = open_storage(info["storage"], info["study"])
     study = optuna.load_study(study_name=info["study"], storage=storage,
                               pruner=make_pruner(info["pruner"], int(info["trials"])))
     trial_id = int(info["trial_id"])

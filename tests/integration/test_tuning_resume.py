@@ -36,11 +36,12 @@ else:
 
 
 def completed(redis_url: str) -> list:
-    from mlflowdsl.runtime.tuning_space import open_storage
+    from optuna.storages.journal import JournalRedisBackend
 
     try:
-        study = optuna.load_study(study_name="mlw:resumable1:train",
-                                  storage=open_storage({"kind": "redis", "url": redis_url}))
+        # a fresh storage each time: the test's process must not keep a replay of a flushed Redis
+        study = optuna.load_study(study_name="mlw:resumable1:train", storage=optuna.storages.JournalStorage(
+            JournalRedisBackend(redis_url, prefix="mlw-optuna:")))
     except KeyError:
         return []
     return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -79,25 +80,52 @@ def test_a_killed_study_resumes_with_its_finished_trials(tmp_path, dask_cluster,
     assert study["trainings"] <= 8 - len(before) + 1  # only the rest trained (plus the best, if it was old)
 
 
-def test_seed_optimize_hyperparameters_embedded(tmp_path):
-    from mlflowdsl import DistributedOrchestrator
-
-    spec = {"workflow_id": "hpo", "name": "hpo", "tasks": [
+SEED_SPEC = {"workflow_id": "hpo", "name": "hpo", "tasks": [
         {"task_id": "prep", "task_type": "data_preprocessing", "parameters": {"dataset_path": "sklearn:iris"}},
         {"task_id": "train", "task_type": "model_training", "dependencies": ["prep"],
          "parameters": {"algorithm": "random_forest", "hyperparameters": {"n_estimators": 5}}}]}
-    config = {"search_space": {"n_estimators": {"type": "integer", "min": 10, "max": 40},
-                               "max_depth": {"type": "integer", "min": 1, "max": 4}},
-              "max_trials": 4, "objective_metric": "accuracy", "seed": 1}
+SEED_CONFIG = {"search_space": {"n_estimators": {"type": "integer", "min": 10, "max": 40},
+                                "max_depth": {"type": "integer", "min": 1, "max": 4}},
+               "max_trials": 4, "objective_metric": "accuracy", "seed": 1, "parallel": 2}
 
-    async def go():
-        settings = Settings(home=str(tmp_path / "home"), local_workers=1)
-        async with DistributedOrchestrator(settings=settings) as orchestrator:
-            return await orchestrator.optimize_hyperparameters({"workflow_spec": spec, "hyperparameter_config": config})
 
-    result = asyncio.run(go())
-    assert result["status"] == "succeeded" and len(result["trials"]) == 4
+def check_seed_result(result: dict) -> None:
+    assert result["status"] == "succeeded", result["error"]
+    assert len(result["trials"]) == 4
     assert set(result["best_params"]) == {"n_estimators", "max_depth"}
     assert 10 <= result["best_params"]["n_estimators"] <= 40
     assert result["best_value"] == max(t["value"] for t in result["trials"])
     assert result["execution_id"]
+
+
+def test_seed_optimize_hyperparameters_embedded(tmp_path):
+    from mlflowdsl import DistributedOrchestrator
+
+    async def go():
+        settings = Settings(home=str(tmp_path / "home"), local_workers=1)
+        async with DistributedOrchestrator(settings=settings) as orchestrator:
+            return await orchestrator.optimize_hyperparameters({"workflow_spec": SEED_SPEC,
+                                                                "hyperparameter_config": SEED_CONFIG})
+
+    check_seed_result(asyncio.run(go()))
+
+
+def test_seed_optimize_hyperparameters_in_cluster_mode_keeps_the_study_on_redis(tmp_path, redis_url, dask_cluster):
+    from mlflowdsl import DistributedOrchestrator
+
+    settings = Settings(home=str(tmp_path / "home"), heartbeat_s=0.5, leader_lease_s=1.5, leader_renew_s=0.4)
+
+    async def go():
+        async with DistributedOrchestrator(redis_url=redis_url, scheduler=dask_cluster.address,
+                                           settings=settings) as orchestrator:
+            return await orchestrator.optimize_hyperparameters({"workflow_spec": SEED_SPEC,
+                                                                "hyperparameter_config": SEED_CONFIG})
+
+    result = asyncio.run(go())
+    check_seed_result(result)
+    from optuna.storages.journal import JournalRedisBackend
+
+    study = optuna.load_study(study_name=f"mlw:{result['execution_id']}:train",
+                              storage=optuna.storages.JournalStorage(JournalRedisBackend(redis_url, prefix="mlw-optuna:")))
+    assert len(study.trials) == 4 and study.best_value == result["best_value"]
+    assert not (tmp_path / "home" / "studies").exists()  # nothing in the embedded journal directory
