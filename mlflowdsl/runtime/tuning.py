@@ -355,13 +355,17 @@ def summarize(study: Any, tuning: Tuning, *, trainings: int = 0, cache_hits: int
     for t in study.trials:
         a = t.user_attrs
         started, ended = a.get("started"), a.get("ended")
-        row = {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": dict(t.params),
+        # A pruned trial's Optuna value is its last intermediate value -- the task's primary
+        # metric at that step, not the objective: kept apart so tables do not mix the two.
+        complete_value = t.value if t.state == TrialState.COMPLETE else None
+        row = {"number": t.number, "state": t.state.name.lower(), "value": complete_value, "params": dict(t.params),
                "cached": bool(a.get("cached")), "started": started, "ended": ended,
                "duration_s": (ended - started) if started and ended else None, "worker": a.get("worker")}
         if a.get("error"):
             row["error"] = a["error"]
         if t.intermediate_values:
             row["last_step"] = max(t.intermediate_values)
+            row["last_reported"] = t.intermediate_values[row["last_step"]]
         if a.get("stale"):
             row["stale"] = True
         rows.append(row)
