@@ -61,4 +61,5 @@ def test_emit_does_not_block_and_overflow_drops_oldest(tmp_path):
 
 def test_every_type_is_known():
     assert "workflow.cancelled" in EVENT_TYPES and "task.retried" in EVENT_TYPES
-    assert len(EVENT_TYPES) == 11
+    # 11 run types + tuning, leader, instances, shards, cancel requests, models (issue 5)
+    assert len(EVENT_TYPES) == 20 and len(set(EVENT_TYPES)) == 20
