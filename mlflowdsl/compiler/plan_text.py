@@ -48,32 +48,20 @@ class _NotPlain(Exception):
 
 
 def fingerprint(plan: ir.Plan) -> str | None:
-    """``plan.compute_fingerprint()``, or None when the fast path does not apply."""
-    text = compact(plan)
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
-
-
-def compact(plan: ir.Plan) -> str | None:
-    """``canonical_dumps(plan.canonical_dict(spans=False), indent=None)``, or None."""
-    if not _fields_known():
-        return None
+    """``plan.compute_fingerprint()``, or None when the fast path does not apply. The text
+    is hashed piece by piece: for 100,000 tasks it is 56 MB, not worth holding at once."""
+    digest = hashlib.sha256()
     try:
-        writer = _TaskWriter(indent=False)
-        tasks = "[" + ",".join(writer.write(t) for t in plan.tasks) + "]"
-    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+        for piece in _compact_pieces(plan):
+            digest.update(piece.encode())
+    except _Fallback:
         return None
-    rest = plan.model_dump(mode="json", exclude={"tasks"})
-    rest.pop("fingerprint", None)
-    rest["workflow"].pop("source", None)
-    for tuning in rest["tunings"]:
-        tuning.pop("span", None)
-    texts = {key: ir.canonical_dumps(value, indent=None) for key, value in rest.items()}
-    texts["tasks"] = tasks
-    return "{" + ",".join(f"{encode_basestring(k)}:{texts[k]}" for k in sorted(texts)) + "}"
+    return digest.hexdigest()
 
 
-def indented(plan: ir.Plan) -> str | None:
-    """``dumps_indented(plan.canonical_dict())`` (no trailing newline), or None."""
+def indented(plan: ir.Plan, end: str = "") -> str | None:
+    """``dumps_indented(plan.canonical_dict()) + end``, or None. Made by one join of all the
+    pieces (each concatenation of a 100 MB text would copy it)."""
     from mlflowdsl.compiler.render.plan_json import dumps_at
 
     if not _fields_known():
@@ -84,8 +72,58 @@ def indented(plan: ir.Plan) -> str | None:
     except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
         return None
     texts = {key: dumps_at(value, 1) for key, value in plan.model_dump(mode="json", exclude={"tasks"}).items()}
-    texts["tasks"] = "[\n    " + ",\n    ".join(task_texts) + "\n  ]" if task_texts else "[]"
-    return "{\n  " + ",\n  ".join(f"{encode_basestring(k)}: {texts[k]}" for k in sorted(texts)) + "\n}"
+    pieces = []
+    for i, key in enumerate(sorted([*texts, "tasks"])):
+        pieces.append(("{\n  " if i == 0 else ",\n  ") + encode_basestring(key) + ": ")
+        if key != "tasks":
+            pieces.append(texts[key])
+        elif not task_texts:
+            pieces.append("[]")
+        else:
+            pieces.append("[\n    ")
+            for j, text in enumerate(task_texts):
+                if j:
+                    pieces.append(",\n    ")
+                pieces.append(text)
+            pieces.append("\n  ]")
+    pieces.append("\n}" + end)
+    return "".join(pieces)
+
+
+class _Fallback(Exception):
+    """The fast path does not apply to this plan."""
+
+
+_BATCH = 2048  # tasks per piece of the compact text
+
+
+def _compact_pieces(plan: ir.Plan):
+    """``canonical_dumps(plan.canonical_dict(spans=False), indent=None)`` in pieces; raises
+    ``_Fallback`` (possibly after some pieces) when the fast path does not apply."""
+    if not _fields_known():
+        raise _Fallback
+    rest = plan.model_dump(mode="json", exclude={"tasks"})
+    rest.pop("fingerprint", None)
+    rest["workflow"].pop("source", None)
+    for tuning in rest["tunings"]:
+        tuning.pop("span", None)
+    texts = {key: ir.canonical_dumps(value, indent=None) for key, value in rest.items()}
+    writer = _TaskWriter(indent=False)
+    tasks = plan.tasks
+    for i, key in enumerate(sorted([*texts, "tasks"])):
+        yield ("{" if i == 0 else ",") + encode_basestring(key) + ":"
+        if key != "tasks":
+            yield texts[key]
+            continue
+        yield "["
+        for start in range(0, len(tasks), _BATCH):
+            try:
+                batch = ",".join([writer.write(t) for t in tasks[start:start + _BATCH]])
+            except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+                raise _Fallback from None
+            yield batch if start == 0 else "," + batch
+        yield "]"
+    yield "}"
 
 
 def _fields_known() -> bool:

@@ -108,3 +108,18 @@ def test_any_plain_json_params_give_the_reference_bytes(params, timeout):
     plan = plan_with(params, timeout=timeout)
     assert plan_text.fingerprint(plan) == plan.compute_fingerprint()
     assert plan_text.indented(plan) == reference_text(plan)
+
+
+def test_a_plan_without_tasks_matches_the_reference():
+    plan = ir.Plan(workflow=ir.Workflow(id="w"))
+    assert plan_text.fingerprint(plan) == plan.compute_fingerprint()
+    assert plan_text.indented(plan) == reference_text(plan)
+
+
+def test_a_value_to_fall_back_on_after_the_first_batch_of_tasks_still_falls_back():
+    tasks = [ir.Task(id=f"t{i}", type="custom", params={"n": i}) for i in range(plan_text._BATCH + 5)]
+    tasks.append(ir.Task(id="last", type="custom", params={"n": (1,)}))
+    plan = ir.Plan(workflow=ir.Workflow(id="w"), tasks=tasks)
+    assert plan_text.fingerprint(plan) is None
+    ok = plan.model_copy(update={"tasks": tasks[:-1]})
+    assert plan_text.fingerprint(ok) == ok.compute_fingerprint()

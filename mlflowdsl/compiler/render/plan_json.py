@@ -32,10 +32,10 @@ from mlflowdsl import ir
 def render_json_plan(plan: ir.Plan) -> str:
     from mlflowdsl.compiler.plan_text import indented
 
-    text = indented(plan)  # the same bytes, without dumping every task again
+    text = indented(plan, end="\n")  # the same bytes, without dumping every task again
     if text is None:  # values the fast path leaves to the reference (see plan_text)
-        text = dumps_indented(plan.canonical_dict())
-    return text + "\n"
+        text = dumps_indented(plan.canonical_dict()) + "\n"
+    return text
 
 
 def dumps_indented(data: Any) -> str:
