@@ -8,6 +8,7 @@ importing Dask. Every ``MlwError`` becomes a clean one-line message (exit 1 for 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -55,11 +56,28 @@ def cli() -> None:
     """mlw: compile, check and run machine-learning pipelines written in .mlw."""
 
 
+# Commands that only read files and write their output (written atomically, then closed):
+# nothing of theirs needs Python's shutdown, which frees every object one by one — for a
+# 100,000-task plan 0.3-0.4 s after the work is done (mypy exits the same way for the same
+# reason). Only the console script does this; tests call ``cli`` in-process.
+EXIT_WITHOUT_TEARDOWN = frozenset({"lint", "compile"})
+
+
 def main(argv: list[str] | None = None) -> None:
     from mlflowdsl.errors import MlwError
 
+    args = sys.argv[1:] if argv is None else argv
     try:
         cli.main(args=argv, prog_name="mlw", standalone_mode=True)
     except MlwError as exc:  # pragma: no cover - commands convert their own errors
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except SystemExit as done:
+        if args and args[0] in EXIT_WITHOUT_TEARDOWN and isinstance(done.code, (int, type(None))):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):  # a closed pipe (`mlw compile f | head`)
+                    pass
+            os._exit(done.code or 0)
+        raise
