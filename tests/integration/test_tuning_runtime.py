@@ -131,3 +131,14 @@ def test_grid_search_visits_each_point_once_and_cmaes_with_hyperband_runs(tmp_pa
     study = run(tmp_path, settings, cmaes).tasks["train"].study
     assert (study["sampler"], study["pruner"]) == ("cmaes", "hyperband")
     assert sum(study["counts"].values()) == 4 and study["best_value"] is not None
+
+
+def test_the_study_timeout_stops_asking_for_trials(tmp_path, settings):
+    block = tune_block(trials=500, seed=9).replace("seed      = 9", "seed      = 9\n    timeout   = 3s")
+    execution = run(tmp_path, settings, block)
+    study = execution.tasks["train"].study
+    ran = sum(study["counts"].values())
+    assert 1 <= ran < 500 and study["counts"].get("complete", 0) == ran
+    # no new trial asked for after the deadline (running ones finish; 2 s for a busy scheduler)
+    started = sorted(t["started"] for t in study["trials"] if t["started"])
+    assert started[-1] - execution.tasks["train"].started < 5.0
