@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo demo-tuning test bench install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m mlflowdsl.demo
+
+# A tune block: an Optuna study whose trials run as Dask tasks (a rerun serves them from the cache).
+demo-tuning: $(STAMP)
+	$(VENV)/bin/mlw run examples/tuning.mlw
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
