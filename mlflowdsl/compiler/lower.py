@@ -54,6 +54,7 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
     spans: dict[Span, ir.SourceSpan | None] = {}  # foreach copies share their span
     skipped: set[str] = set()
     out: list[ir.Task] = []
+    params_json: dict[int, str] = {}  # id(IR task) -> its params as compact JSON, made once
     for task_id in order:
         t = by_id[task_id]
         deps = sorted(t.deps)
@@ -65,7 +66,12 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
         if span is None:
             span = spans[t.span] = source_span(t.span)
         type_name = t.type.name
-        out.append(ir.Task(
+        params_text = plan_text.params_text(t.params)  # None: not plain JSON; the reference encodes
+        if params_text is None:
+            key = ir.key_part(type_name, t.type.version, t.uses, t.params, cache.version)
+        else:
+            key = plan_text.key_part(type_name, t.type.version, t.uses, t.params, params_text, cache.version)
+        task = ir.Task(
             id=t.id,
             type=type_name,
             uses=t.uses,
@@ -79,13 +85,16 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
             domain=d.get("domain", "default"),
             skip=task_id in skipped,
             impl_version=t.type.version,
-            key_part=ir.key_part(type_name, t.type.version, t.uses, t.params, cache.version),
+            key_part=key,
             span=span,
-        ))
+        )
+        out.append(task)
+        if params_text is not None:
+            params_json[id(task)] = params_text
     workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
                            params=wf.params, source=source)
     plan = ir.Plan(workflow=workflow, tasks=out, tunings=sorted(tunings, key=lambda x: x.task))
-    fingerprint = plan_text.fingerprint(plan)  # Plan.compute_fingerprint's value, made faster
+    fingerprint = plan_text.fingerprint(plan, params_json)  # Plan.compute_fingerprint's value, made faster
     if fingerprint is None:  # values the fast path leaves to the reference (see plan_text)
         return plan.with_fingerprint()
     return plan.model_copy(update={"fingerprint": fingerprint})

@@ -47,12 +47,17 @@ class _NotPlain(Exception):
     """A value the fast path does not write the way pydantic's JSON dump would."""
 
 
-def fingerprint(plan: ir.Plan) -> str | None:
+def fingerprint(plan: ir.Plan, params_json: dict[int, str] | None = None) -> str | None:
     """``plan.compute_fingerprint()``, or None when the fast path does not apply. The text
-    is hashed piece by piece: for 100,000 tasks it is 56 MB, not worth holding at once."""
+    is hashed piece by piece: for 100,000 tasks it is 56 MB, not worth holding at once.
+
+    ``params_json`` maps ``id(task)`` to ``params_text(params)`` of the values the task was
+    built from, when the caller has it already (lowering does, for the cache keys): the
+    task's validated params are a copy holding the same plain values, so the same text.
+    """
     digest = hashlib.sha256()
     try:
-        for piece in _compact_pieces(plan):
+        for piece in _compact_pieces(plan, params_json or {}):
             digest.update(piece.encode())
     except _Fallback:
         return None
@@ -97,7 +102,7 @@ class _Fallback(Exception):
 _BATCH = 2048  # tasks per piece of the compact text
 
 
-def _compact_pieces(plan: ir.Plan):
+def _compact_pieces(plan: ir.Plan, params_json: dict[int, str]):
     """``canonical_dumps(plan.canonical_dict(spans=False), indent=None)`` in pieces; raises
     ``_Fallback`` (possibly after some pieces) when the fast path does not apply."""
     if not _fields_known():
@@ -108,7 +113,7 @@ def _compact_pieces(plan: ir.Plan):
     for tuning in rest["tunings"]:
         tuning.pop("span", None)
     texts = {key: ir.canonical_dumps(value, indent=None) for key, value in rest.items()}
-    writer = _TaskWriter(indent=False)
+    writer = _TaskWriter(indent=False, params_json=params_json)
     tasks = plan.tasks
     for i, key in enumerate(sorted([*texts, "tasks"])):
         yield ("{" if i == 0 else ",") + encode_basestring(key) + ":"
@@ -205,14 +210,48 @@ def _plain_scalar(value: Any, t: type) -> str:
     raise _NotPlain
 
 
+def params_text(params: Any) -> str | None:
+    """The compact canonical JSON of a task's params, or None when they are not plain JSON.
+
+    >>> params_text({"n": 1, "data": {"$ref": "a.output"}}), params_text({"t": (1,)})
+    ('{"data":{"$ref":"a.output"},"n":1}', None)
+    """
+    if type(params) is not dict:
+        return None
+    try:
+        return plain_compact(params)
+    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+        return None
+
+
+def key_part(task_type: str, impl_version: str, uses: str | None, params: dict, params_json: str,
+             cache_version: str) -> str:
+    """``ir.key_part(task_type, impl_version, uses, params, cache_version)`` given
+    ``params_json = params_text(params)``: the body is assembled around that text instead of
+    encoding the params a second time.
+
+    >>> key_part("custom", "1", "m:f", {"n": 1}, '{"n":1}', "") == ir.key_part("custom", "1", "m:f", {"n": 1}, "")
+    True
+    """
+    if not (type(task_type) is str and type(impl_version) is str and type(cache_version) is str
+            and (uses is None or type(uses) is str)):
+        return ir.key_part(task_type, impl_version, uses, params, cache_version)
+    # the keys of ir.key_part's body, sorted
+    body = ('{"cache_version":' + encode_basestring(cache_version) + ',"impl":' + encode_basestring(impl_version)
+            + ',"params":' + params_json + ',"type":' + encode_basestring(task_type) + ',"uses":'
+            + _optional_str(uses) + "}")
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 class _TaskWriter:
     """Writes tasks one by one, compact (``indent=False``, no span: the fingerprint's form)
     or indented as an element of the plan's ``tasks`` list (level 2)."""
 
-    def __init__(self, indent: bool) -> None:
+    def __init__(self, indent: bool, params_json: dict[int, str] | None = None) -> None:
         from mlflowdsl.compiler.render.plan_json import dumps_at
 
         self.indent = indent
+        self._params_json = params_json or {}  # id(task) -> compact params text (see fingerprint)
         self._memo: dict[int, tuple[object, str]] = {}  # id(sub-model) -> (it, its text)
         if indent:
             self._dumps_at = dumps_at
@@ -229,7 +268,7 @@ class _TaskWriter:
         # values are in TASK_FIELDS order, which the template was built from.
         model, strings, text = self._model, self._strings, encode_basestring
         values = (model(t.cache), strings(t.dependencies), text(t.domain), text(t.id), text(t.impl_version),
-                  text(t.key_part), strings(t.outputs), self._params(t.params), model(t.resources), model(t.retry),
+                  text(t.key_part), strings(t.outputs), self._params(t), model(t.resources), model(t.retry),
                   "true" if t.skip else "false", model(t.span), _optional_float(t.timeout), text(t.type),
                   _optional_str(t.uses))
         if not self.indent:
@@ -254,8 +293,11 @@ class _TaskWriter:
             return "[\n        " + ",\n        ".join(texts) + "\n      ]"
         return "[" + ",".join(texts) + "]"
 
-    def _params(self, params: dict) -> str:
-        return plain_indented(params, 3) if self.indent else plain_compact(params)
+    def _params(self, t: ir.Task) -> str:
+        if self.indent:
+            return plain_indented(t.params, 3)
+        known = self._params_json.get(id(t))
+        return plain_compact(t.params) if known is None else known
 
 
 def _optional_str(value: str | None) -> str:

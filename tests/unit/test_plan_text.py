@@ -123,3 +123,20 @@ def test_a_value_to_fall_back_on_after_the_first_batch_of_tasks_still_falls_back
     assert plan_text.fingerprint(plan) is None
     ok = plan.model_copy(update={"tasks": tasks[:-1]})
     assert plan_text.fingerprint(ok) == ok.compute_fingerprint()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(), json_values, max_size=5), st.text(), st.none() | st.text(), st.text())
+def test_the_cache_key_part_around_the_params_text_is_the_reference_one(params, impl, uses, cache_version):
+    text = plan_text.params_text(params)
+    assert text == ir.canonical_dumps(params, indent=None)
+    assert (plan_text.key_part("custom", impl, uses, params, text, cache_version)
+            == ir.key_part("custom", impl, uses, params, cache_version))
+
+
+def test_the_plan_keeps_the_task_objects_the_params_texts_are_keyed_by():
+    task = ir.Task(id="a", type="custom", params={"n": 1})
+    plan = ir.Plan(workflow=ir.Workflow(id="w"), tasks=[task])
+    assert plan.tasks[0] is task
+    wrong = plan_text.fingerprint(plan, {id(task): '{"n":2}'})  # proves the text is used
+    assert wrong != plan.compute_fingerprint() == plan_text.fingerprint(plan, {id(task): '{"n":1}'})
