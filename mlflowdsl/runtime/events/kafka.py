@@ -108,6 +108,7 @@ class KafkaBus(EventBus):
         self._cond = threading.Condition()
         self._closed = False
         self._flushing = 0  # callers waiting in flush(): send without gathering
+        self._settled = False
         self._last_warn = -WARN_EVERY_S
         self._unwarned_drops = 0
         self._producer: Any = None
@@ -202,6 +203,7 @@ class KafkaBus(EventBus):
             self._queue.clear()
             self._failed.clear()
             self._inflight = 0
+            self._settled = True  # late producer callbacks must not count these again
             if lost:
                 self._last_warn = -WARN_EVERY_S
                 self._drop(lost)
@@ -299,6 +301,8 @@ class KafkaBus(EventBus):
 
     def _on_delivered(self, _metadata) -> None:
         with self._cond:
+            if self._settled:
+                return
             self._inflight -= 1
             self.delivered += 1
             if self.delivered + self.dropped >= self.emitted:
@@ -306,6 +310,8 @@ class KafkaBus(EventBus):
 
     def _on_failed(self, seq: int, event: Event, exc: Exception) -> None:  # the producer's I/O thread
         with self._cond:
+            if self._settled:
+                return
             self._inflight -= 1
             self._failed.append((seq, event))
             self._cond.notify_all()
