@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from runtime_overhead import _cpu_model, compile_shape, run_mlw  # noqa: E402
+from runtime_overhead import _cpu_model, compile_shape, run_mlw
 
 
 def start_tansu() -> tuple[subprocess.Popen, str]:
@@ -87,7 +87,11 @@ def publisher_rate(bootstrap: str, events) -> float:
 def bare_rate(bootstrap: str, events) -> float:
     from kafka import KafkaProducer
 
-    from mlflowdsl.runtime.events.kafka import API_VERSION, PRODUCER_OPTIONS, ensure_topic
+    from mlflowdsl.runtime.events.kafka import (
+        API_VERSION,
+        PRODUCER_OPTIONS,
+        ensure_topic,
+    )
 
     topic = f"bench.{uuid.uuid4().hex[:6]}"
     config = {"bootstrap_servers": [bootstrap], "api_version": API_VERSION}

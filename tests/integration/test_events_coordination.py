@@ -13,9 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.cluster_support import Cluster, chain_workflow  # noqa: E402
-from tests.integration.events_support import fresh_topic, read_topic  # noqa: E402
-from tests.integration.tasks_for_tests import runs  # noqa: E402
+from tests.integration.cluster_support import Cluster, chain_workflow
+from tests.integration.events_support import fresh_topic, read_topic
+from tests.integration.tasks_for_tests import runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,7 +4,6 @@ clean error for an unreachable broker."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

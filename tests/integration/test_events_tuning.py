@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mlflowdsl.runtime.api import run_plan  # noqa: E402
-from mlflowdsl.settings import Settings  # noqa: E402
-from tests.integration.test_tuning_runtime import compile_workflow, tune_block  # noqa: E402
+from mlflowdsl.runtime.api import run_plan
+from mlflowdsl.settings import Settings
+from tests.integration.test_tuning_runtime import compile_workflow, tune_block
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mlflowdsl.runtime.events.base import Event, event_backends
 from mlflowdsl.runtime.events.schema import COORDINATION_TYPES
@@ -91,7 +91,7 @@ class CoordinationListener:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlw-coordination-events", daemon=True)
 
-    def start(self) -> "CoordinationListener":
+    def start(self) -> CoordinationListener:
         self._thread.start()
         return self
 
@@ -165,7 +165,7 @@ class CoordinationListener:
         self.handled += 1
         try:
             self.handler(event)
-        except Exception:  # noqa: BLE001 - a handler bug must not stop the listener
+        except Exception:
             log.exception("coordination events: handling %s failed", event.type)
 
 

@@ -118,7 +118,7 @@ class KafkaBus(EventBus):
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KafkaBus":
+    def from_settings(cls, settings: Settings) -> KafkaBus:
         return cls(client_config(settings), topic=settings.kafka_topic, capacity=settings.events_queue_capacity)
 
     # ------------------------------------------------------------------ producer side (any thread)
@@ -216,7 +216,7 @@ class KafkaBus(EventBus):
             try:
                 self._publish_loop()
                 return
-            except Exception:  # noqa: BLE001 - a bug here must not silently stop all publishing
+            except Exception:
                 log.exception("Kafka events: publisher error; reconnecting")
                 self._trip(RuntimeError("publisher error"))
                 time.sleep(0.5)
