@@ -211,7 +211,8 @@ class _Checker:
             if name in config or name in inputs:
                 self.fail("MLW209", f"`{name}` is set twice (`{a.name}` is another name for it)", a.name_span)
                 continue
-            target[name] = RAttr(name, a.name_span, a.value, a.span, a.key_spans)
+            # the attribute itself unless an alias renames it (most do not; saves a copy per attribute)
+            target[name] = a if name == a.name else RAttr(name, a.name_span, a.value, a.span, a.key_spans)
         params: dict[str, Any] = {}
         for name, a in inputs.items():
             value = self._input(t, info, name, a, deps)
