@@ -451,7 +451,7 @@ class _Run:
         upstream = () if load_only else tuple(task.dependencies)
         spec = TaskSpec(execution_id=self.execution.id, task=task, cache_key=self.decision.keys[tid],
                         upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
-                        topic=self.topic, load_only=load_only)
+                        topic=self.topic, load_only=load_only, plan_fingerprint=self.plan.fingerprint)
         key = dask_key(task, self.execution.id, self.run_no)
         future = self.client.submit(run_task, spec, *[self.outputs[u] for u in upstream], key=key, pure=False,
                                     resources=None if load_only else (res.requirements(task, self.declared) or None))

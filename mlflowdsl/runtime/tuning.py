@@ -502,7 +502,8 @@ def start_study(run: Any, tid: str) -> StudyDriver:
 
     def make_spec(trial_task: Task, key: str, trial: dict | None) -> TaskSpec:
         return TaskSpec(execution_id=run.execution.id, task=trial_task, cache_key=key, upstream_ids=upstream,
-                        settings=run.ex.settings, base_dir=run.options.base_dir, topic=topic, trial=trial)
+                        settings=run.ex.settings, base_dir=run.options.base_dir, topic=topic, trial=trial,
+                        plan_fingerprint=run.plan.fingerprint)
 
     def submit(spec: TaskSpec, label: str) -> Any:
         token = hashlib.md5(f"{run.execution.id}/{run.run_no}/{label}".encode()).hexdigest()

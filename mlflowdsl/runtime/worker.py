@@ -46,6 +46,7 @@ class TaskSpec:
     load_only: bool = False  # a cached task whose output a running task needs
     # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning.py)
     trial: dict[str, Any] | None = None
+    plan_fingerprint: str = ""  # lineage for models a task registers
 
 
 @dataclass
@@ -367,7 +368,8 @@ def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> Tas
         report = trial_reporter(spec.trial)
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
-                      base_dir=spec.base_dir, extra={"settings": spec.settings}, report=report)
+                      base_dir=spec.base_dir, report=report,
+                      extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None})
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)

@@ -56,6 +56,8 @@ def test_fraud_example_trains_validates_registers_and_serves(home, tmp_path):
     champion = registry.resolve(f"models:/{NAME}@champion")
     assert champion.version == 1 and champion.lineage["execution_id"] == execution_id
     assert champion.lineage["task_id"] == "deploy" and champion.model_type == "classification"
+    execution = mlw(home, "status", execution_id, "--json", cwd=tmp_path)
+    assert champion.lineage["plan_fingerprint"] == json.loads(execution.stdout)["plan_fingerprint"]
 
     rows = pd.read_csv(REPO / "examples" / "data" / "transactions.csv").drop(columns=["is_fraud"]).head(25)
     status, body = http("POST", f"http://127.0.0.1:{port}/predict", {"rows": rows.to_dict(orient="records")})
