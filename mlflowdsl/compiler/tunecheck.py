@@ -163,7 +163,13 @@ def _objective(a: RAttr) -> Objective:
         raise Problem("MLW204", "write `objective = maximize(METRIC)` or `minimize(METRIC)`")
     if len(call.args) != 1 or call.args[0].name is not None or not isinstance(call.args[0].value, str):
         raise Problem("MLW204", f"{call.func}() takes one metric name, e.g. {call.func}(accuracy)")
-    return Objective(direction=call.func, metric=call.args[0].value)
+    metric = call.args[0].value
+    if metric.startswith("train_"):
+        # A study that optimizes the score on the data it trained on rewards overfitting.
+        held_out = metric.removeprefix("train_")
+        raise Problem("MLW215", f"`{metric}` is a training-set score; a study must not optimize it",
+                      f"use the held-out `{held_out}` or the cross-validated `cv_{held_out}`")
+    return Objective(direction=call.func, metric=metric)
 
 
 def _choice(options: tuple[str, ...], what: str):

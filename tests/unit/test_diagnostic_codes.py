@@ -412,3 +412,9 @@ def test_mlw215_grid_search_over_a_continuous_dimension():
     # with a step it is fine (only the lint warning that nothing uses `t` remains)
     assert tune("learning_rate = float(0.01, 0.3, step = 0.01)", "model_training", 'algorithm = "gradient_boosting"',
                 extra="sampler = grid") == [("MLW402", 3, 8)]
+
+
+def test_mlw215_objective_on_a_training_set_score():
+    text = TUNE.format(type="model_training", body='algorithm = "random_forest"',
+                       search="max_depth = int(3, 20)", extra="").replace("maximize(accuracy)", "maximize(train_accuracy)")
+    assert where(text) == [("MLW215", 6, 17)]
