@@ -84,7 +84,11 @@ class _Outbox:
     interval = 0.005
 
     def __init__(self) -> None:
-        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending: dict[str, list[dict[str, Any] | None]] = {}
+        # (topic, task id) -> index in its batch of a "started" message not yet sent: a "done"
+        # blanks it in O(1) (filtering the batch on every result was quadratic while the
+        # sending thread waited for the GIL behind a busy task thread).
+        self._started_at: dict[tuple[str, str], int] = {}
         self._cond = threading.Condition()
         self._worker = None
         self._thread: threading.Thread | None = None
@@ -101,12 +105,18 @@ class _Outbox:
                 self._thread = threading.Thread(target=self._run, name="mlw-outbox", daemon=True)
                 self._thread.start()
             batch = self._pending.setdefault(topic, [])
-            if msg.get("kind") == "done" and batch:
+            kind = msg.get("kind")
+            if kind == "done":
                 # A task that ends before its start was sent needs one message, not two: the
                 # result carries the start time and the client reports the start from it.
-                batch[:] = [m for m in batch if not (m.get("kind") == "started" and m.get("task_id") == msg["task_id"])]
+                index = self._started_at.pop((topic, msg["task_id"]), None)
+                if index is not None:
+                    batch[index] = None
+            elif kind == "started":
+                self._started_at[(topic, msg["task_id"])] = len(batch)
             batch.append(msg)
-            self._cond.notify()
+            if len(self._pending) == 1 and len(batch) == 1:
+                self._cond.notify()  # the sender waits only while nothing is pending
 
     def _run(self) -> None:
         while True:
@@ -116,9 +126,10 @@ class _Outbox:
             time.sleep(self.interval)  # let messages of other tasks join the batch
             with self._cond:
                 pending, self._pending = self._pending, {}
+                self._started_at.clear()
             for topic, batch in pending.items():
                 try:
-                    self._worker.log_event(topic, {"batch": batch})
+                    self._worker.log_event(topic, {"batch": [m for m in batch if m is not None]})
                 except Exception:  # the worker is shutting down: the client fetches results itself
                     pass
 

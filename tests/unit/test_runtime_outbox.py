@@ -1,0 +1,62 @@
+"""The worker's outbox (runtime/worker.py ``_Outbox``): batching and folding of start messages.
+
+A fake worker records what would be sent with ``log_event``; the sending thread is the real one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mlflowdsl.runtime.worker import _Outbox
+
+
+class _FakeWorker:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[dict]]] = []
+        self.lock = threading.Lock()
+
+    def log_event(self, topic: str, msg: dict) -> None:
+        with self.lock:
+            self.sent.append((topic, msg["batch"]))
+
+
+def _outbox() -> tuple[_Outbox, _FakeWorker]:
+    box, worker = _Outbox(), _FakeWorker()
+    box._worker = worker  # not on a Dask worker: skip get_worker()
+    return box, worker
+
+
+def _wait_for(worker: _FakeWorker, n_messages: int, timeout: float = 5.0) -> list[tuple[str, list[dict]]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with worker.lock:
+            if sum(len(b) for _, b in worker.sent) >= n_messages:
+                return list(worker.sent)
+        time.sleep(0.005)
+    raise AssertionError(f"expected {n_messages} messages, got {worker.sent}")
+
+
+def test_a_start_followed_by_its_result_in_the_same_batch_is_folded_into_the_result():
+    box, worker = _outbox()
+    box.interval = 0.2  # long enough for both messages to join one batch
+    box.put("t", {"kind": "started", "task_id": "a"})
+    box.put("t", {"kind": "started", "task_id": "b"})
+    box.put("t", {"kind": "done", "task_id": "a", "status": "succeeded"})
+    sent = _wait_for(worker, 2)
+    time.sleep(0.3)  # nothing else may follow
+    assert worker.sent == sent
+    assert [(m["kind"], m["task_id"]) for _, batch in sent for m in batch] == [("started", "b"), ("done", "a")]
+
+
+def test_a_start_already_sent_is_not_folded_and_topics_stay_apart():
+    box, worker = _outbox()
+    box.interval = 0.01
+    box.put("t1", {"kind": "started", "task_id": "a"})
+    _wait_for(worker, 1)
+    box.put("t1", {"kind": "done", "task_id": "a", "status": "succeeded"})
+    box.put("t2", {"kind": "started", "task_id": "a"})
+    sent = _wait_for(worker, 3)
+    by_topic = {}
+    for topic, batch in sent:
+        by_topic.setdefault(topic, []).extend(m["kind"] for m in batch)
+    assert by_topic == {"t1": ["started", "done"], "t2": ["started"]}
