@@ -23,6 +23,7 @@ demo-tuning: $(STAMP)
 	$(VENV)/bin/mlw run examples/tuning.mlw
 
 test: $(STAMP)
+	@bash .ci/ensure_chromium.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Each script compares us with its anchor in one run and prints ratios; see bench/RESULTS.md.
