@@ -6,6 +6,7 @@ bytes between layers without unpickling and re-pickling.
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import Any
 
@@ -14,17 +15,20 @@ from mlflowdsl.runtime.cache.serialize import StoredEntry, loads, new_entry
 log = logging.getLogger("mlflowdsl.runtime.cache")
 
 
-class EntryStore:
+class EntryStore(abc.ABC):
     name = "store"
 
-    def get_entry(self, key: str) -> StoredEntry | None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_entry(self, key: str) -> StoredEntry | None:
+        """Implemented by each backend."""
 
-    def put_entry(self, key: str, entry: StoredEntry) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def put_entry(self, key: str, entry: StoredEntry) -> None:
+        """Implemented by each backend."""
 
-    def delete(self, key: str) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Implemented by each backend."""
 
     def get(self, key: str) -> tuple[bool, Any]:
         entry = self.get_entry(key)
