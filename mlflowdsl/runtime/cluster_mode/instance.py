@@ -29,7 +29,7 @@ from typing import Any
 
 import redis.exceptions as rexc
 
-from mlflowdsl.errors import MlwError
+from mlflowdsl.errors import MlwError, StateError
 from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.cluster_mode import submission as sub
 from mlflowdsl.runtime.coordination import (
@@ -186,7 +186,15 @@ class OrchestratorInstance:
         for job in [j for j in self.jobs.values() if j.done.is_set()]:
             if not self.state.flush_pending():
                 return  # acknowledge only what Redis has: the entry must survive our death
-            finished = self.state.get_execution(job.execution_id).finished
+            try:
+                finished = self.state.get_execution(job.execution_id).finished
+            except StateError:
+                # Redis lost the record while the run went on (it restarted without
+                # persistence): there is nothing to acknowledge against. Forget the job instead
+                # of failing every tick, which would stop this instance from claiming anything.
+                log.warning("execution %s has no record any more (Redis restarted empty?); dropping it",
+                            job.execution_id)
+                finished = False
             if finished:
                 key = sub.queue_key(self.gateway, job.domain)
                 self.gateway.call(lambda r, job=job, key=key: r.xack(key, sub.GROUP, job.entry_id))
