@@ -1,39 +1,58 @@
-"""The Kafka event backend: a bounded queue drained by a background publisher thread.
+"""The Kafka event backend: a bounded queue in the workflow's process, a publisher process.
 
 ``emit`` appends to an in-memory deque under a lock and returns (microseconds; it never
-touches the network). The publisher thread serializes events and hands them to a
-kafka-python producer: key = execution id (one execution's events stay in order on one
-partition), ``acks="all"``, idempotent, the event type in a ``type`` header (so consumers
-can filter without parsing JSON).
+touches the network). A background thread takes batches, serializes each event once (key =
+execution id, so one execution's events stay in order on one partition; value = the JSON; the
+event type for a ``type`` header so consumers can filter without parsing JSON) and hands each
+batch as one pickled frame to a **child process** (:mod:`~mlflowdsl.runtime.events.kafka_child`)
+that owns the kafka-python producer (``acks="all"``, idempotent). kafka-python's pure-Python
+per-record work (~100 µs of CPU an event) so runs outside the workflow's process, where it
+competed for the GIL with the Dask scheduler and client. The child reports back, batched every
+~20 ms, how many events it delivered and dropped, whether the broker is reachable and how often
+it tried to connect, so the counters keep their meaning: ``emitted == delivered + dropped +
+pending``.
 
-While the broker is unreachable:
+The child starts in the background (events queue meanwhile) and exits at EOF on its stdin, so
+it dies with its parent. A child that dies is restarted (backoff from 0.5 s, doubling to 8 s);
+what it held is counted as dropped. After :data:`MAX_CHILD_FAILURES` children in a row died
+young the bus gives up: what is queued and what comes later is dropped and counted, with a
+warning. Nothing of this ever raises into a workflow.
+
+While the broker is unreachable (all in the child):
 
 - connecting goes through a circuit breaker (pybreaker): after ``breaker_failures``
-  failed attempts it opens and the thread waits ``breaker_reset_s`` before one trial
-  connection, so a dead broker costs one bounded attempt per period, not a reconnect storm;
-- events stay queued; when the queue is full the *oldest* are dropped and counted
-  (``events_dropped_total``) with a warning at most every 30 s;
-- events the producer could not deliver go back to the front of the queue and are sent
-  again after reconnecting (so a consumer may see an event twice: de-duplicate on
-  ``event_id``).
+  failed attempts it opens and waits ``breaker_reset_s`` before one trial connection, so a dead
+  broker costs one bounded attempt per period, not a reconnect storm;
+- events stay queued; events the producer could not deliver are re-sent in emit order after
+  reconnecting (so a consumer may see an event twice: de-duplicate on ``event_id``).
+
+Memory is bounded by ``capacity`` events in all: the child holds at most ``capacity // 2``
+(the parent sends no more until it reports them delivered); when the total is full the
+*oldest events still in the parent's queue* are dropped and counted (``events_dropped_total``)
+with a warning at most every 30 s.
 
 ``close()`` waits up to ``close_timeout_s`` for delivery while the broker is reachable and
-returns at once while the breaker is open; what is still queued then is counted as dropped.
-Counters: ``emitted == delivered + dropped + pending``.
+returns at once while it is known to be down, then stops the child (bounded: a hung child is
+killed); what was not delivered then is counted as dropped.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
-import pybreaker
-
+from mlflowdsl.runtime.events import kafka_child
 from mlflowdsl.runtime.events.base import Event, EventBus
+from mlflowdsl.runtime.events.kafka_child import API_VERSION, PRODUCER_OPTIONS, REPORT, ensure_topic, write_frame
 from mlflowdsl.settings import Settings
+
+__all__ = ["API_VERSION", "PRODUCER_OPTIONS", "KafkaBus", "client_config", "ensure_topic"]
 
 log = logging.getLogger(__name__)
 # kafka-python logs every refused connection at ERROR; while the broker is down our own
@@ -41,13 +60,11 @@ log = logging.getLogger(__name__)
 if logging.getLogger("kafka").level == logging.NOTSET:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
-API_VERSION = (2, 6)  # pinned: no version probe against a broker that may be down at start-up
 WARN_EVERY_S = 30.0
-GATHER_S = 0.02  # the publisher wakes at most ~50 times a second unless flushed
-# Durable and ordered (acks from all replicas, idempotent: a retried batch is not written
-# twice). Large, lingering batches: kafka-python's cost is per record *and* per batch (a sender
-# wake-up each), and 50 ms is nothing for lifecycle events (flush() sends at once).
-PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 50, "batch_size": 1 << 20}
+GATHER_S = 0.02  # the sender wakes at most ~50 times a second unless flushed
+MAX_CHILD_FAILURES = 5  # children in a row that died within CHILD_YOUNG_S: give up
+CHILD_YOUNG_S = 5.0
+CHILD_BACKOFF_S = (0.5, 8.0)  # first and longest wait before restarting a dead child
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -69,22 +86,15 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def ensure_topic(config: dict[str, Any], topic: str, *, partitions: int = 3, timeout_ms: int = 1000) -> None:
-    """Create ``topic`` if the broker does not have it (an existing topic is left alone)."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+class _Child:
+    """One publisher process and the thread reading its reports."""
 
-    admin = KafkaAdminClient(**config, request_timeout_ms=max(timeout_ms, 1000), bootstrap_timeout_ms=timeout_ms,
-                             reconnect_backoff_max_ms=1000)
-    try:
-        # create_topics, not list_topics: the metadata reply of some brokers (Tansu) carries ACL
-        # operations kafka-python cannot decode at the pinned API version.
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
+    def __init__(self, proc: subprocess.Popen, read_reports):
+        self.proc = proc
+        self.reader = threading.Thread(target=read_reports, args=(self,), name="mlw-events-kafka-reports", daemon=True)
+        self.started = time.monotonic()
+        self.reported = False  # it sent at least one report (it started properly)
+        self.eof = False  # its reports ended: it exited or is exiting
 
 
 class KafkaBus(EventBus):
@@ -95,25 +105,29 @@ class KafkaBus(EventBus):
                  close_timeout_s: float = 5.0, batch: int = 500):
         self.config = dict(config)
         self.topic = topic
-        self.capacity = capacity
+        self.capacity = max(1, capacity)
+        self.window = max(1, self.capacity // 2)  # events handed to the child and not yet reported
         self.max_block_ms = min(int(max_block_ms), 1000)
         self.close_timeout_s = close_timeout_s
         self.batch = batch
+        self.breaker_failures = breaker_failures
+        self.breaker_reset_s = breaker_reset_s
         self.emitted = self.dropped = self.delivered = 0
-        self.connects = 0  # connection attempts that reached the broker code (for tests: no storms)
-        self._queue: collections.deque[tuple[int, Event]] = collections.deque()
-        self._failed: list[tuple[int, Event]] = []
-        self._inflight = 0
-        self._seq = 0
+        self.connects = 0  # connection attempts the children made (for tests: no storms)
+        self.restarts = 0  # children started after the first
+        self._queue: collections.deque[Event] = collections.deque()
+        self._outstanding = 0  # sent to the current child, not yet reported delivered or dropped
         self._cond = threading.Condition()
         self._closed = False
+        self._close_done = False
+        self._gave_up = False
         self._flushing = 0  # callers waiting in flush(): send without gathering
         self._settled = False
         self._last_warn = -WARN_EVERY_S
         self._unwarned_drops = 0
-        self._producer: Any = None
-        self._reachable: bool | None = None  # None until the first connection attempt ends
-        self.breaker = pybreaker.CircuitBreaker(fail_max=max(1, breaker_failures), reset_timeout=breaker_reset_s)
+        self._reachable: bool | None = None  # None until the child reports its first connection attempt
+        self._child: _Child | None = None
+        self._failures = 0
         self._thread = threading.Thread(target=self._run, name="mlw-events-kafka", daemon=True)
         self._thread.start()
 
@@ -127,16 +141,18 @@ class KafkaBus(EventBus):
         try:
             with self._cond:
                 self.emitted += 1
-                if self._closed:
+                if self._closed or self._gave_up:
                     self._drop(1)
                     return
-                if len(self._queue) >= self.capacity:
+                if len(self._queue) + self._outstanding >= self.capacity:
+                    if not self._queue:  # everything is in the child (only with capacity 1)
+                        self._drop(1)
+                        return
                     self._queue.popleft()
                     self._drop(1)
-                self._seq += 1
-                self._queue.append((self._seq, event))
+                self._queue.append(event)
                 if len(self._queue) == 1:
-                    self._cond.notify()
+                    self._cond.notify_all()
         except Exception:  # pragma: no cover - emit must never raise into a workflow
             self.dropped += 1
 
@@ -154,12 +170,19 @@ class KafkaBus(EventBus):
     @property
     def pending(self) -> int:
         with self._cond:
-            return len(self._queue) + len(self._failed) + self._inflight
+            return len(self._queue) + self._outstanding
 
     @property
     def broker_down(self) -> bool:
-        """The last connection attempt (or delivery) failed and none succeeded since."""
+        """The child's last connection attempt (or delivery) failed and none succeeded since
+        (also once the bus gave up on its publisher process)."""
         return self._reachable is False
+
+    @property
+    def publisher_pid(self) -> int | None:
+        """The publisher process' pid (None while none runs)."""
+        child = self._child
+        return child.proc.pid if child is not None and child.proc.poll() is None else None
 
     def metrics(self) -> dict[str, int]:
         with self._cond:
@@ -191,162 +214,215 @@ class KafkaBus(EventBus):
         return True
 
     def close(self) -> None:
+        with self._cond:
+            if self._close_done:
+                return
         self.flush(self.close_timeout_s, while_reachable=True)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        # A publisher stuck in a connection attempt to a dead broker is not waited for (it is
-        # a daemon and exits when the attempt ends); a live one finishes its send first.
-        self._thread.join(timeout=0.2 if self.broker_down else self.max_block_ms / 1000 + 2.0)
+        # The sender returns at once, unless it is writing to a child that does not read (hung):
+        # then the child is killed, which ends the write.
+        self._thread.join(timeout=0.5)
+        child = self._child
+        if self._thread.is_alive() and child is not None:
+            _kill(child.proc)
+            self._thread.join(timeout=1.0)
+        if child is not None:
+            self._stop_child(child, grace=0.5 if self._reachable else 0.0)
         with self._cond:
-            lost = len(self._queue) + len(self._failed) + self._inflight
+            lost = len(self._queue) + self._outstanding
             self._queue.clear()
-            self._failed.clear()
-            self._inflight = 0
-            self._settled = True  # late producer callbacks must not count these again
+            self._outstanding = 0
+            self._settled = True  # late reports must not count these again
+            self._close_done = True
             if lost:
                 self._last_warn = -WARN_EVERY_S
                 self._drop(lost)
             self._cond.notify_all()
 
-    # ------------------------------------------------------------------ publisher thread
+    # ------------------------------------------------------------------ sender thread
 
     def _run(self) -> None:
-        while True:
-            try:
-                self._publish_loop()
-                return
-            except Exception:
-                log.exception("Kafka events: publisher error; reconnecting")
-                self._trip(RuntimeError("publisher error"))
-                time.sleep(0.5)
+        try:
+            while self._ensure_child():
+                payload = self._take_batch()
+                if payload is None:
+                    continue
+                child, records = payload
+                try:
+                    write_frame(child.proc.stdin, ("events", records))
+                except (OSError, ValueError):  # the child died (its reports end too): restart it
+                    with self._cond:
+                        child.eof = True
+        except Exception:  # pragma: no cover - a bug here must not leave events counted as pending forever
+            log.exception("Kafka events: publisher error; events from now on are dropped")
+            self._give_up()
 
-    def _publish_loop(self) -> None:
-        # Connect at once, not at the first event: by the time a short run closes the bus,
-        # whether the broker is reachable is known (close() does not wait on a dead one).
-        self._connect()
+    def _take_batch(self) -> tuple[_Child, list[tuple[bytes, bytes, bytes]]] | None:
+        with self._cond:
+            child = self._child
+            while not self._closed and not child.eof and (not self._queue or self._outstanding >= self.window):
+                self._cond.wait()
+            if self._closed or child.eof:
+                return None
+            # Let a batch gather (emit notifies only an empty queue; flush and close notify at
+            # once): waking per event made this thread and the workflow's thread trade the GIL
+            # thousands of times a run.
+            if len(self._queue) < self.batch and not self._flushing:
+                self._cond.wait(GATHER_S)
+                if self._closed or child.eof:
+                    return None
+            n = min(self.batch, len(self._queue), self.window - self._outstanding)
+            events = [self._queue.popleft() for _ in range(n)]
+            self._outstanding += n
+        return child, [(e.execution_id.encode(), e.model_dump_json().encode(), e.type.encode()) for e in events]
+
+    def _ensure_child(self) -> bool:
+        """A running child (started or restarted here); False once closed or given up."""
+        with self._cond:
+            if self._closed or self._gave_up:
+                return False
+            child = self._child
+            if child is not None and not child.eof:
+                return True
+        if child is not None:
+            self._reap(child)
         while True:
             with self._cond:
-                while not self._queue and not self._failed and not self._closed:
-                    self._cond.wait()
                 if self._closed:
+                    return False
+                if self._failures >= MAX_CHILD_FAILURES:
                     break
-                # Let a batch gather (emit notifies only an empty queue; flush and close notify
-                # at once): waking per event made this thread and the workflow's thread trade
-                # the GIL thousands of times a run.
-                if len(self._queue) < self.batch and not self._flushing:
-                    self._cond.wait(GATHER_S)
-            if self._failed:
-                self._requeue_failed()
-            if self._producer is None and not self._connect():
+                if self._failures:
+                    self._cond.wait(min(CHILD_BACKOFF_S[0] * 2 ** (self._failures - 1), CHILD_BACKOFF_S[1]))
+                    if self._closed:
+                        return False
+            try:
+                child = self._spawn()
+            except Exception as exc:  # noqa: BLE001 - no interpreter, no memory, too many processes
+                log.warning("Kafka events: cannot start the publisher process: %s", exc)
+                self._failures += 1
                 continue
-            self._send_batch()
-        self._disconnect(timeout=0.5 if not self.broker_down else 0)
-
-    def _connect(self) -> bool:
-        """One connection attempt through the breaker; False while the broker is unreachable."""
-        try:
-            self._producer = self.breaker.call(self._open_producer)
-            self._reachable = True
+            with self._cond:
+                self._child = child
+                if self._closed:  # close() came while it started: close() stops it
+                    return False
             return True
-        except pybreaker.CircuitBreakerError:
-            pass  # open: the breaker lets one trial through after breaker_reset_s (no reconnect storm)
-        except Exception as exc:  # noqa: BLE001 - any broker trouble means "not now"
-            log.debug("Kafka events: cannot reach %s: %s", self.config["bootstrap_servers"], exc)
-        self._reachable = False
-        with self._cond:
-            if not self._closed:
-                self._cond.wait(0.1)
+        self._give_up()
         return False
 
-    def _open_producer(self):
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaTimeoutError
-
-        self.connects += 1
-        ensure_topic(self.config, self.topic, timeout_ms=self.max_block_ms)
-        producer = KafkaProducer(**self.config, **PRODUCER_OPTIONS, max_block_ms=self.max_block_ms,
-                                 request_timeout_ms=5000, delivery_timeout_ms=15000, reconnect_backoff_max_ms=1000)
+    def _spawn(self) -> _Child:
+        if not sys.executable:
+            raise RuntimeError("no Python interpreter (sys.executable is empty)")
+        proc = subprocess.Popen([sys.executable, "-P", kafka_child.__file__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, close_fds=True)
+        options = {"config": self.config, "topic": self.topic, "capacity": self.window,
+                   "breaker_failures": self.breaker_failures, "breaker_reset_s": self.breaker_reset_s,
+                   "max_block_ms": self.max_block_ms, "sys_path": list(sys.path),
+                   "log_level": log.getEffectiveLevel()}
         try:
-            if not producer.partitions_for(self.topic):
-                raise KafkaTimeoutError(f"no partitions for {self.topic}")
-        except Exception:
-            producer.close(timeout=0)
-            raise
-        return producer
+            write_frame(proc.stdin, ("config", options))
+        except OSError:
+            pass  # it died at once: its reader sees EOF
+        child = _Child(proc, self._read_reports)
+        if self._child is not None:
+            self.restarts += 1
+        child.reader.start()
+        return child
 
-    def _disconnect(self, timeout: float = 0) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=timeout)
-            except Exception:  # noqa: BLE001
-                pass
-            self._producer = None
-
-    def _send_batch(self) -> None:
-        with self._cond:
-            n = min(self.batch, len(self._queue))
-            items = [self._queue.popleft() for _ in range(n)]
-            self._inflight += n
-        for i, (seq, event) in enumerate(items):
-            try:
-                future = self._producer.send(self.topic, key=event.execution_id.encode(),
-                                             value=event.model_dump_json().encode(),
-                                             headers=[("type", event.type.encode())])
-            except Exception as exc:  # noqa: BLE001 - metadata timeout, buffer full, broker gone
-                self._on_broker_trouble(items[i:], exc)
-                return
-            future.add_callback(self._on_delivered)
-            future.add_errback(self._on_failed, seq, event)
-
-    def _on_delivered(self, _metadata) -> None:
-        with self._cond:
-            if self._settled:
-                return
-            self._inflight -= 1
-            self.delivered += 1
-            if self.delivered + self.dropped >= self.emitted:
+    def _read_reports(self, child: _Child) -> None:
+        stream = child.proc.stdout
+        try:
+            while True:
+                record = stream.read(REPORT.size)
+                if len(record) < REPORT.size:
+                    break
+                delivered, dropped, reachable, connects = REPORT.unpack(record)
+                with self._cond:
+                    child.reported = True
+                    if self._settled:
+                        continue
+                    self._outstanding -= delivered + dropped
+                    self.delivered += delivered
+                    if dropped:
+                        self._drop(dropped)
+                    self.connects += connects
+                    if reachable >= 0:
+                        self._reachable = bool(reachable)
+                    self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                child.eof = True
                 self._cond.notify_all()
 
-    def _on_failed(self, seq: int, event: Event, exc: Exception) -> None:  # the producer's I/O thread
+    def _reap(self, child: _Child) -> None:
+        """A child died: wait for it, count what it held as dropped, note the failure."""
+        _kill(child.proc)
+        child.reader.join(timeout=2.0)
         with self._cond:
-            if self._settled:
-                return
-            self._inflight -= 1
-            self._failed.append((seq, event))
+            lost = self._outstanding
+            self._outstanding = 0
+            if child.reported and time.monotonic() - child.started >= CHILD_YOUNG_S:
+                self._failures = 0
+            self._failures += 1
+            if not self._settled:
+                self._last_warn = -WARN_EVERY_S
+                log.warning("Kafka events: the publisher process (pid %d) exited with %s; %d event(s) it held are "
+                            "lost; restarting it", child.proc.pid, child.proc.returncode, lost)
+                if lost:
+                    self._drop(lost)
+
+    def _stop_child(self, child: _Child, *, grace: float) -> None:
+        """Ask the child to finish (``grace`` s to deliver what it holds) and wait for it,
+        bounded; a child that does not exit in time is killed (with the broker down at once
+        after a moment: it may be inside a connection attempt, and what it holds cannot be
+        delivered anyway)."""
+        if child.proc.poll() is None:
+            try:
+                os.set_blocking(child.proc.stdin.fileno(), False)  # a hung child must not block close()
+                write_frame(child.proc.stdin, ("close", grace))
+            except (OSError, ValueError):
+                pass
+            try:
+                child.proc.stdin.close()
+            except (OSError, ValueError):
+                pass
+            try:
+                child.proc.wait(timeout=grace + 1.0 if grace else 0.2)
+            except subprocess.TimeoutExpired:
+                _kill(child.proc)
+        else:
+            child.proc.wait()
+        child.reader.join(timeout=1.0)  # the last reports
+        for stream in (child.proc.stdin, child.proc.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+    def _give_up(self) -> None:
+        with self._cond:
+            self._gave_up = True
+            self._reachable = False
+            lost = len(self._queue)
+            self._queue.clear()
+            log.warning("Kafka events: the publisher process failed %d time(s) in a row; dropping %d queued "
+                        "event(s) and every later one", self._failures, lost)
+            self._last_warn = time.monotonic()
+            self.dropped += lost
             self._cond.notify_all()
 
-    def _on_broker_trouble(self, unsent: list[tuple[int, Event]], exc: Exception) -> None:
-        log.debug("Kafka events: send failed (%s); re-queueing %d event(s)", exc, len(unsent))
-        with self._cond:
-            self._inflight -= len(unsent)
-            self._failed.extend(unsent)
-        self._trip(exc)
 
-    def _trip(self, exc: Exception) -> None:
-        """Count a failure on the breaker and drop the producer (a new one reconnects)."""
-        self._reachable = False
-        self._disconnect(timeout=0)
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         try:
-            self.breaker.call(_raise, exc)
-        except Exception:  # noqa: BLE001 - the point was to count the failure
+            proc.kill()
+        except OSError:
             pass
-
-    def _requeue_failed(self) -> None:
-        """Failed events go back to the front of the queue in emit order (drop the oldest
-        beyond capacity)."""
-        with self._cond:
-            failed = sorted(self._failed, key=lambda item: item[0])
-            self._failed.clear()
-            self._queue.extendleft(reversed(failed))
-            overflow = len(self._queue) - self.capacity
-            for _ in range(max(0, overflow)):
-                self._queue.popleft()
-            if overflow > 0:
-                self._drop(overflow)
-        if failed and self._producer is not None:
-            self._trip(RuntimeError(f"{len(failed)} event(s) not delivered"))
-
-
-def _raise(exc: Exception) -> None:
-    raise exc
+    try:
+        proc.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process always exits
+        pass
