@@ -49,7 +49,13 @@ from typing import Any
 
 from mlflowdsl.runtime.events import kafka_child
 from mlflowdsl.runtime.events.base import Event, EventBus
-from mlflowdsl.runtime.events.kafka_child import API_VERSION, PRODUCER_OPTIONS, REPORT, ensure_topic, write_frame
+from mlflowdsl.runtime.events.kafka_child import (
+    API_VERSION,
+    PRODUCER_OPTIONS,
+    REPORT,
+    ensure_topic,
+    write_frame,
+)
 from mlflowdsl.settings import Settings
 
 __all__ = ["API_VERSION", "PRODUCER_OPTIONS", "KafkaBus", "client_config", "ensure_topic"]
@@ -100,6 +106,8 @@ class _Child:
 class KafkaBus(EventBus):
     """See the module docstring. ``config`` is :func:`client_config`'s output."""
 
+    python: str | None = None  # the interpreter for the publisher process; None: sys.executable
+
     def __init__(self, config: dict[str, Any], *, topic: str = "mlw.events", capacity: int = 10_000,
                  breaker_failures: int = 2, breaker_reset_s: float = 2.0, max_block_ms: int = 1000,
                  close_timeout_s: float = 5.0, batch: int = 500):
@@ -122,6 +130,7 @@ class KafkaBus(EventBus):
         self._close_done = False
         self._gave_up = False
         self._flushing = 0  # callers waiting in flush(): send without gathering
+        self._flush_pending = False  # tell the child to send what lingers in its producer now
         self._settled = False
         self._last_warn = -WARN_EVERY_S
         self._unwarned_drops = 0
@@ -195,6 +204,8 @@ class KafkaBus(EventBus):
         deadline = time.monotonic() + timeout
         with self._cond:
             self._flushing += 1
+            if self.delivered + self.dropped < self.emitted:
+                self._flush_pending = True
             self._cond.notify_all()
         try:
             return self._wait_delivered(deadline, while_reachable)
@@ -249,9 +260,9 @@ class KafkaBus(EventBus):
                 payload = self._take_batch()
                 if payload is None:
                     continue
-                child, records = payload
+                child, records, flush = payload
                 try:
-                    write_frame(child.proc.stdin, ("events", records))
+                    write_frame(child.proc.stdin, ("events", records, flush))
                 except (OSError, ValueError):  # the child died (its reports end too): restart it
                     with self._cond:
                         child.eof = True
@@ -259,10 +270,11 @@ class KafkaBus(EventBus):
             log.exception("Kafka events: publisher error; events from now on are dropped")
             self._give_up()
 
-    def _take_batch(self) -> tuple[_Child, list[tuple[bytes, bytes, bytes]]] | None:
+    def _take_batch(self) -> tuple[_Child, list[tuple[bytes, bytes, bytes]], bool] | None:
         with self._cond:
             child = self._child
-            while not self._closed and not child.eof and (not self._queue or self._outstanding >= self.window):
+            while not self._closed and not child.eof and not self._flush_pending and \
+                    (not self._queue or self._outstanding >= self.window):
                 self._cond.wait()
             if self._closed or child.eof:
                 return None
@@ -273,10 +285,11 @@ class KafkaBus(EventBus):
                 self._cond.wait(GATHER_S)
                 if self._closed or child.eof:
                     return None
-            n = min(self.batch, len(self._queue), self.window - self._outstanding)
+            n = max(0, min(self.batch, len(self._queue), self.window - self._outstanding))
             events = [self._queue.popleft() for _ in range(n)]
             self._outstanding += n
-        return child, [(e.execution_id.encode(), e.model_dump_json().encode(), e.type.encode()) for e in events]
+            flush, self._flush_pending = self._flush_pending, False
+        return child, [(e.execution_id.encode(), e.model_dump_json().encode(), e.type.encode()) for e in events], flush
 
     def _ensure_child(self) -> bool:
         """A running child (started or restarted here); False once closed or given up."""
@@ -313,9 +326,10 @@ class KafkaBus(EventBus):
         return False
 
     def _spawn(self) -> _Child:
-        if not sys.executable:
+        python = self.python or sys.executable
+        if not python:
             raise RuntimeError("no Python interpreter (sys.executable is empty)")
-        proc = subprocess.Popen([sys.executable, "-P", kafka_child.__file__], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([python, "-P", kafka_child.__file__], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, close_fds=True)
         options = {"config": self.config, "topic": self.topic, "capacity": self.window,
                    "breaker_failures": self.breaker_failures, "breaker_reset_s": self.breaker_reset_s,
