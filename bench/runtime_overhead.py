@@ -88,6 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--markdown", action="store_true", help="print the RESULTS.md section")
+    ap.add_argument("--shapes", default="independent,chain,fan", help="comma-separated subset of the DAG shapes")
+    ap.add_argument("--no-extras", action="store_true", help="skip the cached rerun and the main example")
     args = ap.parse_args()
 
     from distributed import Client, LocalCluster
@@ -101,6 +103,8 @@ def main() -> None:
             Client(cluster) as client:
         for shape, label in (("independent", "1,000 independent"), ("chain", "chain of 200"),
                              ("fan", "fan-out/fan-in 1→500→1")):
+            if shape not in args.shapes.split(","):
+                continue
             plan = compile_shape(shape)
             n = len(plan.tasks)
             run_raw(client, plan), run_mlw(client, plan, settings)  # warm-up: imports, first pickles
@@ -115,6 +119,8 @@ def main() -> None:
                   f"{statistics.median(mlw):.2f}s, ratio {statistics.median(mlw) / statistics.median(raw):.2f}x)",
                   flush=True)
 
+        if args.no_extras:
+            return
         cached_plan = compile_shape("independent", cache="disk")
         run_mlw(client, cached_plan, settings)  # fill the cache
         cached = min(run_mlw(client, cached_plan, settings) for _ in range(args.repeat))

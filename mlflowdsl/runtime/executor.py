@@ -28,7 +28,7 @@ from mlflowdsl.runtime.keyparts import plan_components
 from mlflowdsl.runtime.tuning import tuned_key_parts
 from mlflowdsl.runtime.records import AttemptError, TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
-from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
+from mlflowdsl.runtime.worker import TaskSpec, decode_batch, meta_of, run_task
 from mlflowdsl.settings import Settings
 
 SHARED_STRATEGIES = ("disk", "redis", "hybrid")
@@ -302,7 +302,7 @@ class _Run:
     # ------------------------------------------------------------------ messages
 
     def _on_event(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
-        for msg in event[1].get("batch", ()):
+        for msg in decode_batch(event[1].get("batch")):
             self.messages.put(("event", msg))
 
     def _handle_event(self, msg: dict[str, Any]) -> None:

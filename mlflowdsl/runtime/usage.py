@@ -3,11 +3,21 @@
 A Dask worker runs several tasks in threads of one process, so what can be measured is the
 *worker process*: CPU time is the process's CPU time delta over the attempt (user + system,
 plus reaped children, which covers attempts run in a forked child for a timeout), and peak
-RSS is the highest resident set size of the worker process (and its children) seen by a
-small sampling thread every ``interval`` seconds. When two tasks run at the same time on one
-worker both see each other's use: the numbers are an upper bound per task, exact when a worker
-runs one task at a time (``--nthreads 1``). A task shorter than the sampling interval still gets
-one sample at its start and one at its end.
+RSS is the highest resident set size of the worker process (and its children) during the
+attempt. When two tasks run at the same time on one worker both see each other's use: the
+numbers are an upper bound per task, exact when a worker runs one task at a time
+(``--nthreads 1``).
+
+Peak RSS comes from two sources. The kernel's high-water mark (``getrusage``'s
+``ru_maxrss``) is read at the start and the end of the attempt: when it rose, its new value
+*is* the attempt's peak. When it did not (the process was bigger before), a small sampling
+thread shared by the process's attempts reads the RSS every ``interval`` seconds, and the
+attempt's peak is the highest sample taken while it ran -- for an attempt shorter than the
+interval, the process's RSS as last sampled (at most a couple of intervals old while tasks
+run; read afresh when older). The attempt's own thread makes two ``getrusage`` calls and no
+file reads: reading ``/proc`` twice per attempt made millisecond-long tasks 3x slower on a busy
+worker (each read hands the GIL to the worker's event loop and waits to get it back).
+Attempts in a forked child (a timeout) add the children's RSS, which scans ``/proc``.
 
 >>> with UsageSampler(attempt=1, worker="tcp://127.0.0.1:1") as sampler:
 ...     _ = sum(range(10_000))
@@ -19,9 +29,10 @@ one sample at its start and one at its end.
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 SAMPLE_INTERVAL_S = 0.075  # between 50 and 100 ms: cheap, and catches short peaks of a fit
@@ -36,12 +47,41 @@ class Usage:
     worker: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies and cost more than the rest of a sample
+        return {"attempt": self.attempt, "wall_s": self.wall_s, "cpu_s": self.cpu_s,
+                "peak_rss": self.peak_rss, "worker": self.worker}
 
 
 def _cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def _high_water() -> int:
+    """The process's peak RSS so far in bytes (Linux reports KiB); no file read, and the
+    call keeps the GIL."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _LastSample:
+    """The process's RSS as last read (by the sampling thread or an attempt), and when."""
+
+    rss = 0
+    at = float("-inf")
+    pid = 0
+
+
+def _sampled_rss(process, max_age: float) -> int:
+    """The last sampled RSS of this process when at most ``max_age`` old, else a fresh read."""
+    now = time.monotonic()
+    if _LastSample.pid == os.getpid() and now - _LastSample.at <= max_age:
+        return _LastSample.rss
+    return _record(_rss(process, False), now)
+
+
+def _record(rss: int, now: float) -> int:
+    _LastSample.rss, _LastSample.at, _LastSample.pid = rss, now, os.getpid()
+    return rss
 
 
 _PROCESS: dict[int, Any] = {}  # pid -> psutil.Process: one per (forked) worker process
@@ -78,37 +118,52 @@ def _rss(process, children: bool) -> int:
 
 class _Monitor:
     """One sampling thread per worker process, shared by the attempts running in it: starting
-    a thread per attempt cost more than a millisecond-long task itself."""
+    a thread per attempt cost more than a millisecond-long task itself. Attempts register
+    without a lock (set operations are atomic under the GIL) and set an event only while the
+    thread sleeps, so a task never blocks on the sampler (see the outbox in runtime/worker.py)."""
 
     def __init__(self) -> None:
         self.active: set[UsageSampler] = set()
-        self.cond = threading.Condition()
+        self.wake = threading.Event()
+        self.idle = True
+        self.adds = 0
+        self.start_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()
 
     def add(self, sampler: "UsageSampler") -> None:
-        with self.cond:
-            if self.thread is None or self.pid != os.getpid():  # first use, or a forked process
-                self.pid, self.active = os.getpid(), set()
-                self.thread = threading.Thread(target=self._run, name="mlw-usage", daemon=True)
-                self.thread.start()
-            self.active.add(sampler)
-            self.cond.notify()
+        if self.thread is None or self.pid != os.getpid():  # first use, or a forked process
+            with self.start_lock:
+                if self.thread is None or self.pid != os.getpid():
+                    self.pid, self.active = os.getpid(), set()
+                    self.thread = threading.Thread(target=self._run, name="mlw-usage", daemon=True)
+                    self.thread.start()
+        self.active.add(sampler)
+        self.adds += 1  # racy between threads, and only ever compared for change: fine
+        if self.idle:
+            self.wake.set()
 
     def remove(self, sampler: "UsageSampler") -> None:
-        with self.cond:
-            self.active.discard(sampler)
+        self.active.discard(sampler)
 
     def _run(self) -> None:
+        seen = -1
         while True:
-            with self.cond:
-                while not self.active:
-                    self.cond.wait()
-                samplers = list(self.active)
-            interval = min(s.interval for s in samplers)
+            # Asleep only after a whole interval without any attempt: a stream of attempts
+            # shorter than the interval keeps the samples (and _LastSample) coming instead of
+            # waking this thread for each of them.
+            if not self.active and self.adds == seen:
+                self.idle = True
+                if not self.active:  # re-checked after saying so: an add in between sets wake
+                    self.wake.wait()
+                self.wake.clear()
+                self.idle = False
+            seen = self.adds
+            interval = min((s.interval for s in list(self.active)), default=SAMPLE_INTERVAL_S)
             time.sleep(interval)
+            samplers = list(self.active)
             process = _this_process()
-            plain = _rss(process, False)
+            plain = _record(_rss(process, False), time.monotonic())
             with_children = _rss(process, True) if any(s.children for s in samplers) else plain
             for s in samplers:
                 s.observe(with_children if s.children else plain)
@@ -136,15 +191,26 @@ class UsageSampler:
     def __enter__(self) -> "UsageSampler":
         self._wall0 = time.perf_counter()
         self._cpu0 = _cpu_seconds()
-        self.observe(_rss(_this_process(), self.children))
+        self._hw0 = _high_water()
+        if self.children:
+            self.observe(_rss(_this_process(), True))
         _monitor.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         _monitor.remove(self)
-        self.observe(_rss(_this_process(), self.children))
-        self.usage = Usage(attempt=self.attempt, wall_s=time.perf_counter() - self._wall0,
-                           cpu_s=max(0.0, _cpu_seconds() - self._cpu0), peak_rss=self._peak, worker=self.worker)
+        wall = time.perf_counter() - self._wall0
+        hw = _high_water()
+        process = _this_process()
+        if self.children:
+            self.observe(_rss(process, True))
+        elif hw > self._hw0:
+            self.observe(hw)  # the high-water mark rose during the attempt: that is its peak
+        elif not self._peak:
+            # shorter than a sampling interval: the process's RSS as last sampled
+            self.observe(_sampled_rss(process, 2 * self.interval))
+        self.usage = Usage(attempt=self.attempt, wall_s=wall, cpu_s=max(0.0, _cpu_seconds() - self._cpu0),
+                           peak_rss=self._peak, worker=self.worker)
 
 
 def summarize(usages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ really end a hung attempt. Attempts without a timeout run inline in the worker t
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import select
@@ -79,17 +80,22 @@ class _Outbox:
     message each; with a few messages per millisecond-long task that doubled the time of
     wide DAGs. Batching every ``interval`` seconds keeps it to at most a few hundred messages
     per second, at the price of up to ``interval`` of latency in the client's view (Dask itself
-    schedules dependents without waiting for it)."""
+    schedules dependents without waiting for it).
+
+    The task's side takes no lock: ``put`` appends to a deque (atomic under the GIL) and sets
+    an event only when the sending thread sleeps. A lock shared with the sending thread made a
+    task wait whenever that thread lost the GIL while holding it, and a thread that blocks has
+    to win the GIL back from the worker's busy event loop. A batch travels as one pickled
+    ``bytes`` (see :func:`decode_batch`): Dask walks a message's nested dicts in Python to look
+    for objects to serialize, which cost more per result than the task wrapper itself."""
 
     interval = 0.005
 
     def __init__(self) -> None:
-        self._pending: dict[str, list[dict[str, Any] | None]] = {}
-        # (topic, task id) -> index in its batch of a "started" message not yet sent: a "done"
-        # blanks it in O(1) (filtering the batch on every result was quadratic while the
-        # sending thread waited for the GIL behind a busy task thread).
-        self._started_at: dict[tuple[str, str], int] = {}
-        self._cond = threading.Condition()
+        self._queue: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = True  # the sending thread is asleep (or about to be) until _wake is set
+        self._start_lock = threading.Lock()
         self._worker = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -99,39 +105,61 @@ class _Outbox:
             from distributed import get_worker
 
             self._worker = get_worker()  # raises off a worker: the caller ignores it
-        with self._cond:
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        self._queue.append((topic, msg))
+        if self._idle:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
             if self._thread is None or self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="mlw-outbox", daemon=True)
                 self._thread.start()
-            batch = self._pending.setdefault(topic, [])
-            kind = msg.get("kind")
-            if kind == "done":
-                # A task that ends before its start was sent needs one message, not two: the
-                # result carries the start time and the client reports the start from it.
-                index = self._started_at.pop((topic, msg["task_id"]), None)
-                if index is not None:
-                    batch[index] = None
-            elif kind == "started":
-                self._started_at[(topic, msg["task_id"])] = len(batch)
-            batch.append(msg)
-            if len(self._pending) == 1 and len(batch) == 1:
-                self._cond.notify()  # the sender waits only while nothing is pending
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._pending:
-                    self._cond.wait()
+            if not self._queue:
+                self._idle = True
+                if not self._queue:  # re-checked after saying so: a put in between sets _wake
+                    self._wake.wait()
+                self._wake.clear()
+                self._idle = False
             time.sleep(self.interval)  # let messages of other tasks join the batch
-            with self._cond:
-                pending, self._pending = self._pending, {}
-                self._started_at.clear()
-            for topic, batch in pending.items():
+            for topic, batch in self._drain().items():
                 try:
-                    self._worker.log_event(topic, {"batch": [m for m in batch if m is not None]})
+                    self._worker.log_event(topic, {"batch": pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)})
                 except Exception:  # the worker is shutting down: the client fetches results itself
                     pass
+
+    def _drain(self) -> dict[str, list[dict[str, Any]]]:
+        """What is queued, per topic, in order; a task that ended before its start was sent
+        needs one message, not two (the result carries the start time)."""
+        batches: dict[str, list[dict[str, Any] | None]] = {}
+        started_at: dict[tuple[str, str], int] = {}
+        while True:
+            try:
+                topic, msg = self._queue.popleft()
+            except IndexError:
+                break
+            batch = batches.setdefault(topic, [])
+            kind = msg.get("kind")
+            if kind == "done":
+                index = started_at.pop((topic, msg["task_id"]), None)
+                if index is not None:
+                    batch[index] = None
+            elif kind == "started":
+                started_at[(topic, msg["task_id"])] = len(batch)
+            batch.append(msg)
+        return {topic: [m for m in batch if m is not None] for topic, batch in batches.items()}
+
+
+def decode_batch(payload: Any) -> list[dict[str, Any]]:
+    """The messages of one outbox batch (the client's side of :class:`_Outbox`)."""
+    if isinstance(payload, bytes):
+        return pickle.loads(payload)
+    return list(payload or ())
 
 
 _outbox = _Outbox()
@@ -154,9 +182,9 @@ def _worker_address() -> str | None:
         return None
 
 
-def _meta(spec: TaskSpec, status: str, **kw: Any) -> dict[str, Any]:
+def _meta(spec: TaskSpec, status: str, worker: str | None, **kw: Any) -> dict[str, Any]:
     meta = {"kind": "done", "task_id": spec.task.id, "status": status, "cache_key": spec.cache_key,
-            "worker": _worker_address(), "attempts": 0, "attempt_errors": [], "metrics": {},
+            "worker": worker, "attempts": 0, "attempt_errors": [], "metrics": {},
             "artifacts": {}, "cached": False, "error": None, "started": None, "ended": time.time()}
     meta.update(kw)
     return meta
@@ -311,28 +339,28 @@ def _wait_for_exit(pid: int, timeout: float) -> bool:
 def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
     """Run ``spec.task`` on this worker (the function the executor submits)."""
     task = spec.task
+    worker = _worker_address()
     default_output = _default_output(task)
     by_id = dict(zip(spec.upstream_ids, upstream))
     blocked = next((u for u in upstream if not u.ok), None)
     if blocked is not None:
         why = f"upstream task {blocked.task_id!r} {blocked.meta.get('status', 'failed')}"
-        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", error=why)))
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", worker, error=why)))
 
     cache = _open_cache(spec)
     if cache is not None:
         hit, value = cache.get(spec.cache_key)
         if hit:
             return _finish(spec, Envelope(task.id, True, value.outputs, default_output, _meta(
-                spec, "cached", cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts))))
+                spec, "cached", worker, cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts))))
     if spec.load_only:
         why = "its cache entry disappeared between planning and loading; run again to recompute it"
-        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", error=why)))
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", worker, error=why)))
 
     started = time.time()
-    _publish(spec, {"kind": "started", "task_id": task.id, "time": started, "worker": _worker_address()})
+    _publish(spec, {"kind": "started", "task_id": task.id, "time": started, "worker": worker})
     errors: list[dict[str, Any]] = []
     usage: list[dict[str, Any]] = []  # one entry per attempt (runtime/usage.py)
-    worker = _worker_address()
     attempt = 0
     while True:
         attempt += 1
@@ -352,7 +380,7 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
         errors.append(record)
         if not should_retry(task.retry, attempt=attempt, retryable=record["retryable"]):
             return _finish(spec, Envelope(task.id, False, meta=_meta(
-                spec, "failed", attempts=attempt, attempt_errors=errors, started=started, usage=usage,
+                spec, "failed", worker, attempts=attempt, attempt_errors=errors, started=started, usage=usage,
                 error=f"{record['type']}: {record['message']}")))
         delay = backoff_delay(task.retry, attempt)
         _publish(spec, {"kind": "retried", "task_id": task.id, "attempt": attempt, "delay_s": delay,
@@ -365,7 +393,7 @@ def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
         except Exception as exc:  # noqa: BLE001 - a cache write failure must not fail a good result
             errors.append({**_error_record(exc, attempt), "type": f"CacheWriteError:{type(exc).__name__}"})
     return _finish(spec, Envelope(task.id, True, outputs.outputs, default_output, _meta(
-        spec, "succeeded", attempts=attempt, attempt_errors=errors, started=started, usage=usage,
+        spec, "succeeded", worker, attempts=attempt, attempt_errors=errors, started=started, usage=usage,
         metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts))))
 
 
@@ -412,5 +440,5 @@ def meta_of(envelope: Envelope) -> dict[str, Any]:
     return envelope.meta
 
 
-__all__ = ["Envelope", "RetryPolicy", "TaskSpec", "invoke", "meta_of", "resolve_refs", "run_task",
+__all__ = ["Envelope", "RetryPolicy", "TaskSpec", "decode_batch", "invoke", "meta_of", "resolve_refs", "run_task",
            "run_with_timeout"]

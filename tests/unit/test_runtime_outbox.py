@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from mlflowdsl.runtime.worker import _Outbox
+from mlflowdsl.runtime.worker import _Outbox, decode_batch
 
 
 class _FakeWorker:
@@ -17,7 +17,7 @@ class _FakeWorker:
 
     def log_event(self, topic: str, msg: dict) -> None:
         with self.lock:
-            self.sent.append((topic, msg["batch"]))
+            self.sent.append((topic, decode_batch(msg["batch"])))
 
 
 def _outbox() -> tuple[_Outbox, _FakeWorker]:
@@ -60,3 +60,45 @@ def test_a_start_already_sent_is_not_folded_and_topics_stay_apart():
     for topic, batch in sent:
         by_topic.setdefault(topic, []).extend(m["kind"] for m in batch)
     assert by_topic == {"t1": ["started", "done"], "t2": ["started"]}
+
+
+def test_messages_put_from_many_threads_all_arrive_once_in_order_per_thread():
+    box, worker = _outbox()
+    box.interval = 0.001
+    raw_payloads: list[object] = []
+    log_event = worker.log_event
+
+    def record(topic: str, msg: dict) -> None:
+        raw_payloads.append(msg["batch"])
+        log_event(topic, msg)
+
+    worker.log_event = record
+
+    def producer(name: str) -> None:
+        for i in range(500):
+            box.put("t", {"kind": "retried", "task_id": name, "n": i})
+            if i % 50 == 0:
+                time.sleep(0.002)  # let the sender go idle now and then: the wake-up must not be lost
+
+    threads = [threading.Thread(target=producer, args=(f"p{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sent = _wait_for(worker, 2000)
+    time.sleep(0.05)
+    messages = [m for _, batch in worker.sent for m in batch]
+    assert len(messages) == 2000
+    for k in range(4):
+        assert [m["n"] for m in messages if m["task_id"] == f"p{k}"] == list(range(500))
+    assert len(sent) > 1 and all(isinstance(p, bytes) for p in raw_payloads)  # batched, one blob each
+
+
+def test_decode_batch_reads_blobs_and_plain_lists():
+    import pickle
+
+    from mlflowdsl.runtime.worker import decode_batch
+
+    msgs = [{"kind": "done", "task_id": "a", "metrics": {"acc": 0.9}}]
+    assert decode_batch(pickle.dumps(msgs)) == msgs
+    assert decode_batch(msgs) == msgs and decode_batch(None) == []
