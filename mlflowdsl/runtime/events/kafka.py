@@ -8,7 +8,7 @@ batch as one pickled frame to a **child process** (:mod:`~mlflowdsl.runtime.even
 that owns the kafka-python producer (``acks="all"``, idempotent). kafka-python's pure-Python
 per-record work (~100 µs of CPU an event) so runs outside the workflow's process, where it
 competed for the GIL with the Dask scheduler and client. The child reports back, batched every
-~20 ms, how many events it delivered and dropped, whether the broker is reachable and how often
+~50 ms (at once after a flush), how many events it delivered and dropped, whether the broker is reachable and how often
 it tried to connect, so the counters keep their meaning: ``emitted == delivered + dropped +
 pending``.
 
@@ -67,7 +67,9 @@ if logging.getLogger("kafka").level == logging.NOTSET:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 WARN_EVERY_S = 30.0
-GATHER_S = 0.02  # the sender wakes at most ~50 times a second unless flushed
+# The sender wakes at most ~20 times a second unless flushed: the child's CPU per event is
+# lower with fewer, larger frames (2,000 events at 1,000/s: 0.16 s with 20 ms, 0.13 s with 50 ms).
+GATHER_S = 0.05
 MAX_CHILD_FAILURES = 5  # children in a row that died within CHILD_YOUNG_S: give up
 CHILD_YOUNG_S = 5.0
 CHILD_BACKOFF_S = (0.5, 8.0)  # first and longest wait before restarting a dead child

@@ -45,7 +45,7 @@ PRODUCER_OPTIONS = {"acks": "all", "enable_idempotence": True, "linger_ms": 50, 
 
 HEADER = struct.Struct("!I")
 REPORT = struct.Struct("!QQbQ")  # delivered, dropped, reachable (-1/0/1), connects (all but reachable: deltas)
-REPORT_S = 0.02  # reports are batched: at most ~50 a second
+REPORT_S = 0.05  # reports are batched: at most ~20 a second (a flush is reported at once)
 EOF_GRACE_S = 2.0  # the parent went away: deliver what is here for at most this long, then exit
 
 
