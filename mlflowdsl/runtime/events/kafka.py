@@ -72,6 +72,9 @@ WARN_EVERY_S = 30.0
 GATHER_S = 0.05
 MAX_CHILD_FAILURES = 5  # children in a row that died within CHILD_YOUNG_S: give up
 CHILD_YOUNG_S = 5.0
+# os.nice() increment for the publisher process (0: the same priority as the workflow). +10 was
+# tried on the shared 2-core benchmark machine: no clear effect on the 1,000-task DAG (RESULTS.md).
+PUBLISHER_NICE = 0
 CHILD_BACKOFF_S = (0.5, 8.0)  # first and longest wait before restarting a dead child
 
 
@@ -336,7 +339,7 @@ class KafkaBus(EventBus):
         options = {"config": self.config, "topic": self.topic, "capacity": self.window,
                    "breaker_failures": self.breaker_failures, "breaker_reset_s": self.breaker_reset_s,
                    "max_block_ms": self.max_block_ms, "sys_path": list(sys.path),
-                   "log_level": log.getEffectiveLevel()}
+                   "log_level": log.getEffectiveLevel(), "nice": PUBLISHER_NICE}
         try:
             write_frame(proc.stdin, ("config", options))
         except OSError:

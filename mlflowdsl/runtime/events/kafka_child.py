@@ -383,6 +383,11 @@ def main() -> None:
     if first is None or first[0] != "config":
         return
     options = first[1]
+    if options.get("nice"):
+        try:
+            os.nice(int(options["nice"]))
+        except OSError:
+            pass
     sys.path[:] = options.get("sys_path") or sys.path  # the parent's: kafka-python and pybreaker as it sees them
     logging.basicConfig(level=options.get("log_level", logging.WARNING),
                         format="%(asctime)s %(levelname)s mlw kafka publisher[%(process)d]: %(message)s")
