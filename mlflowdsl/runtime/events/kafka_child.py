@@ -177,6 +177,8 @@ class Publisher:
                 self.out.flush()
             except OSError:  # the parent is gone; stdin's EOF ends the rest
                 return
+            if self._stopped:
+                continue  # the last report is out: stop without waiting
             self._report_now.wait(REPORT_S)  # batch reports, unless a flush completed
             self._report_now.clear()
 
@@ -365,6 +367,7 @@ class Publisher:
             self._inflight = 0
             self._stopped = True
             self._cond.notify_all()
+        self._report_now.set()  # the last report without waiting out the report period
 
 
 def _raise(exc: Exception) -> None:
