@@ -8,9 +8,9 @@ batch as one pickled frame to a **child process** (:mod:`~mlflowdsl.runtime.even
 that owns the kafka-python producer (``acks="all"``, idempotent). kafka-python's pure-Python
 per-record work (~100 µs of CPU an event) so runs outside the workflow's process, where it
 competed for the GIL with the Dask scheduler and client. The child reports back, batched every
-~50 ms (at once after a flush), how many events it delivered and dropped, whether the broker is reachable and how often
-it tried to connect, so the counters keep their meaning: ``emitted == delivered + dropped +
-pending``.
+~50 ms (at once after a flush), how many events it delivered and dropped, whether the broker
+is reachable and how often it tried to connect, so the counters keep their meaning:
+``emitted == delivered + dropped + pending``.
 
 The child starts in the background (events queue meanwhile) and exits at EOF on its stdin, so
 it dies with its parent. A child that dies is restarted (backoff from 0.5 s, doubling to 8 s);
