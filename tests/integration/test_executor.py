@@ -178,6 +178,29 @@ def test_domains_and_resources_that_fit_are_placed_on_a_worker_that_has_them(set
     assert {names[ex.tasks[f"i{k}"].worker] for k in range(3)} == {"test-worker-1"}
 
 
+def test_tasks_with_different_resources_in_one_chain_are_placed_by_their_own_needs(settings, tmp_path):
+    # The executor submits runs of tasks with equal resources as one graph each; a chain that
+    # switches back and forth must keep its dependencies and put each task where it fits.
+    logs = str(tmp_path / "logs")
+    fit = Resources(cpu=2, memory=2 * 10**9)
+    p = plan(task("a", "step", name="a", log_dir=logs, x=1),
+             task("b", "step", ["a"], name="b", log_dir=logs, domain="inference", resources=fit,
+                  inputs=[ref("a")], x=2),
+             task("c", "step", ["b"], name="c", log_dir=logs, inputs=[ref("b")], x=4),
+             task("d", "step", ["a", "c"], name="d", log_dir=logs, domain="inference", resources=fit,
+                  inputs=[ref("a"), ref("c")]))
+    ex = run_plan(p, settings)
+    assert ex.status == "succeeded", {t: r.error for t, r in ex.tasks.items()}
+    assert ex.tasks["d"].metrics == {"total": 1.0 + 7.0}  # a=1, b=1+2, c=3+4, d=a+c
+    from distributed import Client
+
+    with Client(settings.scheduler) as client:
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+    assert {names[ex.tasks[t].worker] for t in ("b", "d")} == {"test-worker-1"}
+    (a,), (b,), (c,), (d,) = (runs(logs, t) for t in "abcd")
+    assert a["end"] <= b["start"] and b["end"] <= c["start"] and c["end"] <= d["start"]
+
+
 def test_a_killed_worker_does_not_fail_the_workflow(settings, tmp_path, dask_cluster):
     logs = str(tmp_path / "logs")
     p = plan(task("long", "step", name="long", log_dir=logs, seconds=4.0, x=5),

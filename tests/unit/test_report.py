@@ -88,6 +88,24 @@ def test_usage_sampler_sees_memory_held_inside_the_block():
     assert u.cpu_s > 0 and u.wall_s >= 0.1
 
 
+def test_usage_sampler_takes_a_new_high_water_mark_as_the_peak_without_a_sample():
+    import resource
+
+    import psutil
+
+    from mlflowdsl.runtime.usage import UsageSampler
+
+    rss = psutil.Process().memory_info().rss
+    high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    size = max(0, high_water - rss) + 48 * 2**20  # enough to raise the process's high-water mark
+    # A sampling interval longer than the block: the peak can only come from getrusage.
+    with UsageSampler(attempt=1, interval=1.0) as sampler:
+        block = bytearray(size)  # zero-filled: every page is touched
+        del block
+    assert sampler.usage.peak_rss >= high_water + 40 * 2**20
+    assert sampler.usage.wall_s < 1.0, "the block was slower than the interval: the test proves nothing"
+
+
 def test_models_registered_by_the_execution_are_read_from_the_registry(tmp_path):
     from sklearn.dummy import DummyClassifier
 
