@@ -336,8 +336,11 @@ def _wait_for_exit(pid: int, timeout: float) -> bool:
 
 # ------------------------------------------------------------------------- the wrapper
 
-def run_task(spec: TaskSpec, *upstream: Envelope) -> Envelope:
-    """Run ``spec.task`` on this worker (the function the executor submits)."""
+def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
+    """Run ``spec.task`` on this worker (the function the executor submits); ``spec`` may
+    come pickled (see the executor's ``_submit_graph``)."""
+    if isinstance(spec, bytes):
+        spec = pickle.loads(spec)
     task = spec.task
     worker = _worker_address()
     default_output = _default_output(task)
