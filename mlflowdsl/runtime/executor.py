@@ -78,6 +78,10 @@ class Decision:
     components: dict[str, dict] = field(default_factory=dict)  # task id -> its key's parts (keyparts.py)
 
 
+FIRST_GRAPH_TASKS = 16  # tasks in the first graph a run submits; each next one is twice as big
+MAX_GRAPH_TASKS = 4096
+
+
 def dask_key(task: Task, execution_id: str, run_no: str) -> str:
     """A unique key whose Dask task group is the task type (``mlw_model_training``), the way
     ``client.submit`` groups by function. Group names drive Dask's scheduling heuristics: a
@@ -471,17 +475,23 @@ class _Run:
         A ``client.submit`` per task cost the scheduler a graph update each (ordering, a
         generation, a message), which made wide DAGs of short tasks ~1.5x slower than the tasks
         themselves. A dependency submitted earlier (another run, a study's best trial) is
-        passed as its future; one inside the graph as a reference to its key."""
+        passed as its future; one inside the graph as a reference to its key.
+
+        Graphs grow geometrically (16, 32, 64, ... tasks): a worker handed hundreds of tasks
+        in one message processes them all before it starts the first, so one graph for a
+        whole fan-out delayed its start by ~30 ms; small first graphs get work going at once
+        and the number of graph updates stays logarithmic."""
         from dask._expr import LLGExpr
         from dask._task_spec import Task as DaskTask
         from dask._task_spec import TaskRef
 
-        start = 0
+        start, chunk = 0, FIRST_GRAPH_TASKS
         while start < len(tids):
             resources = self._resources(tids[start])
             end = start + 1
-            while end < len(tids) and self._resources(tids[end]) == resources:
+            while end < len(tids) and end - start < chunk and self._resources(tids[end]) == resources:
                 end += 1
+            chunk = min(2 * chunk, MAX_GRAPH_TASKS)
             dsk, in_graph = {}, {}  # key -> Dask task; task id -> key
             for tid in tids[start:end]:
                 spec, upstream = self._spec(tid)

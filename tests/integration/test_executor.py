@@ -201,6 +201,24 @@ def test_tasks_with_different_resources_in_one_chain_are_placed_by_their_own_nee
     assert a["end"] <= b["start"] and b["end"] <= c["start"] and c["end"] <= d["start"]
 
 
+def test_a_plan_larger_than_the_first_graph_keeps_dependencies_across_graphs(settings, tmp_path):
+    # The executor submits graphs of 16, 32, 64, ... tasks; a chain and a fan-in that cross
+    # those boundaries must still get their inputs (executor.FIRST_GRAPH_TASKS).
+    from mlflowdsl.runtime.executor import FIRST_GRAPH_TASKS
+
+    logs = str(tmp_path / "logs")
+    n = 3 * FIRST_GRAPH_TASKS
+    tasks = [task("c0", "step", name="c0", log_dir=logs, x=1)]
+    tasks += [task(f"c{i}", "step", [f"c{i - 1}"], name=f"c{i}", log_dir=logs, x=1, inputs=[ref(f"c{i - 1}")])
+              for i in range(1, n)]
+    tasks.append(task("all", "step", [f"c{i}" for i in range(n)], name="all", log_dir=logs,
+                      inputs=[ref(f"c{i}") for i in range(n)]))
+    ex = run_plan(plan(*tasks), settings)
+    assert ex.status == "succeeded", {t: r.error for t, r in ex.tasks.items() if r.error}
+    assert [ex.tasks[f"c{i}"].metrics["total"] for i in range(n)] == [float(i + 1) for i in range(n)]
+    assert ex.tasks["all"].metrics == {"total": float(n * (n + 1) // 2)}
+
+
 def test_a_killed_worker_does_not_fail_the_workflow(settings, tmp_path, dask_cluster):
     logs = str(tmp_path / "logs")
     p = plan(task("long", "step", name="long", log_dir=logs, seconds=4.0, x=5),
