@@ -1,5 +1,6 @@
 """The Kafka publisher's child process (kafka_child.py) against the Tansu broker: killed, hung,
-unable to start, orphaned; close() stays bounded and no process is left behind."""
+unable to start, orphaned, parked and adopted; close() stays bounded and no process is left
+behind (a cleanly closed bus parks its child for the next bus, until the keep-alive ends)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,21 @@ def publisher_children() -> list[psutil.Process]:
     return found
 
 
-def connected_bus(bootstrap: str, **options) -> KafkaBus:
-    bus = KafkaBus(client_config(Settings(kafka_bootstrap=bootstrap)), topic=fresh_topic(), **options)
+def parked_pids() -> set[int]:
+    with kafka_module._pool_lock:
+        return {child.proc.pid for parked in kafka_module._pool.values() for child in parked}
+
+
+@pytest.fixture(autouse=True)
+def no_parked_publishers():
+    """Each test starts and ends without parked publisher processes (other tests' included)."""
+    kafka_module.stop_idle_publishers()
+    yield
+    kafka_module.stop_idle_publishers()
+
+
+def connected_bus(bootstrap: str, topic: str | None = None, **options) -> KafkaBus:
+    bus = KafkaBus(client_config(Settings(kafka_bootstrap=bootstrap)), topic=topic or fresh_topic(), **options)
     bus.emit(event(-1))
     assert bus.flush(15), bus.metrics()
     assert bus.publisher_pid is not None
@@ -102,6 +116,8 @@ def test_a_killed_publisher_process_is_restarted_and_later_events_are_delivered(
     assert len(after) > 100 and [i for i in seen if i in set(after)] == after  # all of them, in emit order
     second = bus.publisher_pid
     bus.close()
+    assert parked_pids() == {second} and {p.pid for p in publisher_children()} == {second}  # kept for the next bus
+    kafka_module.stop_idle_publishers()
     assert gone(second) and not publisher_children()
 
 
@@ -135,11 +151,16 @@ def test_close_right_after_the_publisher_process_died_is_prompt_and_counts_every
     bus.close()
     assert time.monotonic() - started < bus.close_timeout_s + 3.0
     assert bus.delivered + bus.dropped == bus.emitted == 101
+    assert gone(pid)
+    # The restarted child may have delivered everything before close(): then it is parked.
+    assert {p.pid for p in publisher_children()} == parked_pids() and len(parked_pids()) <= 1
+    kafka_module.stop_idle_publishers()
     assert not publisher_children()
 
 
 @pytest.mark.parametrize("broker", ["up", "down"])
-def test_no_publisher_process_is_left_after_close(kafka_bootstrap, broker):
+def test_no_publisher_process_is_left_after_close(monkeypatch, kafka_bootstrap, broker):
+    monkeypatch.setattr(kafka_module, "KEEP_ALIVE_S", 1.0)
     bootstrap = kafka_bootstrap if broker == "up" else f"127.0.0.1:{free_port()}"
     bus = KafkaBus(client_config(Settings(kafka_bootstrap=bootstrap)), topic=fresh_topic())
     for i in range(50):
@@ -153,7 +174,10 @@ def test_no_publisher_process_is_left_after_close(kafka_bootstrap, broker):
     started = time.monotonic()
     bus.close()
     took = time.monotonic() - started
-    assert gone(pid) and not publisher_children()
+    if broker == "up":  # parked for the next bus, until the keep-alive ends
+        assert parked_pids() == {pid} and not gone(pid)
+        assert wait_until(lambda: gone(pid), 10), "a parked publisher outlived its keep-alive"
+    assert gone(pid) and not publisher_children() and not parked_pids()
     assert bus.publisher_pid is None and bus.pending == 0
     assert bus.delivered + bus.dropped == bus.emitted == 50
     if broker == "down":
@@ -199,3 +223,111 @@ def test_a_publisher_process_that_cannot_start_makes_the_bus_drop_and_count(monk
     bus.close()
     assert time.monotonic() - started < 1.0
     assert bus.dropped == bus.emitted == 21 and not publisher_children()
+
+
+def test_a_cleanly_closed_bus_parks_its_publisher_and_the_next_bus_adopts_it(kafka_bootstrap):
+    topic = fresh_topic()
+    first = connected_bus(kafka_bootstrap, topic)
+    pid = first.publisher_pid
+    first_events = [event(i, "first") for i in range(300)]
+    for e in first_events:
+        first.emit(e)
+    first.close()
+    assert first.delivered == first.emitted == 301 and first.dropped == 0
+    assert first.publisher_pid is None and parked_pids() == {pid} and not gone(pid)
+
+    second = KafkaBus(client_config(Settings(kafka_bootstrap=kafka_bootstrap)), topic=topic)
+    assert wait_until(lambda: second.publisher_pid is not None, 5)
+    assert second.publisher_pid == pid and not parked_pids()  # adopted, not started
+    assert second.metrics() == {"events_emitted_total": 0, "events_delivered_total": 0, "events_dropped_total": 0}
+    assert not second.broker_down
+    second_events = [event(i, "second") for i in range(500)]
+    for e in second_events:
+        second.emit(e)
+    assert second.flush(15), second.metrics()
+    # Only its own events, counted once; the adopted child was already connected.
+    assert second.delivered == second.emitted == 500 and second.dropped == 0 and second.pending == 0
+    assert second.connects == 0 and second.restarts == 0
+    assert first.metrics() == {"events_emitted_total": 301, "events_delivered_total": 301, "events_dropped_total": 0}
+    second.close()
+    assert second.delivered == second.emitted == 500 and parked_pids() == {pid}
+
+    seen = [e.event_id for e in read_topic(kafka_bootstrap, topic, expect=801)]
+    assert set(seen) >= {e.event_id for e in first_events} | {e.event_id for e in second_events}
+    per_partition_order = [i for i in dict.fromkeys(seen) if i in {e.event_id for e in second_events}]
+    assert per_partition_order == [e.event_id for e in second_events]  # one execution id: in emit order
+
+    # A bus with another topic (another key) does not take it.
+    other = connected_bus(kafka_bootstrap)
+    other_pid = other.publisher_pid
+    assert other_pid != pid and parked_pids() == {pid}
+    other.close()
+    assert parked_pids() == {pid, other_pid}  # one per key
+
+
+def test_concurrent_buses_each_have_their_own_publisher_and_one_is_parked(kafka_bootstrap):
+    topic = fresh_topic()
+    a = connected_bus(kafka_bootstrap, topic)
+    b = connected_bus(kafka_bootstrap, topic)  # same key while a is open: a process of its own
+    pid_a, pid_b = a.publisher_pid, b.publisher_pid
+    assert pid_a != pid_b
+    a.close()
+    b.close()
+    assert parked_pids() == {pid_a}  # at most PARKED_PER_KEY (1) per key: b's was stopped
+    assert wait_until(lambda: gone(pid_b), 5)
+    assert {p.pid for p in publisher_children()} == {pid_a}
+
+
+def test_a_parked_publisher_exits_after_the_keep_alive(monkeypatch, kafka_bootstrap):
+    monkeypatch.setattr(kafka_module, "KEEP_ALIVE_S", 1.5)
+    bus = connected_bus(kafka_bootstrap)
+    pid = bus.publisher_pid
+    bus.close()
+    parked_at = time.monotonic()
+    assert parked_pids() == {pid}
+    time.sleep(0.5)
+    assert not gone(pid)  # still there for the next bus
+    assert wait_until(lambda: gone(pid), 10)
+    assert time.monotonic() - parked_at >= 1.4
+    assert not parked_pids() and not publisher_children()
+
+
+def test_a_bus_closed_with_the_broker_down_does_not_park_its_publisher(kafka_broker, kafka_bootstrap):
+    bus = connected_bus(kafka_bootstrap)
+    pid = bus.publisher_pid
+    kafka_broker.stop()
+    try:
+        for i in range(50):
+            bus.emit(event(i))
+        assert wait_until(lambda: bus.broker_down, 20), bus.metrics()
+        bus.close()  # unflushed: what is pending is dropped and the child stopped
+    finally:
+        kafka_broker.start()
+    assert bus.delivered + bus.dropped == bus.emitted == 51 and bus.dropped >= 50
+    assert gone(pid) and not parked_pids() and not publisher_children()
+
+
+def test_a_publisher_killed_while_parked_is_not_adopted(kafka_bootstrap):
+    topic = fresh_topic()
+    bus = connected_bus(kafka_bootstrap, topic)
+    pid = bus.publisher_pid
+    bus.close()
+    assert parked_pids() == {pid}
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: gone(pid), 5)
+    assert wait_until(lambda: not parked_pids(), 5)  # its reader saw the end of its reports: forgotten
+    nxt = KafkaBus(client_config(Settings(kafka_bootstrap=kafka_bootstrap)), topic=topic)
+    events = [event(i) for i in range(100)]
+    for e in events:
+        nxt.emit(e)
+    assert nxt.flush(15), nxt.metrics()
+    assert nxt.publisher_pid not in (None, pid) and nxt.restarts == 0  # a fresh one, not a restart
+    assert nxt.delivered == nxt.emitted == 100 and nxt.dropped == 0
+    assert not parked_pids()
+    seen = {e.event_id for e in read_topic(kafka_bootstrap, topic, expect=101)}
+    assert {e.event_id for e in events} <= seen
+    fresh = nxt.publisher_pid
+    nxt.close()
+    assert parked_pids() == {fresh}
+    kafka_module.stop_idle_publishers()
+    assert gone(fresh) and not publisher_children()

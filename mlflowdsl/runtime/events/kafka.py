@@ -32,12 +32,22 @@ Memory is bounded by ``capacity`` events in all: the child holds at most ``capac
 with a warning at most every 30 s.
 
 ``close()`` waits up to ``close_timeout_s`` for delivery while the broker is reachable and
-returns at once while it is known to be down, then stops the child (bounded: a hung child is
-killed); what was not delivered then is counted as dropped.
+returns at once while it is known to be down; what was not delivered then is counted as
+dropped. A child that delivered everything (nothing pending, nothing in flight, every report
+read) and is connected is then **parked**: the next ``KafkaBus`` of this process with the same
+interpreter, connection config, topic, window and breaker options **adopts** it instead of
+starting a new one (≈ 0.12 s of CPU for the interpreter, kafka-python's imports, the topic and
+the connection, per run). Its counters start at zero: reports are deltas and the reader thread
+hands each to the child's current ``owner``; a parked child holds nothing, so it has nothing to
+report. At most :data:`PARKED_PER_KEY` children are parked per key and :data:`PARKED_MAX` in
+all; one not adopted within :data:`KEEP_ALIVE_S` is stopped, and so are all at interpreter exit
+(it also still exits by itself at EOF on its stdin when the parent dies). Any other child is
+stopped at ``close()`` (bounded: a hung child is killed).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import os
@@ -76,6 +86,10 @@ CHILD_YOUNG_S = 5.0
 # tried on the shared 2-core benchmark machine: no clear effect on the 1,000-task DAG (RESULTS.md).
 PUBLISHER_NICE = 0
 CHILD_BACKOFF_S = (0.5, 8.0)  # first and longest wait before restarting a dead child
+# Parked (idle, connected) publisher processes kept for the next bus with the same options.
+KEEP_ALIVE_S = 30.0  # a parked child not adopted within this long is stopped
+PARKED_PER_KEY = 1  # more children closing cleanly with the same key are stopped as before
+PARKED_MAX = 4  # parked children in all (one per topic and connection config, at most this many)
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -98,14 +112,55 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 
 class _Child:
-    """One publisher process and the thread reading its reports."""
+    """One publisher process and the thread reading its reports.
 
-    def __init__(self, proc: subprocess.Popen, read_reports):
+    The reader thread lives as long as the process and hands each report to ``owner`` (the
+    bus using the child; None while it is parked). ``lock`` orders a report against a change
+    of owner: it is taken before the owner's condition, never after."""
+
+    def __init__(self, proc: subprocess.Popen, key: tuple):
         self.proc = proc
-        self.reader = threading.Thread(target=read_reports, args=(self,), name="mlw-events-kafka-reports", daemon=True)
+        self.key = key  # the pool key (_pool_key): who may adopt it
+        self.lock = threading.Lock()
+        self.owner: KafkaBus | None = None
+        self.reader = threading.Thread(target=_read_reports, args=(self,), name="mlw-events-kafka-reports",
+                                       daemon=True)
         self.started = time.monotonic()
         self.reported = False  # it sent at least one report (it started properly)
+        self.reachable: bool | None = None  # the last reachability it reported
         self.eof = False  # its reports ended: it exited or is exiting
+        self.parked_at = 0.0
+
+
+def _read_reports(child: _Child) -> None:
+    stream = child.proc.stdout
+    owner = None
+    try:
+        while True:
+            record = stream.read(REPORT.size)
+            if len(record) < REPORT.size:
+                break
+            delivered, dropped, reachable, connects = REPORT.unpack(record)
+            with child.lock:
+                child.reported = True
+                if reachable >= 0:
+                    child.reachable = bool(reachable)
+                owner = child.owner
+                if owner is not None:
+                    owner._on_report(delivered, dropped, reachable, connects)
+                elif delivered or dropped:  # pragma: no cover - a parked child holds nothing
+                    log.debug("Kafka events: a parked publisher reported %d/%d event(s)", delivered, dropped)
+    except (OSError, ValueError):
+        pass
+    finally:
+        with child.lock:
+            child.eof = True
+            owner = child.owner
+            if owner is not None:
+                with owner._cond:
+                    owner._cond.notify_all()
+        if owner is None:  # it died while parked (or was stopped): forget it
+            _unpark(child)
 
 
 class KafkaBus(EventBus):
@@ -196,7 +251,7 @@ class KafkaBus(EventBus):
     def publisher_pid(self) -> int | None:
         """The publisher process' pid (None while none runs)."""
         child = self._child
-        return child.proc.pid if child is not None and child.proc.poll() is None else None
+        return child.proc.pid if child is not None and child.owner is self and child.proc.poll() is None else None
 
     def metrics(self) -> dict[str, int]:
         with self._cond:
@@ -244,8 +299,8 @@ class KafkaBus(EventBus):
         if self._thread.is_alive() and child is not None:
             _kill(child.proc)
             self._thread.join(timeout=1.0)
-        if child is not None:
-            self._stop_child(child, grace=0.5 if self._reachable else 0.0)
+        if child is not None and (self._thread.is_alive() or not self._park(child)):
+            _stop(child, grace=0.5 if self._reachable else 0.0)  # its last reports are counted
         with self._cond:
             lost = len(self._queue) + self._outstanding
             self._queue.clear()
@@ -316,19 +371,87 @@ class KafkaBus(EventBus):
                     self._cond.wait(min(CHILD_BACKOFF_S[0] * 2 ** (self._failures - 1), CHILD_BACKOFF_S[1]))
                     if self._closed:
                         return False
+            if self._adopt():
+                return True
+            with self._cond:
+                if self._closed:
+                    return False
             try:
                 child = self._spawn()
             except Exception as exc:  # noqa: BLE001 - no interpreter, no memory, too many processes
                 log.warning("Kafka events: cannot start the publisher process: %s", exc)
                 self._failures += 1
                 continue
-            with self._cond:
-                self._child = child
-                if self._closed:  # close() came while it started: close() stops it
-                    return False
+            with child.lock:
+                child.owner = self
+                child.reader.start()
+                with self._cond:
+                    self._child = child
+                    if self._closed:  # close() came while it started: close() stops it
+                        return False
             return True
         self._give_up()
         return False
+
+    def _pool_key(self) -> tuple:
+        """What a parked child must share with this bus to be adopted by it."""
+        return (self.python or sys.executable, _frozen(self.config), self.topic, self.window, self.breaker_failures,
+                self.breaker_reset_s, self.max_block_ms, PUBLISHER_NICE)
+
+    def _adopt(self) -> bool:
+        """Take a parked child with this bus' key, if one is alive (counters start at zero)."""
+        key = self._pool_key()
+        while True:
+            with _pool_lock:
+                parked = _pool.get(key)
+                if not parked:
+                    return False
+                child = parked.pop()  # the most recently parked
+                if not parked:
+                    del _pool[key]
+            with child.lock, self._cond:
+                alive = not child.eof and child.proc.poll() is None
+                if alive and self._closed:  # close() came meanwhile: leave it for the next bus
+                    with _pool_lock:
+                        parked = _pool.setdefault(key, [])
+                        if len(parked) < PARKED_PER_KEY:
+                            parked.append(child)
+                            _start_keeper()
+                            return False
+                    alive = False
+                if alive:
+                    child.owner = self
+                    self._child = child
+                    self._reachable = child.reachable
+                    self._cond.notify_all()
+            if alive:
+                return True
+            _stop(child, grace=0.0)  # it died while parked: try the next one
+
+    def _park(self, child: _Child) -> bool:
+        """Hand a child that holds nothing to the pool (True), or refuse (False: stop it)."""
+        if _exiting or child.key != self._pool_key():
+            return False
+        # Every report of this bus has been counted once nothing is pending (reports are what
+        # brings _outstanding down) and the sender has stopped (no frame is being written).
+        with child.lock, self._cond:
+            clean = (not self._queue and self._outstanding == 0 and not self._gave_up
+                     and self.delivered + self.dropped == self.emitted
+                     and child.owner is self and child.reported and not child.eof
+                     and self._reachable is True and child.reachable is True)
+            if not clean or child.proc.poll() is not None:
+                return False
+            with _pool_lock:
+                parked = _pool.get(child.key, [])
+                if len(parked) >= PARKED_PER_KEY or sum(map(len, _pool.values())) >= PARKED_MAX:
+                    return False
+                child.owner = None
+                child.parked_at = time.monotonic()
+                _pool[child.key] = [*parked, child]
+                _start_keeper()
+                _pool_cond.notify_all()
+            self._child = None
+        return True
 
     def _spawn(self) -> _Child:
         python = self.python or sys.executable
@@ -344,38 +467,24 @@ class KafkaBus(EventBus):
             write_frame(proc.stdin, ("config", options))
         except OSError:
             pass  # it died at once: its reader sees EOF
-        child = _Child(proc, self._read_reports)
+        child = _Child(proc, self._pool_key())
         if self._child is not None:
             self.restarts += 1
-        child.reader.start()
         return child
 
-    def _read_reports(self, child: _Child) -> None:
-        stream = child.proc.stdout
-        try:
-            while True:
-                record = stream.read(REPORT.size)
-                if len(record) < REPORT.size:
-                    break
-                delivered, dropped, reachable, connects = REPORT.unpack(record)
-                with self._cond:
-                    child.reported = True
-                    if self._settled:
-                        continue
-                    self._outstanding -= delivered + dropped
-                    self.delivered += delivered
-                    if dropped:
-                        self._drop(dropped)
-                    self.connects += connects
-                    if reachable >= 0:
-                        self._reachable = bool(reachable)
-                    self._cond.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._cond:
-                child.eof = True
-                self._cond.notify_all()
+    def _on_report(self, delivered: int, dropped: int, reachable: int, connects: int) -> None:
+        """A report of this bus' child (the reader thread, holding the child's lock)."""
+        with self._cond:
+            if self._settled:
+                return
+            self._outstanding -= delivered + dropped
+            self.delivered += delivered
+            if dropped:
+                self._drop(dropped)
+            self.connects += connects
+            if reachable >= 0:
+                self._reachable = bool(reachable)
+            self._cond.notify_all()
 
     def _reap(self, child: _Child) -> None:
         """A child died: wait for it, count what it held as dropped, note the failure."""
@@ -394,34 +503,6 @@ class KafkaBus(EventBus):
                 if lost:
                     self._drop(lost)
 
-    def _stop_child(self, child: _Child, *, grace: float) -> None:
-        """Ask the child to finish (``grace`` s to deliver what it holds) and wait for it,
-        bounded; a child that does not exit in time is killed (with the broker down at once
-        after a moment: it may be inside a connection attempt, and what it holds cannot be
-        delivered anyway)."""
-        if child.proc.poll() is None:
-            try:
-                os.set_blocking(child.proc.stdin.fileno(), False)  # a hung child must not block close()
-                write_frame(child.proc.stdin, ("close", grace))
-            except (OSError, ValueError):
-                pass
-            try:
-                child.proc.stdin.close()
-            except (OSError, ValueError):
-                pass
-            try:
-                child.proc.wait(timeout=grace + 1.0 if grace else 0.2)
-            except subprocess.TimeoutExpired:
-                _kill(child.proc)
-        else:
-            child.proc.wait()
-        child.reader.join(timeout=1.0)  # the last reports
-        for stream in (child.proc.stdin, child.proc.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-
     def _give_up(self) -> None:
         with self._cond:
             self._gave_up = True
@@ -433,6 +514,125 @@ class KafkaBus(EventBus):
             self._last_warn = time.monotonic()
             self.dropped += lost
             self._cond.notify_all()
+
+
+def _stop(child: _Child, *, grace: float) -> None:
+    """Ask the child to finish (``grace`` s to deliver what it holds) and wait for it,
+    bounded; a child that does not exit in time is killed (with the broker down at once
+    after a moment: it may be inside a connection attempt, and what it holds cannot be
+    delivered anyway)."""
+    if child.proc.poll() is None:
+        try:
+            os.set_blocking(child.proc.stdin.fileno(), False)  # a hung child must not block close()
+            write_frame(child.proc.stdin, ("close", grace))
+        except (OSError, ValueError):
+            pass
+        try:
+            child.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            child.proc.wait(timeout=grace + 1.0 if grace else 0.2)
+        except subprocess.TimeoutExpired:
+            _kill(child.proc)
+    else:
+        child.proc.wait()
+    if child.reader.ident is not None and child.reader is not threading.current_thread():
+        child.reader.join(timeout=1.0)  # the last reports
+    for stream in (child.proc.stdin, child.proc.stdout):
+        try:
+            stream.close()
+        except (OSError, ValueError):
+            pass
+
+
+# ---------------------------------------------------------------------- parked children
+
+_pool: dict[tuple, list[_Child]] = {}  # key -> parked children, oldest first
+_pool_lock = threading.Lock()
+_pool_cond = threading.Condition(_pool_lock)  # wakes the keeper when a child is parked
+_keeper: threading.Thread | None = None
+_exiting = False  # at interpreter exit nothing is parked any more
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of connection options (dicts and lists of plain values)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _unpark(child: _Child) -> None:
+    """Forget a parked child that exited (its reader saw EOF) and reap it."""
+    with _pool_lock:
+        parked = _pool.get(child.key)
+        if parked is None or child not in parked:
+            return
+        parked.remove(child)
+        if not parked:
+            del _pool[child.key]
+    _stop(child, grace=0.0)
+
+
+def _start_keeper() -> None:
+    """Start the thread that stops children parked longer than KEEP_ALIVE_S. Holds _pool_lock."""
+    global _keeper
+    if _keeper is None or not _keeper.is_alive():
+        _keeper = threading.Thread(target=_keep, name="mlw-events-kafka-keeper", daemon=True)
+        _keeper.start()
+
+
+def _keep() -> None:
+    global _keeper
+    while True:
+        with _pool_cond:
+            if not _pool:
+                _keeper = None
+                return
+            now = time.monotonic()
+            expired = [c for parked in _pool.values() for c in parked if now - c.parked_at >= KEEP_ALIVE_S]
+            for child in expired:
+                parked = _pool[child.key]
+                parked.remove(child)
+                if not parked:
+                    del _pool[child.key]
+            if not expired:
+                first = min(c.parked_at for parked in _pool.values() for c in parked)
+                _pool_cond.wait(max(0.01, first + KEEP_ALIVE_S - now))
+                continue
+        for child in expired:
+            _stop(child, grace=0.0)
+
+
+def stop_idle_publishers() -> None:
+    """Stop every parked publisher process now (at interpreter exit; for tests and benchmarks)."""
+    with _pool_lock:
+        children = [c for parked in _pool.values() for c in parked]
+        _pool.clear()
+        _pool_cond.notify_all()
+    for child in children:
+        _stop(child, grace=0.0)
+
+
+@atexit.register
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    stop_idle_publishers()
+
+
+def _forget_after_fork() -> None:
+    """A forked process must not write to its parent's publisher processes."""
+    global _pool_lock, _pool_cond, _keeper
+    _pool.clear()
+    _pool_lock = threading.Lock()
+    _pool_cond = threading.Condition(_pool_lock)
+    _keeper = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -16,6 +16,11 @@ Protocol (both directions are pipes; the child dies with its parent: EOF on stdi
   (-1 unknown, 0, 1), connection attempts since the last report. The last report comes before
   the child exits; what the parent sent and never saw reported is lost with the child.
 
+One child may serve several buses of its parent, one after the other: a bus that closed with
+everything delivered parks its (connected, idle) child and the next bus with the same options
+adopts it (see :mod:`~mlflowdsl.runtime.events.kafka`). The child does not notice: reports are
+deltas, and a parked child holds nothing, so the parent knows whose each report is.
+
 The child owns the producer, the topic creation, the circuit breaker, reconnects and re-sends
 undelivered events in order after reconnecting (the old in-process publisher, unchanged in
 behaviour). Its buffer is bounded (``capacity``, oldest dropped and reported) although the
