@@ -57,7 +57,19 @@ def compile_shape(shape: str, cache: str = "none"):
     return result.raise_for_errors()
 
 
+def settle(client, timeout: float = 10.0) -> None:
+    """Wait (untimed) until the scheduler has forgotten the previous run's tasks: releasing
+    500-1,000 futures is a flood of messages the scheduler works through for tens of ms, and
+    without this the run that follows (raw or mlw, alternating) paid for the one before."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0:
+            return
+        time.sleep(0.01)
+
+
 def run_raw(client, plan) -> float:
+    settle(client)
     from distributed import wait
 
     from noop_tasks import raw_noop
@@ -75,6 +87,7 @@ def run_raw(client, plan) -> float:
 def run_mlw(client, plan, settings) -> float:
     from mlflowdsl.runtime.api import run_plan
 
+    settle(client)
     started = time.perf_counter()
     ex = run_plan(plan, settings, client=client)
     elapsed = time.perf_counter() - started

@@ -82,6 +82,19 @@ FIRST_GRAPH_TASKS = 16  # tasks in the first graph a run submits; each next one 
 MAX_GRAPH_TASKS = 4096
 
 
+def ref(future: Any) -> Any:
+    """A task argument that stands for ``future``'s result: a reference to its key, not the
+    future itself. A future inside a task's arguments travels to the scheduler, which keeps the
+    task's spec; where the scheduler runs in the client's process (the embedded cluster, a
+    notebook's ``LocalCluster``) the copy it unpickles is a live future of the same client, so
+    every dependency stayed referenced -- and in memory on the workers -- after the run (each run
+    of the 502-task fan left 502 tasks behind). The caller keeps the future itself until its
+    dependents are done."""
+    from dask._task_spec import TaskRef
+
+    return TaskRef(future.key)
+
+
 def dask_key(task: Task, execution_id: str, run_no: str) -> str:
     """A unique key whose Dask task group is the task type (``mlw_model_training``), the way
     ``client.submit`` groups by function. Group names drive Dask's scheduling heuristics: a
@@ -306,9 +319,18 @@ class _Run:
 
     # ------------------------------------------------------------------ messages
 
-    def _on_event(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
-        for msg in decode_batch(event[1].get("batch")):
-            self.messages.put(("event", msg))
+    def _event_handler(self) -> Callable[[tuple[float, dict]], None]:
+        """The topic's handler (it runs on the client's event loop). It holds the message queue
+        only, not this run: Dask's ``unsubscribe_topic`` leaves the handler in the client, and a
+        handler bound to the run kept every future of the run -- and every output on the
+        workers -- alive for as long as the client lived."""
+        messages = self.messages
+
+        def on_event(event: tuple[float, dict]) -> None:
+            for msg in decode_batch(event[1].get("batch")):
+                messages.put(("event", msg))
+
+        return on_event
 
     def _handle_event(self, msg: dict[str, Any]) -> None:
         tid = msg.get("task_id")
@@ -418,7 +440,7 @@ class _Run:
         late = [tid for tid, t in self.finished_at.items() if now - t > META_GRACE_S and tid in self.futures]
         for tid in late:
             try:
-                meta = self.client.submit(meta_of, self.futures[tid], pure=False).result(timeout=30)
+                meta = self.client.submit(meta_of, ref(self.futures[tid]), pure=False).result(timeout=30)
             except Exception as exc:  # noqa: BLE001
                 meta = {"status": "failed", "error": f"result of a finished task could not be read: {exc}"}
             self._finish_task(tid, meta)
@@ -474,8 +496,8 @@ class _Run:
 
         A ``client.submit`` per task cost the scheduler a graph update each (ordering, a
         generation, a message), which made wide DAGs of short tasks ~1.5x slower than the tasks
-        themselves. A dependency submitted earlier (another run, a study's best trial) is
-        passed as its future; one inside the graph as a reference to its key.
+        themselves. Dependencies are passed as references to their keys (see :func:`ref`),
+        whether in the same graph or submitted earlier (another graph, a study's best trial).
 
         Graphs grow geometrically (16, 32, 64, ... tasks): a worker handed hundreds of tasks
         in one message processes them all before it starts the first, so one graph for a
@@ -496,7 +518,7 @@ class _Run:
             for tid in tids[start:end]:
                 spec, upstream = self._spec(tid)
                 key = in_graph[tid] = dask_key(self.by_id[tid], self.execution.id, self.run_no)
-                args = [TaskRef(in_graph[u]) if u in in_graph else self.outputs[u] for u in upstream]
+                args = [TaskRef(in_graph[u] if u in in_graph else self.outputs[u].key) for u in upstream]
                 # The spec travels as bytes: the scheduler unpickles a submitted graph and
                 # pickles each task again to send it to a worker, which for our specs (pydantic
                 # models) cost more than the no-op tasks of a wide DAG themselves.
@@ -513,7 +535,7 @@ class _Run:
     def _submit_one(self, tid: str) -> None:
         spec, upstream = self._spec(tid)
         key = dask_key(self.by_id[tid], self.execution.id, self.run_no)
-        future = self.client.submit(run_task, spec, *[self.outputs[u] for u in upstream], key=key, pure=False,
+        future = self.client.submit(run_task, spec, *[ref(self.outputs[u]) for u in upstream], key=key, pure=False,
                                     resources=self._resources(tid))
         self.futures[tid] = self.outputs[tid] = future
 
@@ -569,7 +591,7 @@ class _Run:
             self._emit("task.skipped", {"task_id": tid, "error": why})
         if self.ex.listener:
             self.ex.listener(self.execution, None)
-        self.client.subscribe_topic(self.topic, self._on_event)
+        self.client.subscribe_topic(self.topic, self._event_handler())
         try:
             self._submit()
             last_flush = last_sweep = last_cancel_check = time.monotonic()
@@ -628,6 +650,8 @@ class _Run:
     def _close(self, status: str, error: str | None) -> WorkflowExecution:
         try:
             self.client.unsubscribe_topic(self.topic)
+            # ...which tells the scheduler but keeps the handler (distributed 2026.8): drop it
+            getattr(self.client, "_event_handlers", {}).pop(self.topic, None)
         except Exception:  # noqa: BLE001
             pass
         _release_later(self.done_futures)

@@ -491,6 +491,7 @@ def start_study(run: Any, tid: str) -> StudyDriver:
     """Start the study of tuned task ``tid`` within an executor ``_Run`` (its futures, keys,
     settings and message queue)."""
     from mlflowdsl.runtime import resources as res
+    from mlflowdsl.runtime.executor import ref
     from mlflowdsl.runtime.keys import data_fingerprints
     from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
 
@@ -507,13 +508,13 @@ def start_study(run: Any, tid: str) -> StudyDriver:
 
     def submit(spec: TaskSpec, label: str) -> Any:
         token = hashlib.md5(f"{run.execution.id}/{run.run_no}/{label}".encode()).hexdigest()
-        return client.submit(run_task, spec, *[run.outputs[u] for u in upstream], key=f"mlw_{task.type}-{token}",
+        return client.submit(run_task, spec, *[ref(run.outputs[u]) for u in upstream], key=f"mlw_{task.type}-{token}",
                              pure=False, resources=resources)
 
     def fetch_meta(future: Any) -> dict:
         if future.status in ("error", "cancelled"):  # Dask lost it (e.g. its worker died too often)
             raise future.exception() or RuntimeError(f"trial task {future.status}")
-        return client.submit(meta_of, future, pure=False).result()
+        return client.submit(meta_of, ref(future), pure=False).result()
 
     def spread_inputs() -> None:
         """Copy the trials' inputs to every worker: Dask places a task where its inputs are,

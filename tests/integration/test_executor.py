@@ -219,6 +219,29 @@ def test_a_plan_larger_than_the_first_graph_keeps_dependencies_across_graphs(set
     assert ex.tasks["all"].metrics == {"total": float(n * (n + 1) // 2)}
 
 
+def test_runs_on_a_long_lived_client_leave_no_task_behind_on_the_cluster(settings, tmp_path):
+    # A notebook or an orchestrator runs many plans on one client: once a run has returned, its
+    # tasks (and their outputs on the workers) must be released, not kept by the client.
+    from distributed import Client
+
+    logs = str(tmp_path / "logs")
+    p = plan(task("a", "step", name="a", log_dir=logs, x=1),
+             task("b", "step", ["a"], name="b", log_dir=logs, inputs=[ref("a")]),
+             task("c", "step", ["a", "b"], name="c", log_dir=logs, inputs=[ref("a"), ref("b")]))
+
+    def ours(dask_scheduler):
+        return sorted(k for k in dask_scheduler.tasks if isinstance(k, str) and k.startswith("mlw_"))
+
+    with Client(settings.scheduler) as client:
+        before = set(client.run_on_scheduler(ours))
+        for _ in range(3):
+            assert run_plan(p, settings, client=client).status == "succeeded"
+        deadline = time.monotonic() + 10
+        while (left := set(client.run_on_scheduler(ours)) - before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert not left, f"{len(left)} task(s) of finished runs still on the scheduler"
+
+
 def test_a_killed_worker_does_not_fail_the_workflow(settings, tmp_path, dask_cluster):
     logs = str(tmp_path / "logs")
     p = plan(task("long", "step", name="long", log_dir=logs, seconds=4.0, x=5),
