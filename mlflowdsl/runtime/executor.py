@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -227,6 +228,40 @@ def _usage_fields(usage: list[dict[str, Any]]) -> dict[str, Any]:
     return {"usage": [AttemptUsage(**u) for u in usage], **summarize(usage)}
 
 
+class _Dispatcher:
+    """The handler of one client's message topic: routes each message to the queue of the run
+    it belongs to (by execution id). It holds the queues of runs in flight only: a run removes
+    its own when it ends."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, queue.Queue] = {}
+
+    def __call__(self, event: tuple[float, dict]) -> None:  # runs on the client's event loop
+        for msg in decode_batch(event[1].get("batch")):
+            messages = self.queues.get(msg.get("execution_id"))
+            if messages is not None:
+                messages.put(("event", msg))
+
+
+_client_topics: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> (topic, dispatcher)
+_client_topics_lock = threading.Lock()
+
+
+def client_topic(client) -> tuple[str, _Dispatcher]:
+    """The topic on which workers send a client's runs their messages, subscribed once per
+    client. A subscription per run cost each run ~10 ms before its first task could start: it is
+    a message on the client's batched stream to the scheduler, which then holds the next message
+    -- the run's first graph -- for its 10 ms interval. (A handler per run also stayed in the
+    client after ``unsubscribe_topic``, with everything it referenced.)"""
+    with _client_topics_lock:
+        entry = _client_topics.get(client)
+        if entry is None:
+            topic, dispatcher = f"mlw-{uuid.uuid4().hex[:12]}", _Dispatcher()
+            client.subscribe_topic(topic, dispatcher)
+            entry = _client_topics[client] = (topic, dispatcher)
+        return entry
+
+
 def _release_later(futures: list[Any]) -> None:
     """Drop the run's futures in a background thread, so their outputs are freed on the
     cluster without the caller waiting for one event-loop wake-up per future."""
@@ -256,7 +291,7 @@ class _Run:
         self.cancelled = False
         self.failure_seen = False
         self.execution = self._initial_execution()
-        self.topic = f"mlw-{self.execution.id}"
+        self.topic, self.dispatcher = client_topic(self.client)
         # Tuning (runtime/tuning.py): a tuned task runs as a study whose best trial's future
         # becomes its output; its dependents are submitted when the study ends.
         self.tunings = {t.task: t for t in plan.tunings}
@@ -318,19 +353,6 @@ class _Run:
             self.dirty.clear()
 
     # ------------------------------------------------------------------ messages
-
-    def _event_handler(self) -> Callable[[tuple[float, dict]], None]:
-        """The topic's handler (it runs on the client's event loop). It holds the message queue
-        only, not this run: Dask's ``unsubscribe_topic`` leaves the handler in the client, and a
-        handler bound to the run kept every future of the run -- and every output on the
-        workers -- alive for as long as the client lived."""
-        messages = self.messages
-
-        def on_event(event: tuple[float, dict]) -> None:
-            for msg in decode_batch(event[1].get("batch")):
-                messages.put(("event", msg))
-
-        return on_event
 
     def _handle_event(self, msg: dict[str, Any]) -> None:
         tid = msg.get("task_id")
@@ -591,7 +613,7 @@ class _Run:
             self._emit("task.skipped", {"task_id": tid, "error": why})
         if self.ex.listener:
             self.ex.listener(self.execution, None)
-        self.client.subscribe_topic(self.topic, self._event_handler())
+        self.dispatcher.queues[self.execution.id] = self.messages
         try:
             self._submit()
             last_flush = last_sweep = last_cancel_check = time.monotonic()
@@ -648,12 +670,8 @@ class _Run:
         self.futures.clear()
 
     def _close(self, status: str, error: str | None) -> WorkflowExecution:
-        try:
-            self.client.unsubscribe_topic(self.topic)
-            # ...which tells the scheduler but keeps the handler (distributed 2026.8): drop it
-            getattr(self.client, "_event_handlers", {}).pop(self.topic, None)
-        except Exception:  # noqa: BLE001
-            pass
+        if self.dispatcher.queues.get(self.execution.id) is self.messages:
+            del self.dispatcher.queues[self.execution.id]
         _release_later(self.done_futures)
         self.done_futures = []
         self.execution = self.execution.advance(status, ended=time.time(), error=error)

@@ -137,7 +137,7 @@ class _Outbox:
         """What is queued, per topic, in order; a task that ended before its start was sent
         needs one message, not two (the result carries the start time)."""
         batches: dict[str, list[dict[str, Any] | None]] = {}
-        started_at: dict[tuple[str, str], int] = {}
+        started_at: dict[tuple[str, str | None, str], int] = {}
         while True:
             try:
                 topic, msg = self._queue.popleft()
@@ -145,12 +145,13 @@ class _Outbox:
                 break
             batch = batches.setdefault(topic, [])
             kind = msg.get("kind")
+            task = (topic, msg.get("execution_id"), msg["task_id"])
             if kind == "done":
-                index = started_at.pop((topic, msg["task_id"]), None)
+                index = started_at.pop(task, None)
                 if index is not None:
                     batch[index] = None
             elif kind == "started":
-                started_at[(topic, msg["task_id"])] = len(batch)
+                started_at[task] = len(batch)
             batch.append(msg)
         return {topic: [m for m in batch if m is not None] for topic, batch in batches.items()}
 
@@ -167,6 +168,7 @@ _outbox = _Outbox()
 
 def _publish(spec: TaskSpec, msg: dict[str, Any]) -> None:
     """Queue a small message for the client; never fails the task."""
+    msg["execution_id"] = spec.execution_id  # a client's runs share its topic (executor.client_topic)
     try:
         _outbox.put(spec.topic, msg)
     except Exception:  # not on a worker (unit use)

@@ -242,6 +242,35 @@ def test_runs_on_a_long_lived_client_leave_no_task_behind_on_the_cluster(setting
     assert not left, f"{len(left)} task(s) of finished runs still on the scheduler"
 
 
+def test_two_runs_at_once_on_one_client_each_get_their_own_results(settings, tmp_path):
+    # A client's runs share one message topic (executor.client_topic): messages are routed by
+    # execution id, so two runs of the same plan (same task ids) at once must not mix.
+    import threading
+
+    from distributed import Client
+
+    logs = str(tmp_path / "logs")
+    p = plan(task("a", "step", name="a", log_dir=logs, seconds=0.5, x=1),
+             task("b", "step", ["a"], name="b", log_dir=logs, inputs=[ref("a")], x=2))
+    results = {}
+    with Client(settings.scheduler) as client:
+        def run(name, x):
+            q = plan(p.tasks[0].model_copy(update={"params": {**p.tasks[0].params, "x": x}}), p.tasks[1])
+            results[name] = run_plan(q, settings, client=client)
+
+        threads = [threading.Thread(target=run, args=(f"r{x}", x)) for x in (10, 20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert {r.status for r in results.values()} == {"succeeded"} and len(results) == 2
+    assert results["r10"].id != results["r20"].id
+    assert results["r10"].tasks["b"].metrics == {"total": 12.0}
+    assert results["r20"].tasks["b"].metrics == {"total": 22.0}
+    (a10, a20) = sorted(runs(logs, "a"), key=lambda r: r["start"])
+    assert a10["start"] < a20["end"] and a20["start"] < a10["end"]  # they really ran at the same time
+
+
 def test_a_killed_worker_does_not_fail_the_workflow(settings, tmp_path, dask_cluster):
     logs = str(tmp_path / "logs")
     p = plan(task("long", "step", name="long", log_dir=logs, seconds=4.0, x=5),

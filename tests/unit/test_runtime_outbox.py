@@ -102,3 +102,13 @@ def test_decode_batch_reads_blobs_and_plain_lists():
     msgs = [{"kind": "done", "task_id": "a", "metrics": {"acc": 0.9}}]
     assert decode_batch(pickle.dumps(msgs)) == msgs
     assert decode_batch(msgs) == msgs and decode_batch(None) == []
+
+
+def test_a_result_folds_only_the_start_of_the_same_execution():
+    # A client's runs share one topic: the same task id in two executions are two tasks.
+    box, worker = _outbox()
+    box.interval = 0.2
+    box.put("t", {"kind": "started", "task_id": "a", "execution_id": "e1"})
+    box.put("t", {"kind": "done", "task_id": "a", "execution_id": "e2", "status": "succeeded"})
+    sent = _wait_for(worker, 2)
+    assert [(m["kind"], m["execution_id"]) for _, batch in sent for m in batch] == [("started", "e1"), ("done", "e2")]

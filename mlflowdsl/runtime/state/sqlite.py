@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Iterable
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from mlflowdsl.errors import StateError
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
@@ -46,6 +48,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE task_results ADD COLUMN cache_key TEXT")
 
 
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 class SQLiteState(StateBackend):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -56,16 +62,25 @@ class SQLiteState(StateBackend):
         # closed later in the child would checkpoint and delete the WAL under the other
         # processes' feet ("file is not a database").
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                _migrate(conn)
-                conn.executescript(SCHEMA)
-            finally:
-                conn.close()
+            # Several processes (or runs in threads) may open a new database at once: switching
+            # it to WAL takes an exclusive lock, and SQLite answers "database is locked" there
+            # without waiting for the busy timeout, so that is retried (bounded).
+            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(30),
+                                    wait=wait_random(0.01, 0.1), reraise=True):
+                with attempt:
+                    self._create_schema()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open the state database: {exc}", subject=str(self.path),
                              hint="move the file away (history is lost) or point MLW_HOME elsewhere") from None
+
+    def _create_schema(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            _migrate(conn)
+            conn.executescript(SCHEMA)
+        finally:
+            conn.close()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
