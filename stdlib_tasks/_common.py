@@ -3,11 +3,10 @@ user mistakes into :class:`TaskFailed` with a hint. Heavy imports stay inside fu
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from typing import Any, Iterator
+from typing import Any
 
+from mlflowdsl.files import atomic_path, atomic_write_bytes  # noqa: F401 - re-exported for the task modules
 from mlflowdsl.tasks import TaskContext, TaskFailed
 
 # Bundled scikit-learn datasets usable as ``source = "sklearn:<name>"`` (no download needed).
@@ -147,45 +146,6 @@ def require_dataset(value: Any, attribute: str = "data") -> Any:
             hint=f"pass a data_preprocessing/feature_extraction output, e.g. {attribute} = prep.output",
         )
     return value
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write-then-rename, so a reader never sees a half-written file."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it (``os.umask`` would briefly set it for
-    every thread of a Dask worker)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto
-    ``path`` (atomic on POSIX), on error removed."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp creates the file 0600; a result file gets the usual mode (0666 minus umask).
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def check_model_fits_data(model: Any, data: Any) -> None:

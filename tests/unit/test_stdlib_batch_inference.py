@@ -133,8 +133,8 @@ def test_bundled_dataset_source(tmp_path):
 
 
 def test_output_file_gets_the_usual_mode_not_mkstemps_0600(tmp_path):
-    from stdlib_tasks._common import _current_umask, atomic_write_bytes
+    from mlflowdsl.files import atomic_write_bytes, current_umask
 
     target = tmp_path / "out.csv"
     atomic_write_bytes(str(target), b"a,b\n")
-    assert (target.stat().st_mode & 0o777) == (0o666 & ~_current_umask())
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~current_umask())

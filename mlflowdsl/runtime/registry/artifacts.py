@@ -12,6 +12,7 @@ import io
 import os
 from typing import Any
 
+from mlflowdsl.files import atomic_write_bytes
 from mlflowdsl.runtime.registry.models import RegistryError, check_name
 
 ARTIFACT_FILE = "model.joblib"
@@ -53,8 +54,6 @@ def read_source(source: Any) -> bytes:
 
 def store_artifact(root: str, name: str, version: int, payload: bytes) -> tuple[str, str]:
     """Write ``payload`` atomically; returns (absolute path, sha256)."""
-    from stdlib_tasks._common import atomic_write_bytes
-
     path = os.path.join(artifact_dir(root, name, version), ARTIFACT_FILE)
     atomic_write_bytes(path, payload)
     return path, hashlib.sha256(payload).hexdigest()
