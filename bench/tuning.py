@@ -49,7 +49,7 @@ def bare_study(dataset, sampler: str, seed: int, trials: int, trees: int = 40) -
     import optuna
     from stdlib_tasks.model_training import train
 
-    from mlflowdsl.runtime.tuning_space import make_sampler
+    from mlflowdsl.tasks.search import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed, []))

@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-# The seed's public API, imported on first use so `import mlflowdsl` stays cheap.
-_LAZY = {name: "mlflowdsl.runtime.orchestrator" for name in (
+# The Python API (mlflowdsl.sdk), imported on first use so `import mlflowdsl` stays cheap.
+_LAZY = {name: "mlflowdsl.sdk" for name in (
     "DistributedOrchestrator", "MLWorkflowManager", "WorkflowSpec", "MLTaskSpec", "WorkflowExecution", "TaskResult")}
 
 

@@ -8,6 +8,10 @@ from typing import Any
 
 from mlflowdsl.files import atomic_path, atomic_write_bytes  # noqa: F401 - re-exported for the task modules
 from mlflowdsl.tasks import TaskContext, TaskFailed
+from mlflowdsl.tasks.models import (  # noqa: F401 - re-exported for the task modules
+    load_model_file, load_registered, resolve_model, resolve_path,
+)
+from mlflowdsl.tasks.values import Dataset
 
 # Bundled scikit-learn datasets usable as ``source = "sklearn:<name>"`` (no download needed).
 SKLEARN_DATASETS: dict[str, str] = {
@@ -20,8 +24,7 @@ SKLEARN_DATASETS: dict[str, str] = {
 SKLEARN_TARGET = "target"
 
 
-def resolve(ctx: TaskContext | None, path: str) -> str:
-    return ctx.resolve_path(path) if ctx is not None else path
+resolve = resolve_path
 
 
 def read_table(source: str, ctx: TaskContext | None) -> Any:
@@ -71,75 +74,7 @@ def unknown_columns(frame: Any, columns: list[str], what: str, source: str) -> N
             )
 
 
-def resolve_model(value: Any, ctx: TaskContext | None, *, attribute: str = "model") -> Any:
-    """A model input: a ``TrainedModel``, a path to a ``.joblib`` file, or a registry URI
-    (``models:/NAME@ALIAS``, ``models:/NAME/3``, ``models:/NAME/LABEL``) loaded from the model
-    registry with its checksum verified."""
-    from stdlib_tasks.values import TrainedModel
-
-    if isinstance(value, TrainedModel):
-        return value
-    if isinstance(value, str):
-        if value.startswith("models:/"):
-            return load_registered(value, ctx)
-        return load_model_file(resolve(ctx, value), value)
-    raise TaskFailed(
-        f"{attribute} must be a trained model, got {type(value).__name__}",
-        hint=f"pass a model_training/hyperparameter_tuning output, e.g. {attribute} = train.model",
-    )
-
-
-def task_settings(ctx: TaskContext | None) -> Any:
-    """The run's settings (the worker puts them in ``ctx.extra``), else the environment's."""
-    settings = (ctx.extra.get("settings") if ctx is not None else None)
-    if settings is None:
-        from mlflowdsl.settings import load_settings
-
-        settings = load_settings()
-    return settings
-
-
-def open_task_registry(ctx: TaskContext | None) -> Any:
-    from mlflowdsl.runtime.registry import open_registry
-
-    return open_registry(task_settings(ctx))
-
-
-def load_registered(uri: str, ctx: TaskContext | None) -> Any:
-    """The model a ``models:/`` URI names, as a TaskFailed with a hint when it cannot be."""
-    from mlflowdsl.runtime.registry import RegistryError
-    from stdlib_tasks.values import TrainedModel
-
-    try:
-        registry = open_task_registry(ctx)
-        try:
-            loaded = registry.load(uri)
-        finally:
-            registry.close()
-    except RegistryError as exc:
-        raise TaskFailed(f"model not found: {uri}: {exc.args[0]}",
-                         hint=exc.hint or "`mlw models ls` lists the registered models") from None
-    if not isinstance(loaded, TrainedModel):
-        raise TaskFailed(f"{uri} does not hold a model trained by mlflowdsl", hint="register a trained model")
-    return loaded
-
-
-def load_model_file(path: str, shown: str) -> Any:
-    import joblib
-
-    from stdlib_tasks.values import TrainedModel
-
-    if not os.path.exists(path):
-        raise TaskFailed(f"model not found: {shown} ({path})", hint="check the name and version or path")
-    loaded = joblib.load(path)
-    if not isinstance(loaded, TrainedModel):
-        raise TaskFailed(f"{path} does not hold a model written by mlflowdsl", hint="deploy a trained model first")
-    return loaded
-
-
 def require_dataset(value: Any, attribute: str = "data") -> Any:
-    from stdlib_tasks.values import Dataset
-
     if not isinstance(value, Dataset):
         raise TaskFailed(
             f"{attribute} must be a dataset, got {type(value).__name__}",

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflowdsl.tasks.search import LOSS_METRICS, direction_of  # noqa: F401 - part of this module's vocabulary
+
 CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "rmse", "mae")
 ALL_METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
-LOSS_METRICS = frozenset({"log_loss", "rmse", "mae"})
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
-
-
-def direction_of(metric: str) -> str:
-    """``minimize`` for losses, ``maximize`` otherwise (``train_``/``cv_`` prefixes ignored)."""
-    base = metric.removeprefix("train_").removeprefix("cv_")
-    return "minimize" if base in LOSS_METRICS else "maximize"
 
 
 def metrics_for(problem: str) -> tuple[str, ...]:

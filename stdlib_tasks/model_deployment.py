@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.services import GateRefused, RegistryError
 from stdlib_tasks.metrics import check_metric_name
 
 # Names become directory names: no separators, no "..", nothing hidden.
@@ -92,12 +94,11 @@ class ModelDeployment(TaskType):
     doc = "Register the model (versioned, checksummed, with lineage), promote it to an alias, serve it over HTTP."
 
     def run(self, params: ModelDeploymentParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from mlflowdsl.errors import MlwError
-        from mlflowdsl.runtime.registry import Gate, GateRefused, RegistryError
-        from stdlib_tasks._common import open_task_registry, resolve_model, task_settings
+        from stdlib_tasks._common import resolve_model
 
         model = resolve_model(inputs.get("model"), ctx)
-        registry = open_task_registry(ctx)
+        services = ctx.services
+        registry = services.open_registry()
         try:
             lineage = {"execution_id": ctx.execution_id, "task_id": ctx.task_id,
                        "plan_fingerprint": ctx.extra.get("plan_fingerprint"),
@@ -108,8 +109,9 @@ class ModelDeployment(TaskType):
                 raise TaskFailed(str(exc.args[0]), retryable=False, hint=exc.hint) from None
             promoted = None
             if params.alias:
-                gate = Gate(against=params.better_than, metrics=tuple(params.compare), min_delta=params.min_delta,
-                            min_relative=params.min_relative) if params.better_than else None
+                gate = services.gate(against=params.better_than, metrics=tuple(params.compare),
+                                     min_delta=params.min_delta, min_relative=params.min_relative,
+                                     ) if params.better_than else None
                 try:
                     promoted = registry.promote(mv, params.alias, gate=gate, by=f"{ctx.execution_id}:{ctx.task_id}")
                 except GateRefused as exc:
@@ -137,12 +139,10 @@ class ModelDeployment(TaskType):
                 "endpoint": None,
             }
             if params.serve:
-                from mlflowdsl.runtime.registry.deployments import deploy
-
                 config = {"target": params.target, "port": params.port or None,
                           "scaling_config": {"min_replicas": params.min_replicas, "max_replicas": params.max_replicas}}
                 try:
-                    served = deploy(task_settings(ctx), mv, config, name=params.name, registry=registry)
+                    served = services.deploy(mv, config, name=params.name, registry=registry)
                 except MlwError as exc:
                     raise TaskFailed(f"cannot serve {mv.id}: {exc.args[0]}", retryable=False, hint=exc.hint) from None
                 record.update(state=served["state"], endpoint=served["endpoint"], port=served["port"],

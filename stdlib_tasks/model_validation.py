@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.services import RegistryError
 from stdlib_tasks.metrics import LOSS_METRICS, check_metric_name
 
 
@@ -150,21 +151,17 @@ def compare_with_alias_holder(params: ModelValidationParams, model: Any, data: A
     """The comparisons with the holder of ``better_than``: the holder is scored on the same data
     the same way (a fair baseline); a holder trained on other features falls back to its
     recorded metrics, and the check says which baseline it used."""
-    from mlflowdsl.runtime.registry import RegistryError, parse_ref
-    from mlflowdsl.runtime.registry.gates import compare
-    from stdlib_tasks._common import open_task_registry
-
     name = params.model_name
     if name is None and isinstance(model_input, str) and model_input.startswith("models:/"):
-        name = parse_ref(model_input).name
+        name = ctx.services.model_name(model_input)
     if name is None:
         raise TaskFailed(f"better_than = {params.better_than!r} needs to know which registered model to look at",
                          retryable=False, hint='set model_name = "NAME" (the name the model is deployed under)')
-    registry = open_task_registry(ctx)
+    registry = ctx.services.open_registry()
     try:
         holder_version = registry.aliases(name).get(params.better_than)
         if holder_version is None:
-            return [{**compare(m, metrics[m], None, against=f"{name}@{params.better_than}"), "kind": "better_than"}
+            return [{**ctx.services.compare(m, metrics[m], None, against=f"{name}@{params.better_than}"), "kind": "better_than"}
                     for m in compared if m in metrics] or [
                 {"metric": None, "passed": True, "kind": "better_than",
                  "message": f"no {name}@{params.better_than} yet: nothing to compare with, passes"}]
@@ -189,7 +186,7 @@ def compare_with_alias_holder(params: ModelValidationParams, model: Any, data: A
         if metric not in baseline:
             raise TaskFailed(f"the {params.better_than} holder {holder_mv.id} has no metric {metric!r}",
                              retryable=False, hint="compare on a metric both models have")
-        result = compare(metric, metrics[metric], baseline[metric], min_delta=params.min_delta,
+        result = ctx.services.compare(metric, metrics[metric], baseline[metric], min_delta=params.min_delta,
                          min_relative=params.min_relative, against=against)
         out.append({**result, "kind": "better_than", "baseline_source": source})
     return out

@@ -10,24 +10,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from mlflowdsl.ir import SearchDim
 from mlflowdsl.tasks import TaskFailed, TaskPruned
+from mlflowdsl.tasks.search import make_pruner, make_sampler
+from mlflowdsl.tasks.search import suggest as suggest_dim
 
 # Share of the training split held out to score trials when cv = 0.
 _VALIDATION_FRACTION = 0.25
 
 
 def dimension(name: str, spec: Any) -> Any:
-    """A ``SearchSpec`` as the runtime's ``SearchDim`` (one space code for both tuning paths)."""
-    from mlflowdsl.ir import SearchDim
-
+    """A ``SearchSpec`` as a ``SearchDim`` (one space code for both tuning paths)."""
     if spec.kind == "choice":
         return SearchDim(name=name, kind="choice", choices=list(spec.choices))
     return SearchDim(name=name, kind=spec.kind, low=spec.min, high=spec.max, log=spec.log, step=spec.step)
 
 
 def suggest(trial: Any, name: str, spec: Any) -> Any:
-    from mlflowdsl.runtime.tuning_space import suggest as suggest_dim
-
     return suggest_dim(trial, dimension(name, spec))
 
 
@@ -36,9 +35,7 @@ def run_study(params: Any, data: Any, problem: str, metric: str, direction: str)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from mlflowdsl.runtime.tuning_space import make_pruner, make_sampler
-
-    # The same sampler and pruner construction as `tune` blocks (runtime/tuning_space.py); the
+    # The same sampler and pruner construction as `tune` blocks (mlflowdsl.tasks.search); the
     # trials of this task form stay in-process (one task, one worker).
     dims = [dimension(n, s) for n, s in sorted(params.search_space.items())]
     sampler = make_sampler(params.sampler, params.seed, dims)

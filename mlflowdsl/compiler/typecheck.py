@@ -158,7 +158,7 @@ class _Checker:
         key = "custom:" + uses
         if key not in self._types:
             try:
-                from stdlib_tasks.custom import schema_for
+                from mlflowdsl.tasks.custom import schema_for
 
                 # A custom task's module is looked up beside the workflow file first, as the
                 # runtime does for its workers, so no PYTHONPATH is needed for local steps.

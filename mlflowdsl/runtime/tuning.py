@@ -27,7 +27,7 @@ from typing import Any, Callable
 from mlflowdsl.ir import Objective, Task, Tuning, key_part
 from mlflowdsl.runtime.cache.base import cache_key
 from mlflowdsl.runtime.tuning_space import (
-    TuningError, dims_from_seed, distributions, grid_size, importances, make_pruner, make_sampler,
+    TuningError, distributions, grid_size, importances, make_pruner, make_sampler,
     open_storage, storage_descriptor, study_name,
 )
 
@@ -381,108 +381,6 @@ def summarize(study: Any, tuning: Tuning, *, trainings: int = 0, cache_hits: int
         "best_trial": best.number if best else None, "counts": counts, "trainings": trainings,
         "cache_hits": cache_hits, "importances": importances(study), "trials": rows,
     }
-
-
-# ------------------------------------------------------------------------- the seed's API
-
-def tuning_from_config(config: dict[str, Any], task_id: str, default_metric: str) -> Tuning:
-    """The seed's ``hyperparameter_config`` as a ``Tuning``."""
-    from mlflowdsl.ir import Objective
-
-    if not isinstance(config, dict):
-        raise TuningError("hyperparameter_config must be an object")
-    unknown = set(config) - {"search_space", "max_trials", "trials", "objective_metric", "metric", "direction",
-                             "parallel", "sampler", "pruner", "seed", "timeout", "task_id"}
-    if unknown:
-        raise TuningError(f"hyperparameter_config: unknown key(s) {', '.join(sorted(unknown))}",
-                          hint="keys: search_space, max_trials, objective_metric, direction, parallel, sampler, "
-                               "pruner, seed, timeout, task_id")
-    metric = str(config.get("objective_metric") or config.get("metric") or default_metric)
-    direction = config.get("direction") or _direction_of(metric)
-    try:
-        return Tuning(task=task_id, search=dims_from_seed(config.get("search_space")),
-                      objective=Objective(direction=direction, metric=metric),
-                      trials=int(config.get("max_trials", config.get("trials", 20))),
-                      parallel=int(config.get("parallel", 1)), sampler=config.get("sampler", "tpe"),
-                      pruner=config.get("pruner", "none"), seed=config.get("seed"), timeout=config.get("timeout"))
-    except TuningError:
-        raise
-    except Exception as exc:  # pydantic's message names the field
-        raise TuningError(f"hyperparameter_config: {exc}") from exc
-
-
-def _direction_of(metric: str) -> str:
-    try:
-        from stdlib_tasks.metrics import direction_of
-
-        return direction_of(metric)
-    except ImportError:
-        return "maximize"
-
-
-def _tuned_task(plan: Any, config: dict[str, Any]) -> Task:
-    wanted = config.get("task_id")
-    if wanted:
-        try:
-            return plan.task(wanted)
-        except KeyError:
-            raise TuningError(f"hyperparameter_config.task_id: no task {wanted!r} in the workflow",
-                              hint=f"tasks: {', '.join(t.id for t in plan.tasks)}") from None
-    training = [t for t in plan.tasks if t.type == "model_training"]
-    if len(training) != 1:
-        raise TuningError(f"the workflow has {len(training)} model_training tasks; say which to tune",
-                          hint='set hyperparameter_config["task_id"]')
-    return training[0]
-
-
-def plan_with_tuning(spec: Any, config: dict[str, Any]) -> Any:
-    """Compile ``spec`` and add the tuning of its training task (names checked against the
-    algorithm's hyperparameters)."""
-    from mlflowdsl.runtime.orchestrator import to_plan
-
-    plan = to_plan(spec)
-    task = _tuned_task(plan, config)
-    tuning = tuning_from_config(config, task.id, "accuracy" if task.type == "model_training" else "score")
-    check_objective(tuning.objective)
-    try:
-        from mlflowdsl.tasks import get_task_type
-
-        tunable = get_task_type(task.type)().tunable_hyperparameters(task.params)
-    except Exception:  # noqa: BLE001 - a type that cannot tell: unchecked
-        tunable = None
-    unknown = [d.name for d in tuning.search if tunable is not None and d.name not in tunable]
-    if unknown:
-        raise TuningError(f"search_space: {', '.join(unknown)} not hyperparameter(s) of task {task.id!r}",
-                          hint=f"tunable: {', '.join(sorted(tunable or ()))}")
-    others = [t for t in plan.tunings if t.task != task.id]
-    return plan.model_copy(update={"tunings": [*others, tuning]}).with_fingerprint(), task.id
-
-
-def optimize_hyperparameters(request: dict[str, Any], settings: Any, **run_kwargs: Any) -> dict[str, Any]:
-    """The seed's ``optimize_hyperparameters``: run the workflow with its training task tuned.
-
-    ``request = {"workflow_spec": ..., "hyperparameter_config": {"search_space": {...},
-    "max_trials": 50, "objective_metric": "accuracy"}}`` -> ``{"best_params", "best_value",
-    "trials", "execution_id", "status", "study"}``."""
-    from mlflowdsl.runtime.api import run_plan
-
-    plan, task_id = plan_for_request(request)
-    execution = run_plan(plan, settings, **run_kwargs)
-    return result_of(execution, task_id)
-
-
-def plan_for_request(request: dict[str, Any]) -> tuple[Any, str]:
-    if not isinstance(request, dict) or "workflow_spec" not in request or "hyperparameter_config" not in request:
-        raise TuningError("the request needs 'workflow_spec' and 'hyperparameter_config'")
-    return plan_with_tuning(request["workflow_spec"], request["hyperparameter_config"] or {})
-
-
-def result_of(execution: Any, task_id: str) -> dict[str, Any]:
-    result = execution.tasks.get(task_id)
-    study = (result.study if result is not None else None) or {}
-    return {"execution_id": execution.id, "status": execution.status, "best_params": study.get("best_params", {}),
-            "best_value": study.get("best_value"), "trials": study.get("trials", []),
-            "error": result.error if result is not None else execution.error, "study": study}
 
 
 # ------------------------------------------------------------------------- executor glue

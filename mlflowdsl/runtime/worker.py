@@ -30,7 +30,10 @@ from mlflowdsl.ir import RetryPolicy, Task
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
 from mlflowdsl.runtime.usage import UsageSampler
 from mlflowdsl.settings import Settings
-from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type, load_function
+from mlflowdsl.runtime.registry.services import RegistryServices
+from mlflowdsl.runtime.tuning_space import trial_reporter
+from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type
+from mlflowdsl.tasks.custom import Custom
 
 
 @dataclass(frozen=True)
@@ -227,23 +230,10 @@ def _open_cache(spec: TaskSpec):
 
 # ------------------------------------------------------------------------- invocation
 
-def _as_outputs(result: Any) -> TaskOutputs:
-    """Custom functions may return TaskOutputs, a dict of outputs, or a single value."""
-    if isinstance(result, TaskOutputs):
-        return result
-    if isinstance(result, dict) and "output" in result:
-        return TaskOutputs(outputs=dict(result))
-    return TaskOutputs(outputs={"output": result})
-
-
 def invoke(task: Task, params: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
     """Run one attempt of ``task`` with its references already resolved in ``params``."""
     if task.type == "custom":
-        try:
-            from stdlib_tasks.custom import Custom
-        except ImportError:  # the stdlib is optional for plans of plain functions
-            return _as_outputs(load_function(task.uses or "")(**params))
-        # the function's annotations say which parameters are inputs (stdlib_tasks.custom)
+        # the function's annotations say which parameters are inputs (mlflowdsl.tasks.custom)
         input_names = set(Custom.schema(task.uses or "").inputs)
         inputs = {k: v for k, v in params.items() if k in input_names}
         literal = {k: v for k, v in params.items() if k not in input_names}
@@ -404,15 +394,13 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
 
 def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
     task = spec.task
-    # extra["settings"]: tasks that use the model registry find its home / Redis there.
     report = None
     if spec.trial is not None:
-        from mlflowdsl.runtime.tuning_space import trial_reporter
-
         report = trial_reporter(spec.trial)
+    # ``services``: the registry, gates and deployments of the run's settings (its home or Redis).
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
-                      base_dir=spec.base_dir, report=report,
+                      base_dir=spec.base_dir, report=report, services=RegistryServices(spec.settings),
                       extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None})
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -97,7 +98,8 @@ class TaskPruned(TaskFailed):
 
 class TaskContext:
     """What the runtime hands to ``run``: where to write artifacts, the execution it belongs
-    to, the seed, and a ``report`` hook for intermediate values (used by tuning's pruning)."""
+    to, a ``report`` hook for intermediate values (used by tuning's pruning), and ``services``
+    (:class:`mlflowdsl.tasks.services.TaskServices`: the model registry, gates, deployments)."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class TaskContext:
         report: Callable[[int, float], bool] | None = None,
         base_dir: str = ".",
         extra: dict[str, Any] | None = None,
+        services: Any = None,
     ):
         self.task_id = task_id
         self.execution_id = execution_id
@@ -117,12 +120,20 @@ class TaskContext:
         self._report = report
         self.base_dir = base_dir
         self.extra = extra or {}
+        self._services = services
+
+    @property
+    def services(self) -> Any:
+        """The runtime's services; a clear failure for a context made without them."""
+        if self._services is None:
+            raise TaskFailed("this task needs the model registry, which only a run provides",
+                             hint="run it with `mlw run`, or pass TaskContext(services=RegistryServices(settings)) "
+                                  "from mlflowdsl.runtime.registry.services")
+        return self._services
 
     def resolve_path(self, path: str) -> str:
         """Relative paths in a workflow are relative to the workflow file's directory
         (like imports); absolute paths and ``scheme:...`` sources are returned unchanged."""
-        import os
-
         if os.path.isabs(path) or (":" in path.split("/")[0] and not path.startswith(".")):
             return path
         return os.path.normpath(os.path.join(self.base_dir, path))

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mlflowdsl.runtime.registry import deployments, open_registry
-from mlflowdsl.runtime.registry.api import deploy_ml_model, register_ml_model
+from mlflowdsl.sdk.models import deploy_ml_model, register_ml_model
 from mlflowdsl.settings import Settings
 from registry_support import free_port, http
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry import open_registry
-from mlflowdsl.runtime.registry.api import register_ml_model, register_ml_model_async
+from mlflowdsl.sdk.models import register_ml_model, register_ml_model_async
 from mlflowdsl.settings import Settings
 from test_registry_core import fitted
 
@@ -65,7 +65,7 @@ def test_bad_model_info(settings, info, message):
 
 
 def test_the_orchestrator_exposes_register_ml_model(settings):
-    from mlflowdsl.runtime.orchestrator import DistributedOrchestrator
+    from mlflowdsl.sdk import DistributedOrchestrator
 
     async def register() -> str:
         async with DistributedOrchestrator(settings=settings) as orchestrator:

@@ -108,10 +108,10 @@ def test_module_examples_hold():
     import doctest
 
     import mlflowdsl.runtime.cluster_mode.submission as submission
-    import mlflowdsl.runtime.orchestrator as orchestrator
     import mlflowdsl.runtime.state.redis as redis_state
+    import mlflowdsl.sdk.spec as spec
 
-    for module in (redis_state, submission, orchestrator):
+    for module in (redis_state, submission, spec):
         result = doctest.testmod(module)
         assert result.attempted and not result.failed, module.__name__
 

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs
-from stdlib_tasks.custom import Custom, schema_for
+from mlflowdsl.tasks.custom import Custom, schema_for
 from stdlib_tasks.data_preprocessing import DataPreprocessing
 from stdlib_tasks.model_training import ModelTraining
 

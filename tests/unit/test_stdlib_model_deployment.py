@@ -5,6 +5,7 @@ import joblib
 import pytest
 
 from mlflowdsl.runtime.registry import open_registry
+from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.settings import Settings
 from mlflowdsl.tasks import TaskContext, TaskFailed
 from stdlib_tasks.batch_inference import BatchInference
@@ -26,7 +27,7 @@ def model():
 def context(tmp_path, task_id="deploy", execution_id="ex1"):
     return TaskContext(task_id=task_id, execution_id=execution_id, base_dir=str(tmp_path),
                        artifact_dir=str(tmp_path / "home" / "artifacts" / execution_id),
-                       extra={"settings": Settings(home=str(tmp_path / "home"))})
+                       services=RegistryServices(Settings(home=str(tmp_path / "home"))))
 
 
 def deploy(model, tmp_path, **params):

@@ -120,9 +120,10 @@ def test_model_trained_on_other_features_is_refused(cancer):
 
 
 def registry_context(tmp_path):
+    from mlflowdsl.runtime.registry.services import RegistryServices
     from mlflowdsl.settings import Settings
 
-    return TaskContext(task_id="validate", execution_id="ex", extra={"settings": Settings(home=str(tmp_path / "home"))},
+    return TaskContext(task_id="validate", execution_id="ex", services=RegistryServices(Settings(home=str(tmp_path / "home"))),
                        artifact_dir=str(tmp_path / "home" / "artifacts" / "ex"))
 
 

@@ -67,7 +67,7 @@ def test_importing_the_task_modules_does_not_load_heavy_libraries():
         "import sys\n"
         "import stdlib_tasks.data_preprocessing, stdlib_tasks.feature_extraction, stdlib_tasks.model_training,"
         " stdlib_tasks.model_validation, stdlib_tasks.hyperparameter_tuning, stdlib_tasks.model_deployment,"
-        " stdlib_tasks.batch_inference, stdlib_tasks.model_evaluation, stdlib_tasks.custom\n"
+        " stdlib_tasks.batch_inference, stdlib_tasks.model_evaluation, mlflowdsl.tasks.custom\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'pandas', 'numpy', 'optuna', 'scipy', 'joblib'})\n"
         "print(','.join(heavy))\n"
     )

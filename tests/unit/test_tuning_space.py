@@ -1,4 +1,4 @@
-"""Search spaces, samplers, the seed's config form and trial keys (runtime/tuning*.py)."""
+"""Search spaces, samplers, the seed's config form and trial keys (tasks/search.py, runtime/tuning.py, sdk/tuning.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import optuna
 import pytest
 
 from mlflowdsl.ir import Objective, SearchDim, Task, Tuning, key_part
-from mlflowdsl.runtime.tuning import (
-    check_objective, merge_values, plan_with_tuning, tuned_key_part, tuning_from_config,
-)
-from mlflowdsl.runtime.tuning_space import (
+from mlflowdsl.runtime.tuning import check_objective, merge_values, tuned_key_part
+from mlflowdsl.sdk.tuning import plan_with_tuning, tuning_from_config
+from mlflowdsl.tasks.search import (
     TuningError, dims_from_seed, distributions, grid_size, grid_space, make_pruner, make_sampler,
 )
 

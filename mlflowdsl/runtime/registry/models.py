@@ -24,22 +24,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
-from mlflowdsl.errors import MlwError
+from mlflowdsl.tasks.services import GateRefused, RegistryError  # noqa: F401 - part of the registry API
 
 # Names become directory names and Redis key parts: no separators, no "..", nothing hidden.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class RegistryError(MlwError):
-    """A registry operation that cannot be done as asked (unknown model, bad name...)."""
-
-
-class GateRefused(RegistryError):
-    """A promotion whose gate failed; ``checks`` lists each metric comparison."""
-
-    def __init__(self, message: str, *, checks: list[dict[str, Any]], hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.checks = checks
 
 
 def check_name(value: str, what: str = "model name") -> str:
@@ -50,7 +38,7 @@ def check_name(value: str, what: str = "model name") -> str:
     >>> check_name("../etc")
     Traceback (most recent call last):
     ...
-    mlflowdsl.runtime.registry.models.RegistryError: model name '../etc' is not a safe name: use letters, digits, '_', '-', '.', starting with a letter or digit, without '..' (no '/' or '..': names become directory names)
+    mlflowdsl.tasks.services.RegistryError: model name '../etc' is not a safe name: use letters, digits, '_', '-', '.', starting with a letter or digit, without '..' (no '/' or '..': names become directory names)
     """
     if not isinstance(value, str) or not SAFE_NAME.match(value) or ".." in value:
         raise RegistryError(

@@ -1,9 +1,9 @@
-"""The seed's model API: ``register_ml_model(model_info) -> model id`` and
+"""Models from Python: ``register_ml_model(model_info) -> model id`` and
 ``deploy_ml_model(model_id, deployment_config) -> deployment id``, as plain functions (the
 ``DistributedOrchestrator`` wraps them as async methods; :func:`register_ml_model_async` and
 :func:`deploy_ml_model_async` are the same wrapped in a thread).
 
-``model_info`` is the seed's dict, e.g. ``{"name": "fraud_detection_model", "version":
+``model_info`` is a dict, e.g. ``{"name": "fraud_detection_model", "version":
 "v1.2.0", "model_type": "classification", "framework": "sklearn"}``. The model itself comes from,
 in this order: ``model`` (an object), ``artifact_path`` (a ``.joblib`` file), ``model_uri`` (a
 registered version, e.g. ``models:/fraud/3``), else the latest registered version of ``name``
@@ -18,7 +18,10 @@ import asyncio
 from typing import Any
 
 from mlflowdsl.errors import MlwError
+from mlflowdsl.runtime.registry.deployments import deploy
+from mlflowdsl.runtime.registry.models import check_name
 from mlflowdsl.runtime.registry.registry import open_registry
+from mlflowdsl.settings import load_settings
 
 MODEL_INFO_KEYS = {"name", "version", "model_type", "framework", "metrics", "params", "signature", "lineage",
                    "model", "artifact_path", "model_uri", "description"}
@@ -72,8 +75,6 @@ def register_ml_model(model_info: dict[str, Any], *, settings: Any = None) -> st
 
 
 def _safe(name: str) -> bool:
-    from mlflowdsl.runtime.registry.models import check_name
-
     check_name(name)  # raises a clear RegistryError for an unsafe name
     return True
 
@@ -82,11 +83,7 @@ def deploy_ml_model(model_id: str, deployment_config: dict[str, Any] | None = No
     """Serve a registered model (``name/3``, ``models:/name@champion``...); returns the
     deployment id (its name). ``deployment_config``: ``target`` (``local``), ``scaling_config``
     (``min_replicas``/``max_replicas``), optional ``name``, ``port``."""
-    from mlflowdsl.runtime.registry.deployments import deploy
-
     if settings is None:
-        from mlflowdsl.settings import load_settings
-
         settings = load_settings()
     registry = open_registry(settings)
     try:

@@ -1,4 +1,5 @@
-"""The seed's Python API: ``DistributedOrchestrator`` and ``MLWorkflowManager``.
+"""``DistributedOrchestrator`` (async) and ``MLWorkflowManager`` (sync): submit, watch and cancel
+workflows, register and deploy models, tune, from Python.
 
 Two modes, one API:
 
@@ -9,10 +10,6 @@ Two modes, one API:
 - **embedded** (no Redis): one in-process instance runs executions in background threads on an
   embedded Dask cluster (or ``scheduler``), with SQLite state under ``<home>``.
 
->>> spec = WorkflowSpec(workflow_id="w", tasks=[MLTaskSpec(task_id="a", task_type="data_preprocessing",
-...                                                        parameters={"source": "x.csv"})])
->>> spec.to_spec()["tasks"][0]["task_id"]
-'a'
 """
 
 from __future__ import annotations
@@ -23,60 +20,24 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import replace
 
 from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.api import run_plan
+from mlflowdsl.runtime.cluster import open_client
+from mlflowdsl.runtime.cluster_mode.health import cluster_status
+from mlflowdsl.runtime.cluster_mode.instance import OrchestratorInstance
+from mlflowdsl.runtime.cluster_mode.submission import request_cancel, submit_plan
+from mlflowdsl.runtime.coordination import gateway_from_settings
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+from mlflowdsl.runtime.state import open_state
+from mlflowdsl.runtime.state.redis import RedisState
+from mlflowdsl.sdk.models import deploy_ml_model, register_ml_model
+from mlflowdsl.sdk.spec import to_plan
+from mlflowdsl.sdk.tuning import plan_for_request, result_of
 from mlflowdsl.settings import Settings, load_settings
 
-__all__ = ["DistributedOrchestrator", "MLTaskSpec", "MLWorkflowManager", "TaskResult", "WorkflowExecution",
-           "WorkflowSpec"]
-
-
-class MLTaskSpec(BaseModel):
-    """One task in the seed's form; extra keys the seed form allows (``resources``, ``cache``,
-    ``retry``, ``timeout``, ``domain``, ``when``, ``uses``, ``foreach``) pass through."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    task_id: str
-    task_type: str
-    dependencies: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-class WorkflowSpec(BaseModel):
-    """A workflow in the seed's form; ``to_spec()`` is the dict the compiler reads."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    workflow_id: str
-    name: str | None = None
-    description: str | None = None
-    global_parameters: dict[str, Any] = Field(default_factory=dict)
-    tasks: list[MLTaskSpec] = Field(default_factory=list)
-
-    def to_spec(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, exclude_defaults=False)
-
-    def compile(self) -> Plan:
-        """The plan; ``CompileError`` with diagnostics when the spec is wrong."""
-        from mlflowdsl.compiler.api import load_plan
-
-        return load_plan(self.to_spec())
-
-
-def to_plan(spec: Any) -> Plan:
-    """A ``Plan`` from a seed-form dict, a ``WorkflowSpec``, a ``.mlw``/``.json``/``.yaml`` path,
-    ``.mlw`` source text, or a compiled ``Plan``."""
-    from mlflowdsl.compiler.api import compile_text, load_plan
-
-    if isinstance(spec, WorkflowSpec):
-        return spec.compile()
-    if isinstance(spec, (Plan, dict)):
-        return load_plan(spec)
-    text = str(spec)
-    if "\n" in text or text.lstrip().startswith(("workflow", "mlw ")):
-        return compile_text(text, "<text>").raise_for_errors()
-    return load_plan(text)
+__all__ = ["DistributedOrchestrator", "MLWorkflowManager"]
 
 
 class _Embedded:
@@ -90,8 +51,6 @@ class _Embedded:
         self._lock = threading.Lock()
         self.threads: dict[str, threading.Thread] = {}
         self.cancels: dict[str, str] = {}
-        from mlflowdsl.runtime.state import open_state
-
         self.state = open_state(settings)
 
     def client(self):
@@ -103,8 +62,6 @@ class _Embedded:
                 failure: list[BaseException] = []
 
                 def hold():
-                    from mlflowdsl.runtime.cluster import open_client
-
                     try:
                         with open_client(self.settings) as client:
                             self._client = client
@@ -133,8 +90,6 @@ class _Embedded:
         return pending.id
 
     def _run(self, plan: Plan, pending: WorkflowExecution) -> None:
-        from mlflowdsl.runtime.api import run_plan
-
         try:
             run_plan(plan, self.settings, client=self.client(), state=self.state, resume_from=pending,
                      cancel_check=lambda: self.cancels.get(pending.id))
@@ -169,9 +124,6 @@ class MLWorkflowManager:
         self._instance_stop = threading.Event()
         self._instance_thread: threading.Thread | None = None
         if self.cluster:
-            from mlflowdsl.runtime.coordination import gateway_from_settings
-            from mlflowdsl.runtime.state.redis import RedisState
-
             self.gateway = gateway_from_settings(settings)
             self.state = RedisState(self.gateway)
             if run_instance:
@@ -181,9 +133,6 @@ class MLWorkflowManager:
             self.state = self._embedded.state
 
     def _start_instance(self) -> None:
-        from mlflowdsl.runtime.cluster import open_client
-        from mlflowdsl.runtime.cluster_mode.instance import OrchestratorInstance
-
         ready = threading.Event()
 
         def serve():
@@ -200,8 +149,6 @@ class MLWorkflowManager:
         plan = to_plan(spec)
         if self._embedded is not None:
             return self._embedded.submit(plan)
-        from mlflowdsl.runtime.cluster_mode.submission import submit_plan
-
         return submit_plan(self.gateway, plan)
 
     def get_execution(self, execution_id: str) -> WorkflowExecution:
@@ -221,8 +168,6 @@ class MLWorkflowManager:
         if self._embedded is not None:
             self._embedded.cancel(execution_id)
             return self.get_execution(execution_id)
-        from mlflowdsl.runtime.cluster_mode.submission import request_cancel
-
         return request_cancel(self.gateway, execution_id, settings=self.settings)
 
     def progress(self, execution_id: str) -> dict[str, Any]:
@@ -237,8 +182,6 @@ class MLWorkflowManager:
             running = [e for e, t in self._embedded.threads.items() if t.is_alive()]
             return {"mode": "embedded", "instances": [{"id": "embedded", "domains": ["*"], "load": len(running)}],
                     "leader": {"id": "embedded", "epoch": 0}, "running": running}
-        from mlflowdsl.runtime.cluster_mode.health import cluster_status
-
         return {"mode": "cluster", **cluster_status(self.gateway, self.settings)}
 
     def close(self) -> None:
@@ -262,8 +205,6 @@ class DistributedOrchestrator:
                  settings: Settings | None = None, *, run_instance: bool | None = None):
         base = settings or load_settings()
         overrides = {k: v for k, v in {"redis_url": redis_url, "scheduler": scheduler}.items() if v}
-        from dataclasses import replace
-
         self.settings = replace(base, **overrides)
         serve = scheduler is not None if run_instance is None else run_instance
         self.manager = MLWorkflowManager(self.settings, run_instance=serve and bool(self.settings.redis_url))
@@ -292,29 +233,24 @@ class DistributedOrchestrator:
     async def cluster_health(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.manager.health)
 
-    # -- model registry (issue 7; mlflowdsl/runtime/registry/api.py) ---------------------
+    # -- model registry (mlflowdsl/sdk/models.py) ---------------------------------------
 
     async def register_ml_model(self, model_info: dict[str, Any]) -> str:
-        """Register a model (the seed's dict; see registry.api); returns ``name/version``."""
-        from mlflowdsl.runtime.registry.api import register_ml_model
-
+        """Register a model (``model_info`` as in :func:`mlflowdsl.sdk.models.register_ml_model`);
+        returns ``name/version``."""
         return await asyncio.to_thread(register_ml_model, model_info, settings=self.settings)
 
     async def deploy_ml_model(self, model_id: str, deployment_config: dict[str, Any] | None = None) -> str:
         """Serve a registered model (detached, ``min_replicas`` behind one port); returns the
         deployment id (``mlw deployments status ID``)."""
-        from mlflowdsl.runtime.registry.api import deploy_ml_model
-
         return await asyncio.to_thread(deploy_ml_model, model_id, deployment_config, settings=self.settings)
 
-    # -- hyperparameter optimization (issue 6; mlflowdsl/runtime/tuning.py) ------------------
+    # -- hyperparameter optimization (mlflowdsl/sdk/tuning.py) ----------------------------
 
     async def optimize_hyperparameters(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run ``request["workflow_spec"]`` with its training task tuned by
         ``request["hyperparameter_config"]`` (the seed's search-space form); returns
         ``{"best_params", "best_value", "trials", "execution_id", "status", "study"}``."""
-        from mlflowdsl.runtime.tuning import plan_for_request, result_of
-
         plan, task_id = await asyncio.to_thread(plan_for_request, request)
         execution = await self.wait(await self.submit_ml_workflow(plan))
         return result_of(execution, task_id)

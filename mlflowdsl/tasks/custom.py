@@ -12,7 +12,7 @@ from the function's type hints.
   returns a dict with a ``metrics`` dict, those numbers also become the task's metrics and the
   ``metrics`` output.
 
->>> schema = schema_for("stdlib_tasks.custom:_example")
+>>> schema = schema_for("mlflowdsl.tasks.custom:_example")
 >>> sorted(schema.params_model.model_fields), sorted(schema.inputs), schema.outputs["output"]
 (['factor', 'label'], ['data'], 'any')
 """
@@ -30,7 +30,8 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
-from stdlib_tasks.values import Dataset, TrainedModel
+from mlflowdsl.tasks.models import resolve_model
+from mlflowdsl.tasks.values import Dataset, TrainedModel
 
 _KINDS = {Dataset: "dataset", TrainedModel: "model"}
 
@@ -70,13 +71,11 @@ class Custom(TaskType):
     def run(self, params: TaskParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         uses = (ctx.extra or {}).get("uses") if ctx is not None else None
         if not uses:
-            raise TaskFailed("a custom task needs 'uses'", hint="the runtime calls Custom().run_function(uses, ...)")
+            raise TaskFailed("a custom task needs 'uses'", hint="pass it in ctx.extra['uses'], or call run_function")
         return self.run_function(uses, params.model_dump(), inputs, ctx)
 
     def run_function(self, uses: str, params: dict[str, Any], inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         """Validate ``params`` with the function's schema, resolve model URIs, call it."""
-        from stdlib_tasks._common import resolve_model
-
         schema = schema_for(uses)
         try:
             values = schema.params_model(**params).model_dump()
