@@ -1,4 +1,4 @@
-"""Full cache keys for every task of a plan, computed on the client before anything runs.
+"""Keys: a task's cache key (what it computes) and its Dask key (one submission of it).
 
 key(task) = cache_key(task.key_part, keys of its dependencies in order, fingerprints of the
 files named by its type's ``reads`` params). Because each key includes its inputs' keys,
@@ -77,3 +77,13 @@ def plan_keys(plan: Plan, base_dir: str) -> dict[str, str]:
         keys[task.id] = cache_key(task.key_part, [keys[d] for d in task.dependencies],
                                   data_fingerprints(task, base_dir, cached_fingerprint))
     return keys
+
+
+def dask_key(task_type: str, execution_id: str, run_no: str, name: str) -> str:
+    """A unique Dask key for one submission of task (or trial) ``name`` of an execution, whose
+    Dask task group is the task type (``mlw_model_training``), the way ``client.submit`` groups
+    by function. Group names drive Dask's scheduling heuristics: a key that spelled out the task
+    id would put e.g. a fan-out's source in a group of its own, which makes its dependents
+    "root-ish" and queues them one scheduler round trip at a time."""
+    token = hashlib.md5(f"{execution_id}/{run_no}/{name}".encode()).hexdigest()
+    return f"mlw_{task_type}-{token}"

@@ -1,24 +1,26 @@
 """``mlw plan`` and ``mlw explain``: a plan held against the current cache and state.
 
-For every task: ``cached`` (its entry is in a shared cache), ``skipped`` (``when`` is false
-upstream or here) or ``will run`` with the reasons, found by comparing the components of
-its cache key (``keyparts``) with the nearest previous record of the same workflow and task:
-no entry; params changed; implementation version changed; input changed upstream; cache
-version changed; TTL expired. Nothing runs and nothing is written.
+For every task, what ``planning`` decides a run would do: ``cached`` (its entry is in a shared
+cache), ``skipped`` (``when`` is false upstream or here) or ``will run``, with the reasons, found
+by comparing the components of its cache key (``keyparts``) with the nearest previous record of
+the same workflow and task: no entry; params changed; implementation version changed; input
+changed upstream; cache version changed; TTL expired. Nothing runs and nothing is written.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
-from mlflowdsl.runtime.keyparts import Change, compare, plan_components, reasons
+from mlflowdsl.runtime import planning
+from mlflowdsl.runtime.keyparts import Change, compare, reasons
+from mlflowdsl.runtime.planning import Contains, plan_run
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+from mlflowdsl.settings import Settings
 
-SHARED = ("disk", "redis", "hybrid")
 HISTORY = 50  # how many previous executions of a workflow are searched for a task's last entry
 ENTRY_STATUSES = ("succeeded", "cached")  # records whose key had (or came from) a cache entry
 
@@ -107,53 +109,31 @@ def why_run(task, components: dict[str, Any], previous: Previous | None, now: fl
     return (f"no entry (same key as execution {previous.execution_id}: the entry was evicted or cleared)",), ()
 
 
-def plan_status(plan: Plan, *, base_dir: str, contains: Callable[[str, str], bool], history: History,
+def plan_status(plan: Plan, *, base_dir: str, contains: Contains, history: History,
                 now: float | None = None) -> list[TaskPlan]:
-    """Pure: the plan's tasks in order with what a run would do to each."""
+    """The plan's tasks in order with what a run would do to each (``planning``'s decision,
+    with the reasons a task would run)."""
     now = time.time() if now is None else now
-    keys, components = plan_components(_keyed(plan), base_dir)
+    d = plan_run(plan, base_dir, None, contains)
     out: list[TaskPlan] = []
-    skipped: set[str] = set()
     for task in plan.tasks:
+        key = d.keys[task.id]
         prev = history.by_task.get(task.id)
         prev_id = prev.execution_id if prev else None
-        upstream = next((d for d in task.dependencies if d in skipped), None)
-        if task.skip or upstream:
-            skipped.add(task.id)
-            why = "`when` is false" if task.skip else f"upstream task {upstream!r} skipped"
-            out.append(TaskPlan(task.id, "skipped", (why,), key=keys[task.id], previous_execution=prev_id))
-        elif task.cache.strategy in SHARED and contains(task.cache.strategy, keys[task.id]):
-            out.append(TaskPlan(task.id, "cached", key=keys[task.id], previous_execution=prev_id))
+        if task.id in d.skipped:
+            out.append(TaskPlan(task.id, "skipped", (d.skipped[task.id],), key=key, previous_execution=prev_id))
+        elif task.id in d.cached:
+            out.append(TaskPlan(task.id, "cached", key=key, previous_execution=prev_id))
         else:
-            why, changes = why_run(task, components[task.id], prev, now, history.written)
-            out.append(TaskPlan(task.id, "will run", why, changes, keys[task.id], prev_id))
+            why, changes = why_run(task, d.components[task.id], prev, now, history.written)
+            out.append(TaskPlan(task.id, "will run", why, changes, key, prev_id))
     return out
 
 
-def _keyed(plan: Plan) -> Plan:
-    """The plan as the executor keys it (a tuned task's key covers its `tune` block)."""
-    if not plan.tunings:
-        return plan
-    from mlflowdsl.runtime.tuning import tuned_key_parts
-
-    return tuned_key_parts(plan)
-
-
-def cache_probe(settings) -> Callable[[str, str], bool]:
-    """``contains(strategy, key)`` over the real caches, opened once each."""
-    from mlflowdsl.runtime.cache import open_cache
-
-    opened: dict[str, Any] = {}
-
-    def contains(strategy: str, key: str) -> bool:
-        try:
-            if strategy not in opened:
-                opened[strategy] = open_cache(strategy, settings)
-            return opened[strategy].contains(key)
-        except Exception:  # noqa: BLE001 - an unreachable cache is a miss, as at run time
-            return False
-
-    return contains
+def cache_probe(settings: Settings) -> Contains:
+    """``contains(strategy, key)`` over the real caches; a cache that cannot be asked is a
+    miss, as it is at run time."""
+    return planning.cache_probe(settings, errors_are_misses=True)
 
 
 @dataclass(frozen=True)

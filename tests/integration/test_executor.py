@@ -203,8 +203,8 @@ def test_tasks_with_different_resources_in_one_chain_are_placed_by_their_own_nee
 
 def test_a_plan_larger_than_the_first_graph_keeps_dependencies_across_graphs(settings, tmp_path):
     # The executor submits graphs of 16, 32, 64, ... tasks; a chain and a fan-in that cross
-    # those boundaries must still get their inputs (executor.FIRST_GRAPH_TASKS).
-    from mlflowdsl.runtime.executor import FIRST_GRAPH_TASKS
+    # those boundaries must still get their inputs (run.FIRST_GRAPH_TASKS).
+    from mlflowdsl.runtime.run import FIRST_GRAPH_TASKS
 
     logs = str(tmp_path / "logs")
     n = 3 * FIRST_GRAPH_TASKS
@@ -243,7 +243,7 @@ def test_runs_on_a_long_lived_client_leave_no_task_behind_on_the_cluster(setting
 
 
 def test_two_runs_at_once_on_one_client_each_get_their_own_results(settings, tmp_path):
-    # A client's runs share one message topic (executor.client_topic): messages are routed by
+    # A client's runs share one message topic (messages.client_topic): messages are routed by
     # execution id, so two runs of the same plan (same task ids) at once must not mix.
     import threading
 

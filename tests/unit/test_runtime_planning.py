@@ -7,10 +7,9 @@ import pytest
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import CachePolicy, Plan, Resources, SourceSpan, Task, Workflow, key_part
 from mlflowdsl.runtime import resources as res
-from mlflowdsl.runtime.executor import decide, topological
+from mlflowdsl.runtime.planning import decide, topological
 from mlflowdsl.runtime.keys import data_fingerprints, plan_keys
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
-from mlflowdsl.settings import Settings
 
 
 def T(id, deps=(), *, strategy="disk", skip=False, type="custom", params=None, **kw):
@@ -52,7 +51,7 @@ def test_files_named_by_reads_params_are_fingerprinted_relative_to_the_workflow(
 def test_decide_serves_shared_hits_and_loads_only_what_running_tasks_need():
     keys = plan_keys(DIAMOND, ".")
     cached = {keys["a"], keys["b"], keys["e"]}
-    d = decide(DIAMOND, topological(DIAMOND), keys, Settings(), None, lambda strategy, key: key in cached)
+    d = decide(DIAMOND, topological(DIAMOND), keys, None, lambda strategy, key: key in cached)
     assert d.run == ["c", "d"]
     assert d.cached == {"a", "b", "e"}
     assert d.load == {"a", "b"}  # c needs a, d needs b; e is needed by nobody
@@ -60,13 +59,13 @@ def test_decide_serves_shared_hits_and_loads_only_what_running_tasks_need():
 
 def test_memory_strategy_is_never_answered_on_the_client():
     plan = P(T("a", strategy="memory"))
-    d = decide(plan, topological(plan), plan_keys(plan, "."), Settings(), None, lambda s, k: True)
+    d = decide(plan, topological(plan), plan_keys(plan, "."), None, lambda s, k: True)
     assert d.run == ["a"] and not d.cached
 
 
 def test_skips_propagate_to_dependents():
     plan = P(T("a", skip=True), T("b", ["a"]), T("c"))
-    d = decide(plan, topological(plan), plan_keys(plan, "."), Settings(), None, lambda s, k: False)
+    d = decide(plan, topological(plan), plan_keys(plan, "."), None, lambda s, k: False)
     assert set(d.skipped) == {"a", "b"} and d.run == ["c"]
     assert "upstream task 'a'" in d.skipped["b"]
 
@@ -79,7 +78,7 @@ def test_resume_keeps_successes_and_reruns_an_uncached_one_that_is_needed():
         "b": TaskResult(task_id="b", status="failed", cache_key=keys["b"]),
         "c": TaskResult(task_id="c", status="succeeded", cache_key=keys["c"]),
     })
-    d = decide(plan, topological(plan), keys, Settings(), previous, lambda s, k: False)
+    d = decide(plan, topological(plan), keys, previous, lambda s, k: False)
     # b must run; a's output was never cached (strategy none), so a runs again too
     assert d.run == ["a", "b"] and d.carried == {"c"}
 

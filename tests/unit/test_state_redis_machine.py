@@ -18,10 +18,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflowdsl.runtime.coordination.gateway import RedisGateway  # noqa: E402
-from mlflowdsl.runtime.executor import decide, topological  # noqa: E402
+from mlflowdsl.runtime.planning import decide, topological  # noqa: E402
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution  # noqa: E402
 from mlflowdsl.runtime.state.redis import RedisState, _rank  # noqa: E402
-from mlflowdsl.settings import Settings  # noqa: E402
 from tests.integration.runtime_helpers import plan, task  # noqa: E402
 
 # a -> b, a -> c, (b, c) -> d, d -> e; f independent
@@ -41,7 +40,7 @@ class Instance:
         self.name = name
         self.state = state
         stored = state.get_execution(EXEC_ID)
-        self.decision = decide(PLAN, ORDER, KEYS, Settings(), stored,
+        self.decision = decide(PLAN, ORDER, KEYS, stored,
                                lambda strategy, key: key in shared_cache)
         self.local: dict[str, TaskResult] = {}
         for t in PLAN.tasks:

@@ -1,0 +1,151 @@
+"""What a run would do to each task, decided on the client before anything is submitted.
+
+Every task is skipped (by ``when``, here or upstream), carried over from the execution being
+resumed, served from a shared cache, loaded from the cache because a task that runs needs its
+output, or run. :func:`plan_run` computes the cache keys and this decision; the executor acts
+on it and ``mlw plan`` (``plan_status``) displays it. Nothing here submits or writes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mlflowdsl.errors import RuntimeFailure
+from mlflowdsl.ir import Plan, Task
+from mlflowdsl.runtime.cache import open_cache
+from mlflowdsl.runtime.keyparts import plan_components
+from mlflowdsl.runtime.records import WorkflowExecution
+from mlflowdsl.runtime.tuning import tuned_key_parts
+from mlflowdsl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHARED_STRATEGIES = ("disk", "redis", "hybrid")
+CARRIED_STATUSES = ("succeeded", "cached")  # a resumed execution's tasks kept when their key is unchanged
+
+Contains = Callable[[str, str], bool]  # contains(strategy, key): is the entry in that shared cache?
+
+
+@dataclass
+class Decision:
+    """What the client decided for each task before submitting."""
+
+    keys: dict[str, str]
+    skipped: dict[str, str] = field(default_factory=dict)  # task id -> why
+    cached: set[str] = field(default_factory=set)  # hits in a shared cache (not submitted)
+    carried: set[str] = field(default_factory=set)  # finished in the resumed execution
+    load: set[str] = field(default_factory=set)  # cached, but a running task needs the output
+    run: list[str] = field(default_factory=list)  # topological order
+    components: dict[str, dict] = field(default_factory=dict)  # task id -> its key's parts (keyparts.py)
+    order: list[Task] = field(default_factory=list)  # every task, dependencies first
+
+
+def topological(plan: Plan) -> list[Task]:
+    """The plan's tasks, dependencies first (ties by id); a cycle or an unknown dependency
+    is a broken plan, not a user mistake the compiler would have let through."""
+    by_id = plan.tasks_by_id()
+    for t in plan.tasks:
+        unknown = [d for d in t.dependencies if d not in by_id]
+        if unknown:
+            raise RuntimeFailure(f"task {t.id!r} depends on unknown task(s) {', '.join(unknown)}",
+                                 hint="recompile the plan with `mlw compile`")
+    indegree = {t.id: len(set(t.dependencies)) for t in plan.tasks}
+    dependents: dict[str, list[str]] = {t.id: [] for t in plan.tasks}
+    for t in plan.tasks:
+        for d in set(t.dependencies):
+            dependents[d].append(t.id)
+    ready = sorted(tid for tid, n in indegree.items() if n == 0)
+    order: list[Task] = []
+    while ready:
+        tid = ready.pop(0)
+        order.append(by_id[tid])
+        for dep in sorted(dependents[tid]):
+            indegree[dep] -= 1
+            if indegree[dep] == 0:
+                ready.append(dep)
+        ready.sort()
+    if len(order) != len(plan.tasks):
+        raise RuntimeFailure("the plan has a dependency cycle", hint="recompile the plan with `mlw compile`")
+    return order
+
+
+def task_keys(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Every task's full cache key and its components, as a run computes them (a tuned
+    task's key also covers its ``tune`` block)."""
+    return plan_components(tuned_key_parts(plan), base_dir)
+
+
+def is_shared(strategy: str) -> bool:
+    """Whether entries of ``strategy`` outlive the worker that wrote them, so the client can
+    look them up before submitting."""
+    return strategy in SHARED_STRATEGIES
+
+
+def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: WorkflowExecution | None,
+           contains: Contains) -> Decision:
+    """The decision over the plan (``order``: :func:`topological`), the shared caches and the
+    execution being resumed."""
+    d = Decision(keys=keys, order=order)
+    previous = resume.tasks if resume else {}
+    for task in order:
+        upstream_skip = next((dep for dep in task.dependencies if dep in d.skipped), None)
+        if task.skip:
+            d.skipped[task.id] = "`when` is false"
+        elif upstream_skip:
+            d.skipped[task.id] = f"upstream task {upstream_skip!r} skipped"
+        elif previous.get(task.id) is not None and previous[task.id].status in CARRIED_STATUSES \
+                and previous[task.id].cache_key == keys[task.id]:
+            d.carried.add(task.id)
+        elif is_shared(task.cache.strategy) and contains(task.cache.strategy, keys[task.id]):
+            d.cached.add(task.id)
+        else:
+            d.run.append(task.id)
+    # Walk back from what runs: a needed carried-over task is loaded from the shared cache
+    # when it is there, and rerun otherwise (its outputs died with the old workers).
+    by_id = plan.tasks_by_id()
+    needed = {dep for tid in d.run for dep in by_id[tid].dependencies}
+    run = set(d.run)
+    for task in reversed(order):
+        if task.id not in needed or task.id in run:
+            continue
+        if task.id in d.cached or (is_shared(task.cache.strategy) and contains(task.cache.strategy, keys[task.id])):
+            d.load.add(task.id)
+        else:
+            d.carried.discard(task.id)
+            run.add(task.id)
+            needed.update(by_id[task.id].dependencies)
+    d.run = [t.id for t in order if t.id in run]
+    return d
+
+
+def plan_run(plan: Plan, base_dir: str, resume: WorkflowExecution | None, contains: Contains) -> Decision:
+    """Order, keys (with their components) and the decision for every task of ``plan``."""
+    order = topological(plan)
+    keys, components = task_keys(plan, base_dir)
+    decision = decide(plan, order, keys, resume, contains)
+    decision.components = components
+    return decision
+
+
+def cache_probe(settings: Settings, *, errors_are_misses: bool = False) -> Contains:
+    """``contains(strategy, key)`` over the real caches, each opened once. With
+    ``errors_are_misses`` a cache that cannot be opened or asked (no Redis configured, a
+    server down) answers "not there" instead of raising."""
+    opened: dict[str, Any] = {}
+
+    def contains(strategy: str, key: str) -> bool:
+        if not errors_are_misses:
+            if strategy not in opened:
+                opened[strategy] = open_cache(strategy, settings)
+            return opened[strategy].contains(key)
+        try:
+            if strategy not in opened:
+                opened[strategy] = open_cache(strategy, settings)
+            return opened[strategy].contains(key)
+        except Exception as exc:  # noqa: BLE001 - an unreachable cache is a miss, as at run time
+            log.debug("cache %s could not be asked for %s, counted as a miss: %s", strategy, key[:12], exc)
+            return False
+
+    return contains
