@@ -18,8 +18,9 @@ Parameter values are JSON values. A reference to another task's output is the ob
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
-from typing import Any, Literal
+from typing import Any, Collection, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,6 +139,11 @@ class Plan(IRModel):
     def tasks_by_id(self) -> dict[str, Task]:
         return {t.id: t for t in self.tasks}
 
+    def topological_tasks(self) -> list[Task]:
+        """The tasks in :func:`topological_order` (the order the compiler lists them in)."""
+        by_id = self.tasks_by_id()
+        return [by_id[tid] for tid in topological_order({t.id: t.dependencies for t in self.tasks})]
+
     def tuning_for(self, task_id: str) -> Tuning | None:
         for t in self.tunings:
             if t.task == task_id:
@@ -169,6 +175,66 @@ class Plan(IRModel):
     @classmethod
     def from_json(cls, text: str) -> "Plan":
         return cls.model_validate_json(text)
+
+
+class UnknownDependency(ValueError):
+    """A task depends on ids that are not in the graph."""
+
+    def __init__(self, task: str, unknown: list[str]):
+        self.task, self.unknown = task, unknown
+        super().__init__(f"task {task!r} depends on unknown task(s) {', '.join(unknown)}")
+
+
+class DependencyCycle(ValueError):
+    """The dependencies form a cycle; ``blocked`` are the ids that never became ready."""
+
+    def __init__(self, blocked: list[str]):
+        self.blocked = blocked
+        super().__init__("the dependencies form a cycle")
+
+
+def topological_order(dependencies: Mapping[str, Collection[str]],
+                      dependents: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """The ids of ``dependencies`` (id -> the ids it depends on), dependencies first, ties
+    broken by the smallest id: the order the IR lists tasks in, and the order
+    ``networkx.lexicographical_topological_sort`` gives for the same graph.
+
+    ``dependents`` (id -> the ids that depend on it) is the inverse mapping, for a caller that
+    has it already (a networkx graph: ``topological_order(g.pred, g.succ)``); without it the
+    dependencies are checked and inverted here.
+
+    >>> topological_order({"d": ["b", "c"], "c": ["a"], "b": ["a"], "a": [], "e": []})
+    ['a', 'b', 'c', 'd', 'e']
+    >>> topological_order({"b": [], "a": ["c"], "c": []})
+    ['b', 'c', 'a']
+    """
+    if dependents is None:
+        dependents = inverse = {tid: [] for tid in dependencies}
+        waiting: dict[str, int] = {}
+        for tid, deps in dependencies.items():
+            count = 0  # a repeated dependency counts (and is released) once per mention
+            for d in deps:
+                if d not in inverse:
+                    raise UnknownDependency(tid, [x for x in deps if x not in inverse])
+                inverse[d].append(tid)
+                count += 1
+            waiting[tid] = count
+    else:
+        waiting = {tid: len(deps) for tid, deps in dependencies.items()}
+    ready = [tid for tid, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        tid = heapq.heappop(ready)
+        order.append(tid)
+        for dep in dependents[tid]:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                heapq.heappush(ready, dep)
+    if len(order) != len(waiting):
+        done = set(order)
+        raise DependencyCycle(sorted(tid for tid in waiting if tid not in done))
+    return order
 
 
 def canonical_dumps(data: Any, *, indent: int | None = 2) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import networkx as nx
 from markupsafe import Markup, escape
+
+from mlflowdsl.ir import topological_order
 
 STATUS_COLOR = {"succeeded": "#2e9d5b", "cached": "#2b8cbe", "failed": "#d7301f", "skipped": "#b8b8b8",
                 "running": "#6a51a3", "pending": "#e0e0e0"}
@@ -30,12 +31,13 @@ def layers(nodes: list[str], edges: Iterable[tuple[str, str]]) -> list[list[str]
     >>> layers(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "c")])
     [['a', 'd'], ['b'], ['c']]
     """
-    graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from(e for e in edges if e[0] in graph and e[1] in graph)
+    preds: dict[str, list[str]] = {node: [] for node in nodes}
+    for a, b in edges:
+        if a in preds and b in preds:
+            preds[b].append(a)
     depth: dict[str, int] = {}
-    for node in nx.topological_sort(graph):
-        depth[node] = max((depth[p] + 1 for p in graph.predecessors(node)), default=0)
+    for node in topological_order(preds):
+        depth[node] = max((depth[p] + 1 for p in preds[node]), default=0)
     out: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for node in nodes:
         out[depth[node]].append(node)

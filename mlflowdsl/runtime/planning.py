@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mlflowdsl.errors import RuntimeFailure
-from mlflowdsl.ir import Plan, Task
+from mlflowdsl.ir import DependencyCycle, Plan, Task, UnknownDependency
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.keyparts import plan_components
 from mlflowdsl.runtime.records import WorkflowExecution
@@ -43,31 +43,19 @@ class Decision:
 
 
 def topological(plan: Plan) -> list[Task]:
-    """The plan's tasks, dependencies first (ties by id); a cycle or an unknown dependency
-    is a broken plan, not a user mistake the compiler would have let through."""
-    by_id = plan.tasks_by_id()
-    for t in plan.tasks:
-        unknown = [d for d in t.dependencies if d not in by_id]
-        if unknown:
-            raise RuntimeFailure(f"task {t.id!r} depends on unknown task(s) {', '.join(unknown)}",
-                                 hint="recompile the plan with `mlw compile`")
-    indegree = {t.id: len(set(t.dependencies)) for t in plan.tasks}
-    dependents: dict[str, list[str]] = {t.id: [] for t in plan.tasks}
-    for t in plan.tasks:
-        for d in set(t.dependencies):
-            dependents[d].append(t.id)
-    ready = sorted(tid for tid, n in indegree.items() if n == 0)
-    order: list[Task] = []
-    while ready:
-        tid = ready.pop(0)
-        order.append(by_id[tid])
-        for dep in sorted(dependents[tid]):
-            indegree[dep] -= 1
-            if indegree[dep] == 0:
-                ready.append(dep)
-        ready.sort()
-    if len(order) != len(plan.tasks):
-        raise RuntimeFailure("the plan has a dependency cycle", hint="recompile the plan with `mlw compile`")
+    """The plan's tasks, dependencies first (ties by id: ``ir.topological_order``); a cycle or
+    an unknown dependency is a broken plan, not a user mistake the compiler would have let
+    through."""
+    hint = "recompile the plan with `mlw compile`"
+    cycle = RuntimeFailure("the plan has a dependency cycle", hint=hint)
+    try:
+        order = plan.topological_tasks()
+    except UnknownDependency as exc:
+        raise RuntimeFailure(str(exc), hint=hint) from None
+    except DependencyCycle:
+        raise cycle from None
+    if len(order) != len(plan.tasks):  # two tasks with one id: one of them would never run
+        raise cycle
     return order
 
 
