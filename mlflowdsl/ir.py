@@ -20,13 +20,19 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from typing import Any, Collection, Iterable, Literal, Mapping
+from typing import Any, Collection, Iterable, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 IR_VERSION = "1"
 
+# Where a task's result is cached. ``none`` is off; ``memory`` lives in the worker process that
+# ran the task; ``disk``, ``redis`` and ``hybrid`` are shared: their entries outlive the worker
+# that wrote them, so the client can look them up before submitting.
 CacheStrategy = Literal["none", "memory", "disk", "redis", "hybrid"]
+CACHE_STRATEGIES: tuple[CacheStrategy, ...] = get_args(CacheStrategy)
+SHARED_CACHE_STRATEGIES: frozenset[CacheStrategy] = frozenset({"disk", "redis", "hybrid"})
+CACHE_OFF: CacheStrategy = "none"
 Backoff = Literal["exponential", "fixed", "none"]
 
 
@@ -54,6 +60,15 @@ class CachePolicy(IRModel):
     strategy: CacheStrategy = "disk"
     ttl: float | None = None  # seconds; None = no expiry
     version: str = ""
+
+    @property
+    def shared(self) -> bool:
+        """Whether entries outlive the worker that wrote them (see ``CacheStrategy``)."""
+        return self.strategy in SHARED_CACHE_STRATEGIES
+
+    @property
+    def off(self) -> bool:
+        return self.strategy == CACHE_OFF
 
 
 class RetryPolicy(IRModel):

@@ -21,8 +21,8 @@ from mlflowdsl.compiler.evaluate import did_you_mean, quantity_from_text, to_tex
 from mlflowdsl.compiler.model import OutputRef, Qty, RAttr, RBlock
 from mlflowdsl.grammar import units
 from mlflowdsl.grammar.diagnostics import Diagnostic
+from mlflowdsl.ir import CACHE_STRATEGIES
 
-CACHE_STRATEGIES = ("none", "memory", "disk", "redis", "hybrid")
 BACKOFFS = ("exponential", "fixed", "none")
 _DOMAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 

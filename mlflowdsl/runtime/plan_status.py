@@ -88,8 +88,8 @@ def _changes(previous: TaskResult, components: dict[str, Any]) -> tuple[Change, 
 
 def why_run(task, components: dict[str, Any], previous: Previous | None, now: float,
             written_at: dict[str, float] | None = None) -> tuple[tuple[str, ...], tuple[Change, ...]]:
-    if task.cache.strategy == "none":
-        return ("caching is off (strategy none)",), ()
+    if task.cache.off:
+        return (f"caching is off (strategy {task.cache.strategy})",), ()
     if previous is None:
         return ("no entry",), ()
     changes = _changes(previous.result, components)

@@ -22,7 +22,6 @@ from mlflowdsl.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SHARED_STRATEGIES = ("disk", "redis", "hybrid")
 CARRIED_STATUSES = ("succeeded", "cached")  # a resumed execution's tasks kept when their key is unchanged
 
 Contains = Callable[[str, str], bool]  # contains(strategy, key): is the entry in that shared cache?
@@ -65,12 +64,6 @@ def task_keys(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict
     return plan_components(tuned_key_parts(plan), base_dir)
 
 
-def is_shared(strategy: str) -> bool:
-    """Whether entries of ``strategy`` outlive the worker that wrote them, so the client can
-    look them up before submitting."""
-    return strategy in SHARED_STRATEGIES
-
-
 def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: WorkflowExecution | None,
            contains: Contains) -> Decision:
     """The decision over the plan (``order``: :func:`topological`), the shared caches and the
@@ -86,7 +79,7 @@ def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: Workflow
         elif previous.get(task.id) is not None and previous[task.id].status in CARRIED_STATUSES \
                 and previous[task.id].cache_key == keys[task.id]:
             d.carried.add(task.id)
-        elif is_shared(task.cache.strategy) and contains(task.cache.strategy, keys[task.id]):
+        elif task.cache.shared and contains(task.cache.strategy, keys[task.id]):
             d.cached.add(task.id)
         else:
             d.run.append(task.id)
@@ -98,7 +91,7 @@ def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: Workflow
     for task in reversed(order):
         if task.id not in needed or task.id in run:
             continue
-        if task.id in d.cached or (is_shared(task.cache.strategy) and contains(task.cache.strategy, keys[task.id])):
+        if task.id in d.cached or (task.cache.shared and contains(task.cache.strategy, keys[task.id])):
             d.load.add(task.id)
         else:
             d.carried.discard(task.id)

@@ -63,3 +63,14 @@ def test_a_readable_key_file_is_warned_about_and_an_empty_one_is_a_config_error(
     with pytest.raises(ConfigError, match="is empty") as err:
         read_or_create_key_file(path)
     assert err.value.subject == "MLW_CACHE_HMAC_KEY"
+
+
+def test_one_strategy_vocabulary_knows_shared_and_off(tmp_path):
+    from mlflowdsl.compiler.directives import CACHE_STRATEGIES as compiler_strategies
+    from mlflowdsl.ir import CACHE_STRATEGIES, CachePolicy
+    from mlflowdsl.runtime.cache.store import NullCache
+
+    assert compiler_strategies == CACHE_STRATEGIES == ("none", "memory", "disk", "redis", "hybrid")
+    assert [s for s in CACHE_STRATEGIES if CachePolicy(strategy=s).shared] == ["disk", "redis", "hybrid"]
+    assert [s for s in CACHE_STRATEGIES if CachePolicy(strategy=s).off] == ["none"]
+    assert isinstance(open_cache("none", Settings(home=str(tmp_path))), NullCache)

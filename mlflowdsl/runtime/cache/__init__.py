@@ -24,14 +24,15 @@ import threading
 from typing import Any
 
 from mlflowdsl.errors import ConfigError
-from mlflowdsl.runtime.cache.base import STRATEGIES, CacheBackend, CacheEntryInfo, CacheUnavailable, cache_key
+from mlflowdsl.ir import CACHE_OFF, CACHE_STRATEGIES
+from mlflowdsl.runtime.cache.base import CacheBackend, CacheEntryInfo, CacheUnavailable, cache_key
 from mlflowdsl.runtime.cache.disk import DiskCache
 from mlflowdsl.runtime.cache.hybrid import HybridCache
 from mlflowdsl.runtime.cache.memory import MemoryCache
 from mlflowdsl.runtime.cache.store import NullCache
 
 __all__ = ["open_cache", "open_layer", "reset_open_caches", "cache_key", "CacheBackend", "CacheEntryInfo",
-           "CacheUnavailable", "STRATEGIES", "DiskCache", "MemoryCache", "HybridCache", "NullCache"]
+           "CacheUnavailable", "DiskCache", "MemoryCache", "HybridCache", "NullCache"]
 
 _OPEN: dict[tuple, Any] = {}
 _LOCK = threading.RLock()
@@ -39,10 +40,10 @@ _LOCK = threading.RLock()
 
 def open_cache(strategy: str, settings) -> CacheBackend:
     """The backend for ``strategy`` under ``settings``, memoized per process."""
-    if strategy not in STRATEGIES:
+    if strategy not in CACHE_STRATEGIES:
         raise ConfigError(f"unknown cache strategy {strategy!r}", subject="cache.strategy",
-                          hint=f"use one of: {', '.join(STRATEGIES)}")
-    if strategy == "none":
+                          hint=f"use one of: {', '.join(CACHE_STRATEGIES)}")
+    if strategy == CACHE_OFF:
         return NullCache()
     if strategy == "hybrid":
         back = open_layer("redis" if settings.redis_url else "disk", settings)

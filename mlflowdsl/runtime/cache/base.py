@@ -14,9 +14,6 @@ from typing import Any, Iterable, Protocol
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import canonical_dumps
 
-STRATEGIES = ("none", "memory", "disk", "redis", "hybrid")
-
-
 class CacheUnavailable(RuntimeFailure):
     """A cache backend cannot be reached for an operation the user asked for directly
     (``mlw cache ls|clear``). Task-time reads and writes never raise it: they degrade to misses."""
