@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from mlflowdsl.compiler.directives import CACHE_STRATEGIES as compiler_strategies
+from mlflowdsl.ir import CACHE_STRATEGIES, CachePolicy
 from mlflowdsl.runtime.cache import open_cache, reset_open_caches
+from mlflowdsl.runtime.cache.store import NullCache
 from mlflowdsl.settings import Settings
 
 
@@ -66,10 +69,6 @@ def test_a_readable_key_file_is_warned_about_and_an_empty_one_is_a_config_error(
 
 
 def test_one_strategy_vocabulary_knows_shared_and_off(tmp_path):
-    from mlflowdsl.compiler.directives import CACHE_STRATEGIES as compiler_strategies
-    from mlflowdsl.ir import CACHE_STRATEGIES, CachePolicy
-    from mlflowdsl.runtime.cache.store import NullCache
-
     assert compiler_strategies == CACHE_STRATEGIES == ("none", "memory", "disk", "redis", "hybrid")
     assert [s for s in CACHE_STRATEGIES if CachePolicy(strategy=s).shared] == ["disk", "redis", "hybrid"]
     assert [s for s in CACHE_STRATEGIES if CachePolicy(strategy=s).off] == ["none"]
