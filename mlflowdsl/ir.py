@@ -270,7 +270,8 @@ _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 
 def key_part(task_type: str, impl_version: str, uses: str | None, params: dict, cache_version: str) -> str:
-    """The static part of a task's cache key (see LANGUAGE.md §5)."""
+    """The static part of a task's cache key: what the task is, before its inputs are known
+    (the runtime adds the keys of its inputs and the fingerprints of files it reads)."""
     body = canonical_dumps(
         {"type": task_type, "impl": impl_version, "uses": uses, "params": params, "cache_version": cache_version},
         indent=None,

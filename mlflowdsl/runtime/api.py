@@ -12,6 +12,7 @@ from typing import Any
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.cluster import open_client
 from mlflowdsl.runtime.events.base import EventBus, open_bus
 from mlflowdsl.runtime.executor import Executor, Listener, RunOptions
 from mlflowdsl.runtime.records import WorkflowExecution
@@ -47,8 +48,6 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
     try:
         if client is not None:
             return Executor(client, settings, state, bus, listener).run(plan, options)
-        from mlflowdsl.runtime.cluster import open_client
-
         with open_client(settings, import_paths=[base]) as own_client:
             return Executor(own_client, settings, state, bus, listener).run(plan, options)
     finally:

@@ -21,7 +21,7 @@ from mlflowdsl.settings import Settings
 
 def embedded_resources(n_workers: int) -> tuple[dict[str, float], int]:
     """Resources each embedded worker declares, and its memory limit in bytes."""
-    import psutil
+    import psutil  # noqa: PLC0415 - heavy: psutil only when an embedded cluster starts
 
     memory_limit = int(psutil.virtual_memory().total // max(1, n_workers))
     return {"CPU": float(os.cpu_count() or 1), "MEMORY": float(memory_limit)}, memory_limit
@@ -55,7 +55,7 @@ def _restore_sigint(previous) -> None:
 def open_client(settings: Settings, *, import_paths: list[str] | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
     """A Dask client on ``settings.scheduler``, or on an embedded cluster started (and
     stopped) here."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - heavy: distributed only when a client opens
 
     _extend_import_path([os.getcwd(), *(import_paths or [])])
     if settings.scheduler:

@@ -63,7 +63,7 @@ def task_components(task: Task, input_keys: dict[str, str], data: list[str]) -> 
 
 
 def plan_components(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Full cache keys (equal to ``keys.plan_keys``) and their components, for every task."""
+    """Full cache keys and their components, for every task."""
     keys: dict[str, str] = {}
     components: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}

@@ -8,11 +8,15 @@ changing one task's params changes exactly its key and its dependents' keys.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from typing import Callable
 
-from mlflowdsl.ir import Plan, Task
-from mlflowdsl.runtime.cache.base import cache_key
+from mlflowdsl.errors import MlwError
+from mlflowdsl.ir import Task
+from mlflowdsl.tasks import get_task_type
+
+log = logging.getLogger(__name__)
 
 
 def file_fingerprint(path: str) -> str:
@@ -39,11 +43,10 @@ def file_fingerprint(path: str) -> str:
 def _reads(task: Task) -> tuple[str, ...]:
     if task.type == "custom":
         return ()
-    from mlflowdsl.tasks import get_task_type
-
     try:
         return tuple(get_task_type(task.type).reads)
-    except Exception:  # an unknown type fails when it runs, with the task's own error
+    except MlwError as exc:  # an unknown type fails when it runs, with the task's own error
+        log.debug("task %s: no data fingerprints (%s)", task.id, exc)
         return ()
 
 
@@ -61,22 +64,6 @@ def data_fingerprints(task: Task, base_dir: str, fingerprint: Callable[[str], st
                 path = v if os.path.isabs(v) else os.path.normpath(os.path.join(base_dir, v))
                 out.append(fingerprint(path))
     return out
-
-
-def plan_keys(plan: Plan, base_dir: str) -> dict[str, str]:
-    """Task id -> full cache key, for every task (tasks are in topological order)."""
-    keys: dict[str, str] = {}
-    cache: dict[str, str] = {}
-
-    def cached_fingerprint(path: str) -> str:
-        if path not in cache:
-            cache[path] = file_fingerprint(path)
-        return cache[path]
-
-    for task in plan.tasks:
-        keys[task.id] = cache_key(task.key_part, [keys[d] for d in task.dependencies],
-                                  data_fingerprints(task, base_dir, cached_fingerprint))
-    return keys
 
 
 def dask_key(task_type: str, execution_id: str, run_no: str, name: str) -> str:

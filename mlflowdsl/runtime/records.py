@@ -79,7 +79,7 @@ class TaskResult(Record):
     worker: str | None = None
     # A tuned task's study: best value and params, trial table, importances (runtime/tuning.py)
     study: dict[str, Any] | None = None
-    # Resource use (issue 8): per attempt, and totals (CPU summed, peak the highest).
+    # Resource use (mlflowdsl.runtime.usage): per attempt, and totals (CPU summed, peak the highest).
     usage: list[AttemptUsage] = Field(default_factory=list)
     cpu_s: float | None = None
     peak_rss: int | None = None  # bytes

@@ -5,7 +5,7 @@ Mapping: ``cpu`` -> ``CPU``, ``memory`` -> ``MEMORY`` (bytes), ``gpu`` -> ``GPU`
 non-default ``domain`` -> ``domain:<name>`` = 1. A resource is requested only when some worker
 declares it (a cluster without resources runs everything anywhere); ``GPU`` is the
 exception: asking for a GPU on a cluster where no worker has one is refused. ``storage``
-and ``network`` are informational for now.
+and ``network`` are informational (not mapped).
 
 >>> workers = {"w1": {"CPU": 2.0, "MEMORY": 8e9}}
 >>> from mlflowdsl.ir import Resources, Task

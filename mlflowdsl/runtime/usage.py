@@ -15,9 +15,9 @@ thread shared by the process's attempts reads the RSS every ``interval`` seconds
 attempt's peak is the highest sample taken while it ran -- for an attempt shorter than the
 interval, the process's RSS as last sampled (at most a couple of intervals old while tasks
 run; read afresh when older). The attempt's own thread makes two ``getrusage`` calls and no
-file reads: reading ``/proc`` twice per attempt made millisecond-long tasks 3x slower on a busy
-worker (each read hands the GIL to the worker's event loop and waits to get it back).
-Attempts in a forked child (a timeout) add the children's RSS, which scans ``/proc``.
+file reads: each read of ``/proc`` hands the GIL to the worker's event loop and waits to get it
+back, which on a busy worker costs more than a millisecond-long task. Attempts in a forked
+child (a timeout) add the children's RSS, which scans ``/proc``.
 
 >>> with UsageSampler(attempt=1, worker="tcp://127.0.0.1:1") as sampler:
 ...     _ = sum(range(10_000))
@@ -28,12 +28,15 @@ Attempts in a forked child (a timeout) add the children's RSS, which scans ``/pr
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.075  # between 50 and 100 ms: cheap, and catches short peaks of a fit
 
@@ -47,7 +50,7 @@ class Usage:
     worker: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        # by hand: dataclasses.asdict deep-copies and cost more than the rest of a sample
+        # by hand: dataclasses.asdict deep-copies, which costs more than the rest of a sample
         return {"attempt": self.attempt, "wall_s": self.wall_s, "cpu_s": self.cpu_s,
                 "peak_rss": self.peak_rss, "worker": self.worker}
 
@@ -90,7 +93,7 @@ _PROCESS: dict[int, Any] = {}  # pid -> psutil.Process: one per (forked) worker 
 def _this_process():
     pid = os.getpid()
     if pid not in _PROCESS:
-        import psutil
+        import psutil  # noqa: PLC0415 - heavy: psutil only in a process that measures usage
 
         _PROCESS[pid] = psutil.Process(pid)
     return _PROCESS[pid]
@@ -101,7 +104,8 @@ def _rss(process, children: bool) -> int:
     Listing children scans every process of the machine, so only then."""
     try:
         total = process.memory_info().rss
-    except Exception:  # noqa: BLE001 - the process is going away
+    except Exception as exc:  # noqa: BLE001 - a measurement must never fail the attempt
+        log.debug("RSS of process %s could not be read (going away?): %s", process.pid, exc)
         return 0
     if not children:
         return total
@@ -109,16 +113,16 @@ def _rss(process, children: bool) -> int:
         for child in process.children(recursive=True):
             try:
                 total += child.memory_info().rss
-            except Exception:  # noqa: BLE001 - the child exited between listing and reading
-                continue
-    except Exception:  # noqa: BLE001
-        pass
+            except Exception as exc:  # noqa: BLE001 - a measurement must never fail the attempt
+                log.debug("RSS of child %s not read (it exited after the listing?): %s", child.pid, exc)
+    except Exception as exc:  # noqa: BLE001 - a measurement must never fail the attempt
+        log.debug("children of process %s could not be listed: %s", process.pid, exc)
     return total
 
 
 class _Monitor:
     """One sampling thread per worker process, shared by the attempts running in it: starting
-    a thread per attempt cost more than a millisecond-long task itself. Attempts register
+    a thread per attempt would cost more than a millisecond-long task itself. Attempts register
     without a lock (set operations are atomic under the GIL) and set an event only while the
     thread sleeps, so a task never blocks on the sampler (see the outbox in runtime/worker.py)."""
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from distributed import Client, LocalCluster
 
 from mlflowdsl.runtime.dask_graph import Graph, ref
 
@@ -25,7 +26,7 @@ def broken(assumption: str) -> None:
 
 def test_dask_task_spec_task_and_taskref():
     try:
-        from dask._task_spec import Task, TaskRef
+        from dask._task_spec import Task, TaskRef  # noqa: PLC0415 - a missing name fails with its message
     except ImportError as exc:
         broken(f"dask._task_spec.Task or dask._task_spec.TaskRef no longer exists ({exc})")
     params = list(inspect.signature(Task.__init__).parameters.values())
@@ -39,10 +40,10 @@ def test_dask_task_spec_task_and_taskref():
 
 def test_dask_expr_llgexpr_takes_a_determ_token():
     try:
-        from dask._expr import Expr, LLGExpr
+        from dask._expr import Expr, LLGExpr  # noqa: PLC0415 - a missing name fails with its message
     except ImportError as exc:
         broken(f"dask._expr.LLGExpr no longer exists ({exc})")
-    from dask._task_spec import Task
+    from dask._task_spec import Task  # noqa: PLC0415 - after the check above
 
     if LLGExpr._parameters != ["dsk"]:
         broken(f"dask._expr.LLGExpr's operands are no longer ['dsk'] (they are {LLGExpr._parameters})")
@@ -68,8 +69,6 @@ def test_dask_expr_llgexpr_takes_a_determ_token():
 
 
 def test_client_get_takes_an_expression_without_waiting():
-    from distributed import Client
-
     params = inspect.signature(Client.get).parameters
     missing = [p for p in ("dsk", "keys", "sync", "resources") if p not in params]
     if missing:
@@ -77,8 +76,6 @@ def test_client_get_takes_an_expression_without_waiting():
 
 
 def test_graphs_built_by_the_adapter_run_on_an_in_process_cluster():
-    from distributed import Client, LocalCluster
-
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0",
                       resources={"CPU": 2.0}) as cluster, Client(cluster) as client:
         try:

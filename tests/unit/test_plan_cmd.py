@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from key_helpers import plan_keys
 from mlflowdsl.ir import CachePolicy, Plan, Task, Workflow, key_part
 from mlflowdsl.runtime.keyparts import plan_components
-from mlflowdsl.runtime.keys import plan_keys
 from mlflowdsl.runtime.plan_status import History, Previous, plan_status
 from mlflowdsl.runtime.records import TaskResult
 

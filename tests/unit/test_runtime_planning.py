@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from key_helpers import plan_keys
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import CachePolicy, Plan, Resources, SourceSpan, Task, Workflow, key_part
 from mlflowdsl.runtime import resources as res
+from mlflowdsl.runtime.keys import data_fingerprints
 from mlflowdsl.runtime.planning import decide, topological
-from mlflowdsl.runtime.keys import data_fingerprints, plan_keys
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 
 

@@ -1,4 +1,4 @@
-"""The result cache (LANGUAGE.md §5): ``open_cache(strategy, settings)`` returns a backend.
+"""The result cache: ``open_cache(strategy, settings)`` returns a backend.
 
 =========  ==================================================================================
 none       never hits, stores nothing
@@ -10,7 +10,8 @@ hybrid     memory in front of redis, or of disk when no Redis is configured
 =========  ==================================================================================
 
 Backends are made once per process and settings (so a worker's memory layer is shared by
-every task it runs). Importing this package does not import redis.
+every task it runs). Importing this package does not import redis: ``RedisCache`` imports it
+when one is made.
 
 >>> from mlflowdsl.settings import Settings
 >>> open_cache("none", Settings()).get("0" * 64)
@@ -27,8 +28,10 @@ from mlflowdsl.errors import ConfigError
 from mlflowdsl.ir import CACHE_OFF, CACHE_STRATEGIES
 from mlflowdsl.runtime.cache.base import CacheBackend, CacheEntryInfo, CacheUnavailable, cache_key
 from mlflowdsl.runtime.cache.disk import DiskCache
+from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key
 from mlflowdsl.runtime.cache.hybrid import HybridCache
 from mlflowdsl.runtime.cache.memory import MemoryCache
+from mlflowdsl.runtime.cache.redis_cache import RedisCache
 from mlflowdsl.runtime.cache.store import NullCache
 
 __all__ = ["open_cache", "open_layer", "reset_open_caches", "cache_key", "CacheBackend", "CacheEntryInfo",
@@ -64,9 +67,6 @@ def open_layer(layer: str, settings) -> Any:
                               subject="MLW_REDIS_URL / --redis",
                               hint="set MLW_REDIS_URL=redis://HOST:6379/0 (or pass --redis URL), "
                                    "or use cache strategy 'disk' or 'hybrid'")
-        from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key
-        from mlflowdsl.runtime.cache.redis_cache import RedisCache
-
         return _memo(("redis", settings.redis_url, settings.key_prefix, settings.cache_hmac_key,
                       os.path.abspath(settings.home)),
                      lambda: RedisCache(settings.redis_url, secret=cache_hmac_key(settings), prefix=settings.key_prefix))

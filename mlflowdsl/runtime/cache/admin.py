@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mlflowdsl.runtime.cache.base import CacheEntryInfo
 from mlflowdsl.runtime.cache.disk import DiskCache
+from mlflowdsl.runtime.cache.redis_cache import RedisCache, safe_url
 from mlflowdsl.settings import Settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -65,11 +66,9 @@ class Layer:
 def shared_layers(settings: Settings) -> list[Layer]:
     layers = [Layer("disk", str(settings.cache_path), DiskCache(os.path.abspath(settings.cache_path)))]
     if settings.redis_url:
-        from mlflowdsl.runtime.cache.redis_cache import RedisCache, _safe_url
-
         # no signing key: listing and deleting never read a payload (and must not create a key file)
         store = RedisCache(settings.redis_url, secret=None, prefix=settings.key_prefix, retry_after=0.0)
-        layers.append(Layer("redis", _safe_url(settings.redis_url), store))
+        layers.append(Layer("redis", safe_url(settings.redis_url), store))
     return layers
 
 

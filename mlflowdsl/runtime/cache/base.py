@@ -1,4 +1,4 @@
-"""The cache interface shared by the five strategies (LANGUAGE.md §5).
+"""The cache interface shared by the five strategies (``ir.CacheStrategy``).
 
 Keys are content addresses (hex sha256 strings, see ``cache_key``). Values are any
 picklable objects (a task's ``TaskOutputs``). ``open_cache`` in ``mlflowdsl.runtime.cache``

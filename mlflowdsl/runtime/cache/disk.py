@@ -170,8 +170,8 @@ class DiskCache(EntryStore):
             log.warning("cannot write cache entry %s (%s); result not cached", path, exc)
             _unlink(Path(tmp))
             return
-        # No fsync of the directory: it doubles the cost of a put (~4 ms each on this VM), and
-        # a rename lost in a power cut only turns this entry into a miss.
+        # No fsync of the directory: it would double the cost of a put, and a rename lost in a
+        # power cut only turns this entry into a miss.
 
     def delete(self, key: str) -> None:
         _unlink(self.path_for(key))

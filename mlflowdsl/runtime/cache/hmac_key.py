@@ -46,7 +46,7 @@ def read_or_create_key_file(path: Path) -> bytes:
                     f.flush()
                     os.fsync(f.fileno())
                 os.link(tmp, path)
-            except FileExistsError:
+            except FileExistsError:  # another process linked its key first: that one is read below
                 pass
             finally:
                 os.unlink(tmp)

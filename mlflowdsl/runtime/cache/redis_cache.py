@@ -24,6 +24,7 @@ import struct
 import threading
 import time
 from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from mlflowdsl.errors import ConfigError
 from mlflowdsl.runtime.cache.base import CacheEntryInfo, CacheUnavailable
@@ -105,7 +106,7 @@ class RedisCache(EntryStore):
                  connect_timeout: float = 1.0, socket_timeout: float = 30.0):
         """``secret=None`` makes an admin handle (``mlw cache ls|clear``) that can list and
         delete entries but refuses to read or write them."""
-        import redis  # lazy: importing the cache package must stay cheap
+        import redis  # noqa: PLC0415 - heavy: redis only when a Redis cache is opened
 
         self.url = url
         self.prefix = prefix
@@ -137,21 +138,21 @@ class RedisCache(EntryStore):
             with self._lock:
                 if not self._down:
                     log.warning("redis cache at %s unreachable during %s (%s); continuing without it",
-                                _safe_url(self.url), what, exc)
+                                safe_url(self.url), what, exc)
                 self._down = True
                 self._down_until = time.monotonic() + self._retry_after
             return default
         if self._down:
             with self._lock:
                 self._down = False
-            log.info("redis cache at %s is reachable again", _safe_url(self.url))
+            log.info("redis cache at %s is reachable again", safe_url(self.url))
         return result
 
     def _call_or_raise(self, what: str, fn):
         try:
             return fn()
         except self._errors as exc:
-            raise CacheUnavailable(f"cannot {what}: {exc}", subject=_safe_url(self.url),
+            raise CacheUnavailable(f"cannot {what}: {exc}", subject=safe_url(self.url),
                                    hint="check that Redis is running and the URL (MLW_REDIS_URL / --redis) is right") from None
 
     # ------------------------------------------------------------- entries
@@ -233,10 +234,8 @@ class RedisCache(EntryStore):
         self._client.close()
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without a password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password:
         netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -1,10 +1,9 @@
 """How cache values become bytes, and the stored form every backend shares.
 
-Values are pickled with the standard library's pickle, protocol 5; only when pickle refuses a
-value (a lambda, a class defined in a function) does cloudpickle take over. Measured in
-``bench/cache_serialization.py``: pickle 5 dumps a small dict ~6x and a fitted
-RandomForest ~1.6x faster than cloudpickle, and loads them at the same speed (both produce
-ordinary pickles, read by ``pickle.loads``).
+Values are pickled with the standard library's pickle, protocol 5, which dumps the values
+tasks return faster than cloudpickle (``bench/cache_serialization.py`` compares the two); only
+when pickle refuses a value (a lambda, a class defined in a function) does cloudpickle take
+over. Both produce ordinary pickles, read by ``pickle.loads``.
 
 >>> entry = new_entry({"accuracy": 0.9}, ttl=60, meta={"task_id": "train"}, now=1000.0)
 >>> entry.expires, entry.expired(now=1059.0), entry.expired(now=1060.0)
@@ -30,7 +29,7 @@ def dumps(value: Any) -> bytes:
     try:
         return pickle.dumps(value, protocol=PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle  # shipped with Dask; imported only for values pickle cannot handle
+        import cloudpickle  # noqa: PLC0415 - heavy: only for values pickle cannot handle (shipped with Dask)
 
         return cloudpickle.dumps(value, protocol=PROTOCOL)
 

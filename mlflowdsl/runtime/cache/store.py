@@ -12,7 +12,7 @@ from typing import Any
 
 from mlflowdsl.runtime.cache.serialize import StoredEntry, loads, new_entry
 
-log = logging.getLogger("mlflowdsl.runtime.cache")
+log = logging.getLogger(__name__)
 
 
 class EntryStore(abc.ABC):
