@@ -53,18 +53,20 @@ def free_port() -> int:
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
                proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             break
         try:
             if check():
                 return
-        except Exception:  # the service is not ready yet; any error means "try again"
-            pass
+        except Exception as exc:  # noqa: BLE001 - the service is not ready yet; any error means "try again"
+            last_error = exc
         time.sleep(0.1)
     tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
     state = f"exited with {proc.returncode}" if proc is not None and proc.poll() is not None else "still starting"
-    raise RuntimeError(f"{what} did not become ready within {timeout}s ({state}); log {log}:\n{tail}")
+    raise RuntimeError(f"{what} did not become ready within {timeout}s ({state}; last check: {last_error!r}); "
+                       f"log {log}:\n{tail}")
 
 
 def port_accepts(port: int) -> bool:

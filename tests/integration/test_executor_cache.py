@@ -78,7 +78,6 @@ def test_a_task_shared_by_two_workflows_is_computed_once(settings, tmp_path):
 
 
 def test_fully_cached_plan_is_not_submitted_at_all(settings, tmp_path):
-    logs = str(tmp_path / "logs")
     wide = plan(*[task(f"t{i}", "value", x=i, cache="disk") for i in range(200)])
     run_plan(wide, settings)
     from distributed import Client

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 
 from mlflowdsl.settings import Settings
 

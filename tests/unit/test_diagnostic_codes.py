@@ -225,11 +225,11 @@ def test_mlw209_duplicate_parameter_and_attribute():
 
 
 def test_mlw210_unknown_parameter_reference_and_override():
-    assert where(f"""
-        workflow w {{
-          params {{ seed: int = 1 }}
-          task prep: data_preprocessing {{ source = "x.csv"  seed = params.sed }}
-        }}""") == [("MLW210", 3, 67)]
+    assert where("""
+        workflow w {
+          params { seed: int = 1 }
+          task prep: data_preprocessing { source = "x.csv"  seed = params.sed }
+        }""") == [("MLW210", 3, 67)]
     assert where("workflow w {\n  params { seed: int = 1 }\n}\n", params={"sed": "2"}) == [("MLW210", "-p sed")]
 
 

@@ -66,7 +66,8 @@ def blocks_of(doc: str) -> list[Block]:
         if m.group("lang") != "mlw" and "workflow_id" not in m.group("body"):
             continue  # a JSON/YAML block that is not a workflow document (e.g. a plan)
         options = _parse_info(m.group("info"))
-        codes = lambda key: tuple(sorted(c for c in options.get(key, "").split(",") if c))
+        def codes(key, options=options):
+            return tuple(sorted(c for c in options.get(key, "").split(",") if c))
         found.append(
             Block(
                 doc=doc,
@@ -134,8 +135,8 @@ def test_every_diagnostic_code_is_documented():
 
 
 def test_readme_starts_with_the_two_commands():
-    lines = [l for l in (REPO / "README.md").read_text(encoding="utf-8").splitlines() if l.strip()]
-    commands = [re.match(r"^`?(make \w+)`?\s+\S", l) for l in lines[:2]]
+    lines = [line for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines() if line.strip()]
+    commands = [re.match(r"^`?(make \w+)`?\s+\S", line) for line in lines[:2]]
     assert [m.group(1) if m else None for m in commands] == ["make demo", "make test"]
 
 

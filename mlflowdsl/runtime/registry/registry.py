@@ -12,7 +12,11 @@ import os
 import time
 from typing import Any
 
-from mlflowdsl.runtime.registry.artifacts import load_artifact, read_source, store_artifact
+from mlflowdsl.runtime.registry.artifacts import (
+    load_artifact,
+    read_source,
+    store_artifact,
+)
 from mlflowdsl.runtime.registry.gates import Gate
 from mlflowdsl.runtime.registry.models import (
     AliasMove,
@@ -23,6 +27,7 @@ from mlflowdsl.runtime.registry.models import (
     check_name,
     parse_ref,
 )
+from mlflowdsl.tasks.values import TrainedModel
 
 
 class Registry:
@@ -180,8 +185,6 @@ def _who() -> str:
 def describe_model(model: Any) -> dict[str, Any]:
     """Type, framework, metrics, params and signature read off a model object (a ``TrainedModel``
     knows them; anything else gets its class's module as framework)."""
-    from stdlib_tasks.values import TrainedModel
-
     if isinstance(model, TrainedModel):
         return {
             "model_type": model.problem,
