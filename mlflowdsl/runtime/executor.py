@@ -16,7 +16,6 @@ from dataclasses import replace
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
-from mlflowdsl.runtime.dask_graph import ref
 from mlflowdsl.runtime.events.base import EventBus
 from mlflowdsl.runtime.planning import cache_probe, plan_run
 from mlflowdsl.runtime.records import WorkflowExecution
@@ -25,8 +24,7 @@ from mlflowdsl.runtime.run_record import Listener
 from mlflowdsl.runtime.state.base import StateBackend
 from mlflowdsl.settings import Settings
 
-# ``ref`` is imported from here by runtime/tuning.py
-__all__ = ["Executor", "Listener", "ResourceRefused", "RunOptions", "ref"]
+__all__ = ["Executor", "Listener", "ResourceRefused", "RunOptions"]
 
 
 class ResourceRefused(RuntimeFailure):

@@ -73,7 +73,7 @@ def plan_components(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str
             seen[path] = file_fingerprint(path)
         return seen[path]
 
-    # A tuned task's key also covers its `tune` block (runtime/tuning.py: tuned_key_part).
+    # A tuned task's components also hold its `tune` block (its key part covers it: keys.tuned_key_parts).
     tunings = {t.task: t.model_dump(mode="json", exclude={"span"}) for t in plan.tunings}
     for task in plan.tasks:  # topological order (IR invariant)
         comp = task_components(task, {d: keys[d] for d in task.dependencies},

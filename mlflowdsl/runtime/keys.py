@@ -2,7 +2,8 @@
 
 key(task) = cache_key(task.key_part, keys of its dependencies in order, fingerprints of the
 files named by its type's ``reads`` params). Because each key includes its inputs' keys,
-changing one task's params changes exactly its key and its dependents' keys.
+changing one task's params changes exactly its key and its dependents' keys. A tuned task's
+key part also covers its ``tune`` block (:func:`tuned_key_parts`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from typing import Callable
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.ir import Task
+from mlflowdsl.ir import Plan, Task, Tuning
 from mlflowdsl.tasks import get_task_type
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,24 @@ def data_fingerprints(task: Task, base_dir: str, fingerprint: Callable[[str], st
                 path = v if os.path.isabs(v) else os.path.normpath(os.path.join(base_dir, v))
                 out.append(fingerprint(path))
     return out
+
+
+def tuned_key_part(task: Task, tuning: Tuning) -> str:
+    """The tuned task's key part: its own plus the tuning block (the best model of a study is
+    not the model of the untuned task, so the two must not share a cache key)."""
+    body = tuning.model_dump_json(exclude={"span"})
+    return hashlib.sha256(f"{task.key_part}\0{body}".encode()).hexdigest()
+
+
+def tuned_key_parts(plan: Plan) -> Plan:
+    """``plan`` with each tuned task's ``key_part`` replaced by :func:`tuned_key_part`, for
+    computing cache keys (a tuned task and its dependents get keys of their own)."""
+    if not plan.tunings:
+        return plan
+    tunings = {t.task: t for t in plan.tunings}
+    tasks = [t.model_copy(update={"key_part": tuned_key_part(t, tunings[t.id])}) if t.id in tunings else t
+             for t in plan.tasks]
+    return plan.model_copy(update={"tasks": tasks})
 
 
 def dask_key(task_type: str, execution_id: str, run_no: str, name: str) -> str:

@@ -16,8 +16,8 @@ from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import DependencyCycle, Plan, Task, UnknownDependency
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.keyparts import plan_components
+from mlflowdsl.runtime.keys import tuned_key_parts
 from mlflowdsl.runtime.records import WorkflowExecution
-from mlflowdsl.runtime.tuning import tuned_key_parts
 from mlflowdsl.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -77,7 +77,7 @@ class TaskResult(Record):
     cached: bool = False
     error: str | None = None  # the final error (or why the task was skipped)
     worker: str | None = None
-    # A tuned task's study: best value and params, trial table, importances (runtime/tuning.py)
+    # A tuned task's study: best value and params, trial table, importances (runtime/tuning/study.py)
     study: dict[str, Any] | None = None
     # Resource use (mlflowdsl.runtime.usage): per attempt, and totals (CPU summed, peak the highest).
     usage: list[AttemptUsage] = Field(default_factory=list)

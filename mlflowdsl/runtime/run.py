@@ -5,8 +5,8 @@
 round trip through the client. Results come back as messages on the client's topic
 (``messages``); the main loop applies them to the record (``run_record``), finds futures that
 ended without a message, flushes the record periodically and polls for cancellation. A tuned
-task runs as a study (``tuning``) whose best trial's future becomes its output; its dependents
-are submitted when the study ends.
+task runs as a study (``tuning.StudyDriver``, submitting through ``studies.RunStudyHost``) whose
+best trial's future becomes its output; its dependents are submitted when the study ends.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
 from mlflowdsl.runtime.dask_graph import Graph, ref
-from mlflowdsl.runtime.keys import dask_key
+from mlflowdsl.runtime.keys import dask_key, data_fingerprints
 from mlflowdsl.runtime.messages import client_topic
 from mlflowdsl.runtime.planning import Decision
 from mlflowdsl.runtime.records import WorkflowExecution
 from mlflowdsl.runtime.run_record import TASK_EVENTS, RunRecord, finished_result, initial_execution
-from mlflowdsl.runtime.tuning import failed_envelope, start_study
+from mlflowdsl.runtime.studies import RunStudyHost, failed_envelope
+from mlflowdsl.runtime.tuning import StudyDriver
 from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ class Run:
                  declared: set[str]):
         self.order = decision.order
         self.declared = declared
-        self.ex = executor
         self.client = executor.client
+        self.settings = executor.settings
         self.plan = plan
         self.decision = decision
         self.options = options
@@ -91,16 +92,9 @@ class Run:
         self.topic, self.dispatcher = client_topic(self.client)
         self.tunings = {t.task: t for t in plan.tunings}
         self.outputs: dict[str, Any] = {}  # every submitted task's future, kept for late dependents
-        self.studies: dict[str, Any] = {}  # tuned task id -> StudyDriver in flight
+        self.studies: dict[str, StudyDriver] = {}  # tuned task id -> its study in flight
         self.deferred: list[str] = []  # waiting for a study (topological order)
         self.run_no = ""
-
-    @property
-    def execution(self) -> WorkflowExecution:
-        return self.record.execution
-
-    def _emit(self, type: str, payload: dict[str, Any] | None = None, *, at: float | None = None) -> None:
-        self.record.emit(type, payload, at=at)
 
     # ------------------------------------------------------------------ messages
 
@@ -240,7 +234,7 @@ class Run:
         load_only = tid in self.decision.load
         upstream = () if load_only else tuple(task.dependencies)
         spec = TaskSpec(execution_id=self.execution_id, task=task, cache_key=self.decision.keys[tid],
-                        upstream_ids=upstream, settings=self.ex.settings, base_dir=self.options.base_dir,
+                        upstream_ids=upstream, settings=self.settings, base_dir=self.options.base_dir,
                         topic=self.topic, load_only=load_only, plan_fingerprint=self.plan.fingerprint)
         return spec, upstream
 
@@ -289,7 +283,15 @@ class Run:
     # ------------------------------------------------------------------ tuning
 
     def _start_study(self, tid: str) -> None:
-        self.studies[tid] = start_study(self, tid)
+        task = self.by_id[tid]
+        host = RunStudyHost(self.client, task, execution_id=self.execution_id, run_no=self.run_no, outputs=self.outputs,
+                            settings=self.settings, base_dir=self.options.base_dir, topic=f"{self.topic}-study-{tid}",
+                            plan_fingerprint=self.plan.fingerprint,
+                            resources=res.requirements(task, self.declared) or None, emit=self.record.emit)
+        self.studies[tid] = StudyDriver(
+            tuning=self.tunings[tid], task=task, execution_id=self.execution_id, settings=self.settings,
+            input_keys=[self.decision.keys[d] for d in task.dependencies],
+            data_fingerprints=data_fingerprints(task, self.options.base_dir), host=host).start()
         self._handle_event({"kind": "started", "task_id": tid, "time": time.time(), "worker": None})
 
     def _poll_studies(self) -> None:

@@ -92,7 +92,7 @@ def test_doctests():
 def test_a_tuned_task_names_the_tuning_change_and_otherwise_reruns_its_study():
     from mlflowdsl.ir import Objective, SearchDim, Tuning
     from mlflowdsl.runtime.plan_status import TUNED
-    from mlflowdsl.runtime.tuning import tuned_key_parts
+    from mlflowdsl.runtime.keys import tuned_key_parts
 
     def tuned(trials):
         tuning = Tuning(task="a", search=[SearchDim(name="C", kind="float", low=0.1, high=1.0)],

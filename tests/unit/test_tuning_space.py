@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from mlflowdsl.ir import Objective, SearchDim, Task, Tuning, key_part
-from mlflowdsl.runtime.tuning import check_objective, merge_values, tuned_key_part
+from mlflowdsl.runtime.keys import tuned_key_part
+from mlflowdsl.runtime.tuning import check_objective, merge_values
 from mlflowdsl.sdk.tuning import plan_with_tuning, tuning_from_config
 from mlflowdsl.tasks.search import (
     TuningError, dims_from_seed, distributions, grid_size, grid_space, make_pruner, make_sampler,
