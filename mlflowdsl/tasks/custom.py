@@ -91,7 +91,8 @@ class Custom(TaskType):
                 arguments[name] = None
                 continue
             if spec.kind == "model":
-                value = [resolve_model(v, ctx, attribute=name) for v in value] if spec.many else resolve_model(value, ctx, attribute=name)
+                value = ([resolve_model(v, ctx, attribute=name) for v in value] if spec.many
+                         else resolve_model(value, ctx, attribute=name))
             arguments[name] = value
         if schema.context_parameter:
             arguments[schema.context_parameter] = ctx
