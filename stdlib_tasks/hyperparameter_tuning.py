@@ -22,7 +22,7 @@ from stdlib_tasks.tuning_study import run_study
 
 
 class SearchSpec(TaskParams):
-    """One dimension, in the seed's form: ``{"type": "integer", "min": 10, "max": 100}``,
+    """One dimension, in the JSON form of search spaces: ``{"type": "integer", "min": 10, "max": 100}``,
     ``{"type": "float", "min": 1e-4, "max": 0.1, "log": true}``, ``{"type": "categorical",
     "choices": ["gini", "entropy"]}`` (``int`` and ``choice`` are accepted spellings)."""
 

@@ -42,7 +42,8 @@ def run_study(params: Any, data: Any, problem: str, metric: str, direction: str)
     # trials of this task form stay in-process (one task, one worker).
     dims = [dimension(n, s) for n, s in sorted(params.search_space.items())]
     sampler = make_sampler(params.sampler, params.seed, dims)
-    pruner = make_pruner(params.pruner, params.n_trials, startup=5, warmup=1)  # Optuna's defaults, as before
+    # the median pruner waits for Optuna's default 5 completed trials and never prunes at the first step
+    pruner = make_pruner(params.pruner, params.n_trials, startup=5, warmup=1)
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
     scorer = _CrossValidation(data, problem, params.cv, params.seed) if params.cv else _Holdout(data, problem, params.seed)
 

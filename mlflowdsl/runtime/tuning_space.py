@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 from mlflowdsl.tasks.search import (  # noqa: F401 - re-exported for the runtime's tuning modules
-    TuningError, dims_from_seed, direction_of, distributions, grid_size, grid_space, make_pruner, make_sampler,
+    TuningError, dims_from_dict, direction_of, distributions, grid_size, grid_space, make_pruner, make_sampler,
     startup_trials, suggest,
 )
 

@@ -194,7 +194,7 @@ class MLWorkflowManager:
 
 
 class DistributedOrchestrator:
-    """The seed's orchestrator: async methods over :class:`MLWorkflowManager`.
+    """The async Python API: coroutines over :class:`MLWorkflowManager`.
 
     ``DistributedOrchestrator()`` runs embedded; ``DistributedOrchestrator(redis_url=...)``
     submits to a cluster (and with ``scheduler=`` also serves as one instance of it).
@@ -210,7 +210,7 @@ class DistributedOrchestrator:
         self.manager = MLWorkflowManager(self.settings, run_instance=serve and bool(self.settings.redis_url))
 
     async def submit_ml_workflow(self, spec: Any) -> str:
-        """Compile ``spec`` (seed dict, ``WorkflowSpec``, path, ``.mlw`` text or ``Plan``) and
+        """Compile ``spec`` (workflow dict, ``WorkflowSpec``, path, ``.mlw`` text or ``Plan``) and
         start or queue it; returns the execution id. ``CompileError`` for a wrong spec."""
         return await asyncio.to_thread(self.manager.submit, spec)
 
@@ -249,7 +249,7 @@ class DistributedOrchestrator:
 
     async def optimize_hyperparameters(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run ``request["workflow_spec"]`` with its training task tuned by
-        ``request["hyperparameter_config"]`` (the seed's search-space form); returns
+        ``request["hyperparameter_config"]`` (a search space in its JSON form); returns
         ``{"best_params", "best_value", "trials", "execution_id", "status", "study"}``."""
         plan, task_id = await asyncio.to_thread(plan_for_request, request)
         execution = await self.wait(await self.submit_ml_workflow(plan))

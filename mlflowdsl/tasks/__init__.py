@@ -150,7 +150,7 @@ class TaskType:
     inputs: ClassVar[dict[str, InputSpec]] = {}
     outputs: ClassVar[dict[str, str]] = {"output": "any"}
     default_output: ClassVar[str] = "output"
-    aliases: ClassVar[dict[str, str]] = {}  # seed-form names -> attribute names
+    aliases: ClassVar[dict[str, str]] = {}  # other accepted names (``dataset_path``...) -> attribute names
     version: ClassVar[str] = "1"
     # Sink types produce final results (deployment, evaluation, inference): a sink that
     # nothing depends on is not a lint warning.

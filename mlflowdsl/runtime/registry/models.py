@@ -1,7 +1,7 @@
 """The model registry's data: versions, alias moves, model references, and the store protocol.
 
 A registered model is a *name* with numbered versions 1, 2, 3... (allocated atomically by the
-store). A version may also carry a free-form *label* (``v1.2.0`` from the seed's
+store). A version may also carry a free-form *label* (``v1.2.0``, the ``version`` given to
 ``register_ml_model``). *Aliases* (``champion``, ``staging``, any name) point at one version of
 a name each and are moved atomically; every move is appended to the alias history.
 
