@@ -12,6 +12,7 @@ them is a maximum and tuning minimizes them by default.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mlflowdsl.tasks.search import LOSS_METRICS, direction_of  # noqa: F401 - part of this module's vocabulary
@@ -21,6 +22,8 @@ CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recal
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "rmse", "mae")
 ALL_METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
+
+log = logging.getLogger(__name__)
 
 
 def metrics_for(problem: str) -> tuple[str, ...]:
@@ -77,8 +80,8 @@ def compute_metrics(model: Any, X: Any, y: Any, *, problem: str, only: tuple[str
                         out["roc_auc"] = float(skm.roc_auc_score(y == classes[1], proba[:, 1]))
                     elif present == set(classes):
                         out["roc_auc"] = float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))
-                except ValueError:
-                    pass  # undefined for this split (e.g. a class missing); leave it out
+                except ValueError as exc:  # undefined for this split (e.g. a class missing): left out
+                    log.debug("roc_auc left out: %s", exc)
             if "log_loss" in wanted:
                 out["log_loss"] = float(skm.log_loss(y, proba, labels=classes))
     return out

@@ -283,7 +283,7 @@ def run_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
         if not _wait_for_exit(pid, timeout):
             try:
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except ProcessLookupError:  # it exited just now
                 pass
             os.waitpid(pid, 0)
             raise AttemptTimeout(f"attempt did not finish within its timeout of {timeout:g}s and was killed")
@@ -295,8 +295,8 @@ def run_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
     finally:
         try:
             os.unlink(result_path)
-        except OSError:
-            pass
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", result_path, exc)
     if kind == "error":
         raise _RemoteError(value)
     return value
@@ -426,7 +426,7 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
         try:
             out[str(k)] = float(v)
         except (TypeError, ValueError):
-            continue
+            log.debug("metric %s = %r is not a number: left out", k, v)
     return out
 
 

@@ -15,12 +15,12 @@ Two modes, one API:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.api import run_plan
@@ -38,6 +38,8 @@ from mlflowdsl.sdk.tuning import plan_for_request, result_of
 from mlflowdsl.settings import Settings, load_settings
 
 __all__ = ["DistributedOrchestrator", "MLWorkflowManager"]
+
+log = logging.getLogger(__name__)
 
 
 class _Embedded:
@@ -94,6 +96,7 @@ class _Embedded:
             run_plan(plan, self.settings, client=self.client(), state=self.state, resume_from=pending,
                      cancel_check=lambda: self.cancels.get(pending.id))
         except Exception as exc:  # noqa: BLE001 - recorded, not raised in a background thread
+            log.debug("execution %s failed", pending.id, exc_info=True)
             current = self.state.get_execution(pending.id)
             if not current.finished:
                 self.state.save_execution(current.advance("failed", ended=time.time(),

@@ -206,7 +206,7 @@ def registry() -> dict[str, type[TaskType]]:
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 try:
                     cls = ep.load()
-                except Exception as exc:  # a broken plug-in must not break the others
+                except Exception as exc:  # whatever a plug-in's import raises: say which plug-in it was
                     raise MlwError(
                         f"task type plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
                         subject=f"entry point {ENTRY_POINT_GROUP}",

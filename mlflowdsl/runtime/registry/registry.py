@@ -8,6 +8,7 @@ under ``<home>/models`` (in cluster mode ``home`` must be a shared directory, as
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -33,6 +34,8 @@ from mlflowdsl.runtime.registry.models import (
 from mlflowdsl.runtime.registry.store_sqlite import SQLiteRegistryStore
 from mlflowdsl.settings import load_settings
 from mlflowdsl.tasks.values import TrainedModel
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -171,7 +174,9 @@ class Registry:
         self.store.delete_version(name, version)
         directory = os.path.dirname(mv.artifact_path)
         if os.path.commonpath([self.artifact_root, os.path.realpath(directory)]) == self.artifact_root:
-            shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)  # the version is gone; leftovers only take space
+            if os.path.exists(directory):
+                log.debug("could not remove all of %s", directory)
         return mv
 
     def close(self) -> None:
