@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.ir import RetryPolicy, Task
+from mlflowdsl.ir import Task
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
@@ -435,5 +435,5 @@ def meta_of(envelope: Envelope) -> dict[str, Any]:
     return envelope.meta
 
 
-__all__ = ["Envelope", "RetryPolicy", "TaskSpec", "decode_batch", "invoke", "meta_of", "resolve_refs", "run_task",
+__all__ = ["Envelope", "TaskSpec", "decode_batch", "invoke", "meta_of", "resolve_refs", "run_task",
            "run_with_timeout"]

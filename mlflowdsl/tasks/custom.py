@@ -12,7 +12,9 @@ from the function's type hints.
   returns a dict with a ``metrics`` dict, those numbers also become the task's metrics and the
   ``metrics`` output.
 
->>> schema = schema_for("mlflowdsl.tasks.custom:_example")
+>>> def scale(data: Dataset, factor: float = 2.0, label="x") -> dict:
+...     return {"rows": data.n_train * factor, "label": label}
+>>> schema = _schema_of("example:scale", scale)
 >>> sorted(schema.params_model.model_fields), sorted(schema.inputs), schema.outputs["output"]
 (['factor', 'label'], ['data'], 'any')
 """
@@ -169,7 +171,3 @@ def _input_spec(annotation: Any, *, optional_default: bool) -> InputSpec | None:
     if kind is None:
         return None
     return InputSpec(kind, required=not (optional or optional_default), many=many, accepts_uri=kind == "model")
-
-
-def _example(data: Dataset, factor: float = 2.0, label="x") -> dict:  # used by the doctest above
-    return {"rows": data.n_train * factor, "label": label}
