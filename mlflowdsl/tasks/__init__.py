@@ -17,6 +17,11 @@ point. The compiler reads the declarations (``Params``, ``inputs``, ``outputs``,
 * ``version`` — the implementation version; part of the cache key, so bump it when ``run``
   changes what it computes.
 
+The values tasks pass each other, :class:`Dataset` and :class:`TrainedModel`, are importable
+from here (they live in :mod:`mlflowdsl.tasks.values`); ``ctx.services`` is described in
+:mod:`mlflowdsl.tasks.services`, model inputs in :mod:`mlflowdsl.tasks.models`, search spaces
+in :mod:`mlflowdsl.tasks.search`.
+
 >>> class Echo(TaskType):
 ...     name = "echo"
 ...     class Params(TaskParams):
@@ -41,6 +46,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from mlflowdsl.errors import MlwError
+from mlflowdsl.tasks.values import Dataset, TrainedModel  # noqa: F401 - the value classes, part of this API
 
 ENTRY_POINT_GROUP = "mlflowdsl.tasks"
 
