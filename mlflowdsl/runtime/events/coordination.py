@@ -20,7 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from mlflowdsl.runtime.events.base import Event, event_backends
+from mlflowdsl.runtime.events.base import Event
+from mlflowdsl.runtime.events.factory import event_backends
 from mlflowdsl.runtime.events.schema import COORDINATION_TYPES
 from mlflowdsl.settings import Settings
 

@@ -10,7 +10,8 @@ import atexit
 import logging
 import threading
 
-from mlflowdsl.runtime.events.base import Event, EventBus, event_backends, open_bus
+from mlflowdsl.runtime.events.base import Event, EventBus
+from mlflowdsl.runtime.events.factory import event_backends, open_bus
 from mlflowdsl.settings import Settings
 
 log = logging.getLogger(__name__)
