@@ -270,11 +270,6 @@ class RedisGateway:
         return f"RedisGateway({self.safe_url!r}, prefix={self.prefix!r}, breaker={self.breaker_state})"
 
 
-def wait_bounds(policy: BackoffPolicy, attempt: int) -> tuple[float, float]:
-    """The interval the wait after failed attempt ``attempt`` is drawn from (for tests/docs)."""
-    return (0.0, policy.max_wait(attempt))
-
-
 def sample_wait(policy: BackoffPolicy, attempt: int) -> float:
     """One wait drawn by the same tenacity strategy :meth:`RedisGateway.call` uses."""
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
