@@ -404,7 +404,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s mlw kafka publisher[%(process)d]: %(message)s")
     if logging.getLogger("kafka").level == logging.NOTSET:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our parent warns about drops, rate-limited
-    for unused in ("redis", "tornado"):  # pybreaker's optional back-ends: ~70 ms of imports at start-up
+    for unused in ("redis", "tornado"):  # pybreaker's optional back-ends: imports the child never needs
         sys.modules.setdefault(unused, None)  # type: ignore[assignment]
     publisher = Publisher(options, out)
     threading.Thread(target=publisher.read_input, args=(stdin,), name="stdin", daemon=True).start()
