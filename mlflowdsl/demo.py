@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "training_pipeli
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mlflowdsl.cli.run_cmds import Display, console as make_console, task_table
+    from mlflowdsl.cli.views import Display, console as make_console, task_table
     from mlflowdsl.compiler.api import compile_file
     from mlflowdsl.errors import MlwError
     from mlflowdsl.grammar.diagnostics import render_text

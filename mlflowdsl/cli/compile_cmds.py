@@ -14,25 +14,8 @@ import tempfile
 
 import click
 
+from mlflowdsl.cli.common import param_options
 from mlflowdsl.grammar.diagnostics import Diagnostic, render_json, render_text
-
-
-def _parse_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", ctx=ctx, param=param)
-        out[name.strip()] = value
-    return out
-
-
-def _param_options(fn):
-    fn = click.option("--params-file", type=click.Path(dir_okay=False), default=None,
-                      help="JSON or YAML file of parameter values (overridden by -p).")(fn)
-    fn = click.option("-p", "--param", "params", multiple=True, callback=_parse_params, metavar="NAME=VALUE",
-                      help="Set a workflow parameter (parsed by its declared type). Repeatable.")(fn)
-    return fn
 
 
 def _report(diagnostics: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
@@ -58,7 +41,7 @@ def _summary(diagnostics: list[Diagnostic]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print diagnostics.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@_param_options
+@param_options
 def lint(file: str, fmt: str, strict: bool, params: dict[str, str], params_file: str | None) -> None:
     """Check FILE (.mlw, or the seed's .json/.yaml form) and print its diagnostics."""
     from mlflowdsl.compiler.api import lint_file
@@ -78,7 +61,7 @@ def lint(file: str, fmt: str, strict: bool, params: dict[str, str], params_file:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the output to this file instead of standard output.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@_param_options
+@param_options
 def compile_(file: str, fmt: str, output: str | None, strict: bool, params: dict[str, str],
              params_file: str | None) -> None:
     """Compile FILE to its execution plan (the IR). Diagnostics go to standard error."""
