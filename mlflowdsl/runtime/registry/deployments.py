@@ -21,27 +21,21 @@ import sys
 import time
 from typing import Any
 
+import psutil
+
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
-from mlflowdsl.runtime.registry.serving.supervisor import ServeSpec, Supervisor, port_free
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor, free_port, port_free
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs (a zombie, a vanished or an invisible process does not)."""
     if not pid:
         return False
     try:
-        import psutil
-
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001 - no such process, or not ours to see
+    except (psutil.Error, ValueError):  # no such process, or not ours to see
         return False
 
 
@@ -56,15 +50,12 @@ def scaling_of(config: dict[str, Any]) -> tuple[int, int]:
     return low, high
 
 
-AUTOSCALE_KEYS = {"scale_interval_s": float, "scale_up_samples": int, "scale_down_samples": int}
-
-
 def autoscale_of(config: dict[str, Any]) -> dict[str, Any]:
     """The autoscaler's timing from ``scaling_config`` (defaults: 1 s samples, 3 to scale up,
     10 to scale down)."""
     scaling = dict(config.get("scaling_config") or {})
     out = {}
-    for key, kind in AUTOSCALE_KEYS.items():
+    for key, (_field, kind) in AUTOSCALE_FIELDS.items():
         if key in scaling:
             try:
                 value = kind(scaling[key])
@@ -101,7 +92,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     if previous and previous.get("model") and previous["model"] != mv.id:
         history = (history + [previous["model"]])[-20:]
     host = config.get("host", "127.0.0.1")
-    port = int(config.get("port") or (previous or {}).get("port") or _free_port(host))
+    port = int(config.get("port") or (previous or {}).get("port") or free_port(host))
     if not port_free(host, port):
         raise MlwError(f"port {port} on {host} is already in use", hint="choose another port, or stop what listens there")
     directory = run_dir(settings, name)
@@ -115,7 +106,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     }
     reg.store.put_deployment(record)
     argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving.supervisor", "--deployment", name,
-            "--home", os.path.abspath(str(settings.home)), "--key-prefix", getattr(settings, "key_prefix", "mlw")]
+            "--home", os.path.abspath(str(settings.home)), "--run-dir", os.path.abspath(directory),
+            "--key-prefix", getattr(settings, "key_prefix", "mlw")]
     if getattr(settings, "redis_url", None):
         argv += ["--redis-url", settings.redis_url]
     with open(log_path, "ab") as log:
@@ -144,47 +136,6 @@ def _tail(path: str, size: int = 2000) -> str:
             return fh.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def supervise_deployment(settings: Any, name: str) -> int:
-    """The body of the detached supervisor process for deployment ``name``."""
-    reg = open_registry(settings)
-    record = reg.store.get_deployment(name)
-    if record is None:
-        print(f"no deployment record {name!r}", file=sys.stderr)
-        return 2
-    me = os.getpid()
-
-    def update(changes: dict[str, Any]) -> None:
-        current = reg.store.get_deployment(name)
-        if current is None or current.get("pid") not in (None, me):
-            return  # the record now belongs to a newer deployment: do not overwrite it
-        current.update(changes, pid=me, updated_at=time.time())
-        reg.store.put_deployment(current)
-
-    try:
-        mv = reg.resolve(record["model"])
-        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
-                         host=record.get("host", "127.0.0.1"), run_dir=run_dir(settings, name),
-                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
-                         **_spec_timing(record.get("autoscale") or {}))
-        supervisor = Supervisor(spec, on_change=update)
-        signal.signal(signal.SIGTERM, supervisor.request_stop)
-        signal.signal(signal.SIGINT, supervisor.request_stop)
-        update({"state": "starting"})
-        supervisor.start()
-    except Exception as exc:  # noqa: BLE001 - recorded for `mlw deployments status`, then exit
-        update({"state": "failed", "error": str(exc)})
-        print(f"deployment {name!r} failed: {exc}", file=sys.stderr)
-        return 1
-    supervisor.run()
-    return 0
-
-
-def _spec_timing(autoscale: dict[str, Any]) -> dict[str, Any]:
-    names = {"scale_interval_s": "interval_s", "scale_up_samples": "scale_up_samples",
-             "scale_down_samples": "scale_down_samples"}
-    return {names[k]: v for k, v in autoscale.items() if k in names}
 
 
 def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
@@ -260,7 +211,7 @@ def serve_foreground(settings: Any, model_ref: str, *, port: int | None = None, 
     reg = open_registry(settings)
     mv = reg.resolve(model_ref)
     spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256,
-                     port=port or _free_port(host), host=host,
+                     port=port or free_port(host), host=host,
                      run_dir=os.path.join(str(settings.home), "serve", f"{mv.name}-{os.getpid()}"),
                      min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas))
     supervisor = Supervisor(spec)

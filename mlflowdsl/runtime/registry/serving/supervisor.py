@@ -28,10 +28,21 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import psutil
+
 from mlflowdsl.errors import MlwError
+from mlflowdsl.runtime.registry.registry import open_registry
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
+from mlflowdsl.settings import Settings
 
 APP = "mlflowdsl.runtime.registry.serving.app:create_app()"
+
+# The autoscaler timing a deployment's ``scaling_config`` may set: config key -> (ServeSpec field, type).
+AUTOSCALE_FIELDS: dict[str, tuple[str, type]] = {
+    "scale_interval_s": ("interval_s", float),
+    "scale_up_samples": ("scale_up_samples", int),
+    "scale_down_samples": ("scale_down_samples", int),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,13 @@ def gunicorn_argv(spec: ServeSpec, workers: int) -> list[str]:
             "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", f"{spec.host}:{spec.port}",
             "--pid", os.path.join(spec.run_dir, "gunicorn.pid"), "--graceful-timeout", "5", "--timeout", "60",
             "--log-level", "warning", "--no-control-socket", APP]
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def port_free(host: str, port: int) -> bool:
@@ -127,8 +145,6 @@ class Supervisor:
 
     def workers(self) -> list[int]:
         """The live worker pids of the gunicorn master."""
-        import psutil
-
         if self.master is None or self.master.poll() is not None:
             return []
         try:
@@ -190,19 +206,53 @@ class Supervisor:
 
 # ---------------------------------------------------------------------- detached entry point
 
+def supervise_deployment(settings: Any, name: str, run_dir: str) -> int:
+    """The body of the detached supervisor process for deployment ``name``."""
+    reg = open_registry(settings)
+    record = reg.store.get_deployment(name)
+    if record is None:
+        print(f"no deployment record {name!r}", file=sys.stderr)
+        return 2
+    me = os.getpid()
+
+    def update(changes: dict[str, Any]) -> None:
+        current = reg.store.get_deployment(name)
+        if current is None or current.get("pid") not in (None, me):
+            return  # the record now belongs to a newer deployment: do not overwrite it
+        current.update(changes, pid=me, updated_at=time.time())
+        reg.store.put_deployment(current)
+
+    try:
+        mv = reg.resolve(record["model"])
+        timing = {AUTOSCALE_FIELDS[k][0]: v for k, v in (record.get("autoscale") or {}).items()
+                  if k in AUTOSCALE_FIELDS}
+        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
+                         host=record.get("host", "127.0.0.1"), run_dir=run_dir,
+                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
+                         **timing)
+        supervisor = Supervisor(spec, on_change=update)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        update({"state": "starting"})
+        supervisor.start()
+    except Exception as exc:  # noqa: BLE001 - recorded for `mlw deployments status`, then exit
+        update({"state": "failed", "error": str(exc)})
+        print(f"deployment {name!r} failed: {exc}", file=sys.stderr)
+        return 1
+    supervisor.run()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one deployment's replicas (started by `mlw` / deploy()).")
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--home", required=True)
+    parser.add_argument("--run-dir", required=True)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--key-prefix", default="mlw")
     args = parser.parse_args(argv)
-
-    from mlflowdsl.runtime.registry.deployments import supervise_deployment
-    from mlflowdsl.settings import Settings
-
     settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix)
-    return supervise_deployment(settings, args.deployment)
+    return supervise_deployment(settings, args.deployment, args.run_dir)
 
 
 if __name__ == "__main__":
