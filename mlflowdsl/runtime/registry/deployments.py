@@ -2,8 +2,8 @@
 
 ``deploy(settings, "models:/fraud@champion", {"target": "local", "scaling_config":
 {"min_replicas": 2, "max_replicas": 10}})`` writes a deployment record to the registry store,
-starts ``python -m mlflowdsl.runtime.registry.serving.supervisor`` in its own session (it
-outlives the caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
+starts ``python -m mlflowdsl.runtime.registry.serving`` in its own session (it outlives the
+caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
 supervisor keeps the record current (pid, replicas, state); ``stop``/``status``/``rollback``
 work from any process through that record.
 
@@ -105,7 +105,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
     }
     reg.store.put_deployment(record)
-    argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving.supervisor", "--deployment", name,
+    argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving", "--deployment", name,
             "--home", os.path.abspath(str(settings.home)), "--run-dir", os.path.abspath(directory),
             "--key-prefix", getattr(settings, "key_prefix", "mlw")]
     if getattr(settings, "redis_url", None):

@@ -7,15 +7,15 @@ replica management and scaling need no hand-written process pool. The workers ar
 (``uvicorn_worker.UvicornWorker``) running the Starlette app of :mod:`.app`.
 
 The supervisor itself only watches: it restarts the whole gunicorn master if *that* dies,
-samples the workers' load every ``interval_s`` and signals the master to scale. Detached
-deployments run it as ``python -m mlflowdsl.runtime.registry.serving.supervisor --deployment
-NAME ...``: it then keeps the deployment record (pid, replicas, state) up to date and stops
-cleanly on SIGTERM.
+samples the workers' load every ``interval_s`` and signals the master to scale. ``mlw serve``
+runs it in the foreground; a detached deployment runs it in its own process
+(``python -m mlflowdsl.runtime.registry.serving``, :mod:`.__main__`), which keeps the
+deployment record up to date through ``on_change``.
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import shutil
 import signal
@@ -31,9 +31,9 @@ from typing import Any, Callable
 import psutil
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.runtime.registry.registry import open_registry
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
-from mlflowdsl.settings import Settings
+
+log = logging.getLogger(__name__)
 
 APP = "mlflowdsl.runtime.registry.serving.app:create_app()"
 
@@ -157,6 +157,8 @@ class Supervisor:
         """One supervision round: revive the master, sample load, scale."""
         if self.master is not None and self.master.poll() is not None and not self.stopping.is_set():
             self.restarts += 1
+            log.warning("the server of %s exited with %s; starting it again (restart %d)",
+                        self.spec.model_id, self.master.returncode, self.restarts)
             self._spawn()  # the master itself died: start a new one with the current target
             self._report("running")
             return
@@ -164,6 +166,8 @@ class Supervisor:
         self.samples = (self.samples + [self.meter.sample(pids, self.spec.interval_s)])[-50:]
         wanted = self.policy.decide(self.target, self.samples)
         if wanted != self.target and self.master is not None:
+            log.info("%s: %d -> %d replicas (utilization %.2f)", self.spec.model_id, self.target, wanted,
+                     self.samples[-1])
             sig = signal.SIGTTIN if wanted > self.target else signal.SIGTTOU
             for _ in range(abs(wanted - self.target)):
                 self.master.send_signal(sig)
@@ -188,6 +192,7 @@ class Supervisor:
             try:
                 master.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                log.warning("the server of %s did not stop within 15 s; killing it", self.spec.model_id)
                 master.kill()
                 master.wait(timeout=5)
         self._report("stopped")
@@ -202,58 +207,3 @@ class Supervisor:
         if report != self._last_report:  # the record is written on change, not every second
             self._last_report = report
             self.on_change(report)
-
-
-# ---------------------------------------------------------------------- detached entry point
-
-def supervise_deployment(settings: Any, name: str, run_dir: str) -> int:
-    """The body of the detached supervisor process for deployment ``name``."""
-    reg = open_registry(settings)
-    record = reg.store.get_deployment(name)
-    if record is None:
-        print(f"no deployment record {name!r}", file=sys.stderr)
-        return 2
-    me = os.getpid()
-
-    def update(changes: dict[str, Any]) -> None:
-        current = reg.store.get_deployment(name)
-        if current is None or current.get("pid") not in (None, me):
-            return  # the record now belongs to a newer deployment: do not overwrite it
-        current.update(changes, pid=me, updated_at=time.time())
-        reg.store.put_deployment(current)
-
-    try:
-        mv = reg.resolve(record["model"])
-        timing = {AUTOSCALE_FIELDS[k][0]: v for k, v in (record.get("autoscale") or {}).items()
-                  if k in AUTOSCALE_FIELDS}
-        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
-                         host=record.get("host", "127.0.0.1"), run_dir=run_dir,
-                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
-                         **timing)
-        supervisor = Supervisor(spec, on_change=update)
-        signal.signal(signal.SIGTERM, supervisor.request_stop)
-        signal.signal(signal.SIGINT, supervisor.request_stop)
-        update({"state": "starting"})
-        supervisor.start()
-    except Exception as exc:  # noqa: BLE001 - recorded for `mlw deployments status`, then exit
-        update({"state": "failed", "error": str(exc)})
-        print(f"deployment {name!r} failed: {exc}", file=sys.stderr)
-        return 1
-    supervisor.run()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run one deployment's replicas (started by `mlw` / deploy()).")
-    parser.add_argument("--deployment", required=True)
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--redis-url", default=None)
-    parser.add_argument("--key-prefix", default="mlw")
-    args = parser.parse_args(argv)
-    settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix)
-    return supervise_deployment(settings, args.deployment, args.run_dir)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
