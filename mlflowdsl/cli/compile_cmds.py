@@ -43,7 +43,7 @@ def _summary(diagnostics: list[Diagnostic]) -> str:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @param_options
 def lint(file: str, fmt: str, strict: bool, params: dict[str, str], params_file: str | None) -> None:
-    """Check FILE (.mlw, or the seed's .json/.yaml form) and print its diagnostics."""
+    """Check FILE (.mlw, or a .json/.yaml workflow spec) and print its diagnostics."""
     from mlflowdsl.compiler.api import lint_file
 
     result = lint_file(file, params=params, params_file=params_file, strict=strict)
@@ -95,7 +95,7 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _seed_as_mlw(text: str, file: str) -> str:
-    """The seed JSON/YAML document as the equivalent ``.mlw`` file (same plan)."""
+    """A JSON/YAML workflow spec as the equivalent ``.mlw`` file (same plan)."""
     from mlflowdsl.compiler.fmt import format_module
     from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
 
@@ -109,7 +109,7 @@ def _seed_as_mlw(text: str, file: str) -> str:
 def fmt(file: str, check: bool, write: bool) -> None:
     """Print FILE in the canonical layout (or check it, or rewrite it).
 
-    For the seed's JSON/YAML form, print the equivalent .mlw file."""
+    For a JSON/YAML workflow spec, print the equivalent .mlw file."""
     from mlflowdsl.compiler.api import is_seed_document
     from mlflowdsl.compiler.fmt import format_text
     from mlflowdsl.errors import CompileError

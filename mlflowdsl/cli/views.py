@@ -62,8 +62,7 @@ class Display:
         self.console = Console(stderr=False)
         self.quiet = quiet
         self.live_mode = live and not quiet and self.console.is_terminal
-        self.total = 0
-        self.progress = self.live = self.bar = None
+        self.progress = self.bar = None
         self.printed: set[str] = set()
         self.finished: set[str] = set()
         self.running: dict[str, None] = {}  # insertion-ordered set

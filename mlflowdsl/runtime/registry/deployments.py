@@ -14,6 +14,7 @@ previous (the models served before, newest last: what ``rollback`` goes back to)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
 from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor, free_port, port_free
+
+log = logging.getLogger(__name__)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -77,8 +80,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     deployment of that name is replaced (same port unless ``config["port"]`` says otherwise).
     Returns the running deployment record."""
     config = dict(config or {})
-    # Every target is served by processes on this machine; the name (the seed's "production")
-    # labels the environment in the record. Remote targets (Kubernetes...) are not built.
+    # Every target is served by processes on this machine; the target's name (e.g. "production")
+    # only labels the environment in the record.
     target = check_name(str(config.get("target", "local")), "deployment target")
     low, high = scaling_of(config)
     reg = registry or open_registry(settings)
@@ -94,14 +97,16 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     host = config.get("host", "127.0.0.1")
     port = int(config.get("port") or (previous or {}).get("port") or free_port(host))
     if not port_free(host, port):
-        raise MlwError(f"port {port} on {host} is already in use", hint="choose another port, or stop what listens there")
+        raise MlwError(f"port {port} on {host} is already in use",
+                       hint="choose another port, or stop what listens there")
     directory = run_dir(settings, name)
     os.makedirs(directory, exist_ok=True)
     log_path = os.path.join(directory, "supervisor.log")
     record = {
         "name": name, "target": target, "runs_on": "local", "model": mv.id, "model_uri": mv.uri, "version": mv.version,
         "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
-        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0, "state": "starting", "pid": None,
+        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0,
+        "state": "starting", "pid": None,
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
     }
     reg.store.put_deployment(record)
@@ -124,6 +129,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
             raise MlwError(f"deployment {name!r} failed to start: {current.get('error') or tail.splitlines()[-1:]}",
                            subject=log_path, hint="see the supervisor log")
         time.sleep(0.1)
+    log.warning("deployment %r did not start within %gs; terminating its supervisor (pid %d)", name, wait_s, proc.pid)
     proc.terminate()
     raise MlwError(f"deployment {name!r} did not start within {wait_s:g}s", subject=log_path,
                    hint="see the supervisor log")
@@ -149,9 +155,12 @@ def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if pid_alive(pid):
+            log.warning("deployment %r: the supervisor (pid %d) did not stop within %gs; killing it",
+                        name, pid, timeout_s)
             os.kill(pid, signal.SIGKILL)
     server = record.get("server_pid")
     if pid_alive(server):  # the supervisor was killed hard: do not leave its server behind
+        log.info("deployment %r: stopping the server (pid %d) its supervisor left behind", name, server)
         os.kill(server, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while pid_alive(server) and time.monotonic() < deadline:
