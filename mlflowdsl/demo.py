@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlflowdsl.cli.run_cmds import Display, task_table
-from mlflowdsl.cli.run_cmds import console as make_console
+from mlflowdsl.cli.views import Display, task_table
+from mlflowdsl.cli.views import console as make_console
 from mlflowdsl.compiler.api import compile_file
 from mlflowdsl.errors import MlwError
 from mlflowdsl.grammar.diagnostics import render_text
