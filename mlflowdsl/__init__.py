@@ -1,5 +1,7 @@
 """mlflowdsl: a declarative language and distributed runner for machine-learning pipelines."""
 
+import importlib
+
 __version__ = "0.1.0"
 
 # The Python API (mlflowdsl.sdk), imported on first use so `import mlflowdsl` stays cheap.
@@ -9,7 +11,5 @@ _LAZY = {name: "mlflowdsl.sdk" for name in (
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mlflowdsl' has no attribute {name!r}")

@@ -11,18 +11,19 @@ import sys
 import time
 from pathlib import Path
 
+from mlflowdsl.cli.views import Display, task_table
+from mlflowdsl.cli.views import console as make_console
+from mlflowdsl.compiler.api import compile_file
+from mlflowdsl.errors import MlwError
+from mlflowdsl.grammar.diagnostics import render_text
+from mlflowdsl.runtime.api import run_plan, workflow_dir
+from mlflowdsl.runtime.cluster import open_client
+from mlflowdsl.settings import load_settings
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "training_pipeline.mlw"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mlflowdsl.cli.run_cmds import Display, console as make_console, task_table
-    from mlflowdsl.compiler.api import compile_file
-    from mlflowdsl.errors import MlwError
-    from mlflowdsl.grammar.diagnostics import render_text
-    from mlflowdsl.runtime.api import run_plan, workflow_dir
-    from mlflowdsl.runtime.cluster import open_client
-    from mlflowdsl.settings import load_settings
-
     console = make_console()
     path = Path((argv or sys.argv[1:] or [str(EXAMPLE)])[0])
     console.print(f"[bold]mlw demo[/]: compiling {path}", highlight=False)

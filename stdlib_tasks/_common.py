@@ -1,17 +1,15 @@
-"""Helpers shared by the standard tasks: reading tables, resolving model inputs, turning
-user mistakes into :class:`TaskFailed` with a hint. Heavy imports stay inside functions."""
+"""Helpers shared by the standard tasks: reading tables, checking inputs, turning user
+mistakes into :class:`TaskFailed` with a hint. Heavy imports stay inside functions."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from mlflowdsl.files import atomic_path, atomic_write_bytes  # noqa: F401 - re-exported for the task modules
 from mlflowdsl.tasks import TaskContext, TaskFailed
-from mlflowdsl.tasks.models import (  # noqa: F401 - re-exported for the task modules
-    load_model_file, load_registered, resolve_model, resolve_path,
-)
+from mlflowdsl.tasks.models import resolve_path
 from mlflowdsl.tasks.values import Dataset
+from stdlib_tasks.algorithms import did_you_mean
 
 # Bundled scikit-learn datasets usable as ``source = "sklearn:<name>"`` (no download needed).
 SKLEARN_DATASETS: dict[str, str] = {
@@ -24,29 +22,24 @@ SKLEARN_DATASETS: dict[str, str] = {
 SKLEARN_TARGET = "target"
 
 
-resolve = resolve_path
-
-
 def read_table(source: str, ctx: TaskContext | None) -> Any:
     """Load ``source`` as a DataFrame: a CSV/Parquet path or ``sklearn:<name>``.
 
     For ``sklearn:`` sources the target is the column ``target``."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when a task reads a table
 
     if source.startswith("sklearn:"):
         name = source.removeprefix("sklearn:")
         if name not in SKLEARN_DATASETS:
-            from stdlib_tasks.algorithms import did_you_mean
-
             raise TaskFailed(
                 f"unknown bundled dataset {name!r}{did_you_mean(name, SKLEARN_DATASETS)}",
                 hint=f"bundled datasets: {', '.join('sklearn:' + n for n in SKLEARN_DATASETS)}",
             )
-        from sklearn import datasets
+        from sklearn import datasets  # noqa: PLC0415 - heavy: scikit-learn only when a bundled dataset is read
 
         bunch = getattr(datasets, f"load_{name}")(as_frame=True)
         return bunch.frame
-    path = resolve(ctx, source)
+    path = resolve_path(ctx, source)
     if not os.path.exists(path):
         raise TaskFailed(
             f"data file not found: {path}",
@@ -64,8 +57,6 @@ def read_table(source: str, ctx: TaskContext | None) -> Any:
 
 
 def unknown_columns(frame: Any, columns: list[str], what: str, source: str) -> None:
-    from stdlib_tasks.algorithms import did_you_mean
-
     for column in columns:
         if column not in frame.columns:
             raise TaskFailed(

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
-
-Problem = Literal["classification", "regression"]
+from typing import Any, Iterable
 
 # Settings that are not model hyperparameters: accepted in ``hyperparameters`` but never
 # offered for tuning (they change speed or logging, not the model).

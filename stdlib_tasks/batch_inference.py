@@ -3,11 +3,17 @@ atomically (a temporary file renamed into place, so readers never see a partial 
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from pydantic import Field, field_validator
 
+from mlflowdsl.files import atomic_path
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.models import resolve_model
+from mlflowdsl.tasks.values import MissingColumns
+from stdlib_tasks._common import read_table, unknown_columns
 
 
 class BatchInferenceParams(TaskParams):
@@ -54,12 +60,7 @@ class BatchInference(TaskType):
     doc = "Predict over a file partition by partition; the output file is written atomically."
 
     def run(self, params: BatchInferenceParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        import os
-        import time
-
-        import numpy as np
-
-        from stdlib_tasks._common import atomic_path, read_table, resolve_model, unknown_columns
+        import numpy as np  # noqa: PLC0415 - heavy: numpy only when the task runs
 
         model = resolve_model(inputs.get("model"), ctx)
         frame = read_table(params.source, ctx)
@@ -88,7 +89,8 @@ class BatchInference(TaskType):
             if writer is not None:
                 writer.close()
         seconds = time.perf_counter() - started
-        result = {"path": os.path.abspath(output), "rows": rows, "partitions": len(bounds), "format": "parquet" if parquet else "csv"}
+        result = {"path": os.path.abspath(output), "rows": rows, "partitions": len(bounds),
+                  "format": "parquet" if parquet else "csv"}
         return TaskOutputs(
             outputs={"predictions": result},
             metrics={"rows": float(rows), "rows_per_second": rows / seconds if seconds > 0 else 0.0},
@@ -97,9 +99,7 @@ class BatchInference(TaskType):
 
 
 def score_partition(model: Any, chunk: Any, params: BatchInferenceParams) -> Any:
-    import pandas as pd
-
-    from stdlib_tasks.values import MissingColumns
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when the task runs
 
     out = chunk[params.columns].reset_index(drop=True) if params.columns else pd.DataFrame(index=range(len(chunk)))
     if len(chunk) == 0:
@@ -123,8 +123,8 @@ def score_partition(model: Any, chunk: Any, params: BatchInferenceParams) -> Any
 
 
 def _write_parquet(writer: Any, path: str, scored: Any) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # noqa: PLC0415 - heavy: pyarrow only when predictions go to Parquet
+    import pyarrow.parquet as pq  # noqa: PLC0415 - heavy: pyarrow only when predictions go to Parquet
 
     table = pa.Table.from_pandas(scored, preserve_index=False)
     if writer is None:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.values import Dataset
+from stdlib_tasks._common import SKLEARN_DATASETS, SKLEARN_TARGET, read_table, unknown_columns
 
 # An integer target with at most this many distinct values is taken as class labels.
 _MAX_CLASSES_FOR_AUTO = 20
@@ -67,8 +69,6 @@ class DataPreprocessing(TaskType):
     doc = "Load a CSV/Parquet file or bundled dataset, impute, encode, scale and split it."
 
     def run(self, params: DataPreprocessingParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import SKLEARN_DATASETS, SKLEARN_TARGET, read_table, unknown_columns
-
         frame = read_table(params.source, ctx)
         is_bundled = params.source.startswith("sklearn:")
         target = params.target or (SKLEARN_TARGET if is_bundled else None)
@@ -104,7 +104,7 @@ def infer_problem(y: Any) -> str:
     >>> infer_problem(pd.Series([0, 1, 1])), infer_problem(pd.Series([0.5, 1.2]))
     ('classification', 'regression')
     """
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when the task runs
 
     if not _is_numeric(y) or pd.api.types.is_bool_dtype(y):
         return "classification"
@@ -114,16 +114,14 @@ def infer_problem(y: Any) -> str:
 
 
 def _is_numeric(y: Any) -> bool:
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when the task runs
 
     return pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)
 
 
 def split_and_transform(X: Any, y: Any, target: str, problem: str, params: DataPreprocessingParams) -> Any:
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-
-    from stdlib_tasks.values import Dataset
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when the task runs
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
     stratify = None
     if problem == "classification" and params.stratify:
@@ -160,13 +158,16 @@ def split_and_transform(X: Any, y: Any, target: str, problem: str, params: DataP
 def build_transform(X: Any, params: DataPreprocessingParams) -> Any:
     """An unfitted ColumnTransformer: numeric columns imputed and scaled, text columns imputed
     and encoded."""
-    import pandas as pd
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when the task runs
+    from sklearn.compose import ColumnTransformer  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
+    from sklearn.impute import SimpleImputer  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
+    from sklearn.preprocessing import (  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
+        MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler,
+    )
 
-    temporal = [str(c) for c in X.columns if pd.api.types.is_datetime64_any_dtype(X[c]) or pd.api.types.is_timedelta64_dtype(X[c])]
+    temporal = [str(c) for c in X.columns
+                if pd.api.types.is_datetime64_any_dtype(X[c]) or pd.api.types.is_timedelta64_dtype(X[c])]
     if temporal:
         raise TaskFailed(
             f"column(s) {', '.join(temporal)} hold dates or durations, which are not features as they are",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from stdlib_tasks._common import require_dataset
 
 
 class FeatureExtractionParams(TaskParams):
@@ -42,10 +43,8 @@ class FeatureExtraction(TaskType):
     doc = "Select k best features, PCA, polynomial features or a variance threshold."
 
     def run(self, params: FeatureExtractionParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        import numpy as np
-        from sklearn.pipeline import Pipeline
-
-        from stdlib_tasks._common import require_dataset
+        import numpy as np  # noqa: PLC0415 - heavy: numpy only when the task runs
+        from sklearn.pipeline import Pipeline  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
         data = require_dataset(inputs.get("data"))
         extractor = build_extractor(params, data)
@@ -77,12 +76,12 @@ class FeatureExtraction(TaskType):
 def build_extractor(params: FeatureExtractionParams, data: Any) -> Any:
     n_features = len(data.feature_names)
     if params.method == "select_k_best":
-        from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+        from sklearn.feature_selection import SelectKBest, f_classif, f_regression  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
         score = f_classif if data.problem == "classification" else f_regression
         return SelectKBest(score, k=min(params.k, n_features))
     if params.method == "pca":
-        from sklearn.decomposition import PCA
+        from sklearn.decomposition import PCA  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
         n = params.n_components
         if n >= 1:
@@ -91,9 +90,9 @@ def build_extractor(params: FeatureExtractionParams, data: Any) -> Any:
             n = min(int(n), n_features, data.n_train)
         return PCA(n_components=n, random_state=params.seed)
     if params.method == "polynomial":
-        from sklearn.preprocessing import PolynomialFeatures
+        from sklearn.preprocessing import PolynomialFeatures  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
         return PolynomialFeatures(degree=params.degree, interaction_only=params.interaction_only, include_bias=False)
-    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.feature_selection import VarianceThreshold  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
     return VarianceThreshold(threshold=params.threshold)

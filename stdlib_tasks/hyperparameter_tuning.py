@@ -13,13 +13,16 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskOutputs, TaskParams, TaskType
+from stdlib_tasks._common import require_dataset
 from stdlib_tasks.algorithms import ALGORITHMS, check_hyperparameter_names, check_problem, did_you_mean
 from stdlib_tasks.metrics import PRIMARY_METRIC, check_metric_name, direction_of
-from stdlib_tasks.model_training import AlgorithmName
+from stdlib_tasks.model_training import AlgorithmName, train
+from stdlib_tasks.training import resolve_problem
+from stdlib_tasks.tuning_study import run_study
 
 
 class SearchSpec(TaskParams):
-    """One dimension, in the seed's form: ``{"type": "integer", "min": 10, "max": 100}``,
+    """One dimension, in the JSON form of search spaces: ``{"type": "integer", "min": 10, "max": 100}``,
     ``{"type": "float", "min": 1e-4, "max": 0.1, "log": true}``, ``{"type": "categorical",
     "choices": ["gini", "entropy"]}`` (``int`` and ``choice`` are accepted spellings)."""
 
@@ -62,9 +65,11 @@ class HyperparameterTuningParams(TaskParams):
     )
     sampler: Literal["tpe", "random"] = Field(default="tpe", description="tpe (Bayesian) or random search.")
     pruner: Literal["none", "median"] = Field(
-        default="none", description="median: stop staged trials (gradient_boosting) doing worse than the median (cv = 0 only)."
+        default="none",
+        description="median: stop staged trials (gradient_boosting) doing worse than the median (cv = 0 only).",
     )
-    cv: int = Field(default=3, ge=0, le=20, description="Folds of cross-validation on the training split; 0: a 25% validation slice.")
+    cv: int = Field(default=3, ge=0, le=20,
+                    description="Folds of cross-validation on the training split; 0: a 25% validation slice.")
     seed: int = Field(default=42, description="Seed of the sampler, folds and estimators.")
     # not `timeout`: that is the task directive (the whole task's per-attempt limit)
     study_timeout: float | None = Field(
@@ -116,11 +121,6 @@ class HyperparameterTuning(TaskType):
         return set(algo.hyperparameters) if algo else None
 
     def run(self, params: HyperparameterTuningParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import require_dataset
-        from stdlib_tasks.model_training import train
-        from stdlib_tasks.training import resolve_problem
-        from stdlib_tasks.tuning_study import run_study
-
         data = require_dataset(inputs.get("data"))
         problem = resolve_problem(params.algorithm, params.problem, data.problem)
         metric = params.objective_metric or PRIMARY_METRIC[problem]

@@ -12,14 +12,18 @@ them is a maximum and tuning minimizes them by default.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mlflowdsl.tasks.search import LOSS_METRICS, direction_of  # noqa: F401 - part of this module's vocabulary
+from stdlib_tasks.algorithms import did_you_mean
 
 CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "rmse", "mae")
 ALL_METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
+
+log = logging.getLogger(__name__)
 
 
 def metrics_for(problem: str) -> tuple[str, ...]:
@@ -28,8 +32,6 @@ def metrics_for(problem: str) -> tuple[str, ...]:
 
 def check_metric_name(name: str) -> None:
     """ValueError with a suggestion for an unknown metric name (compile-time check)."""
-    from stdlib_tasks.algorithms import did_you_mean
-
     if name not in ALL_METRICS:
         suggestion = did_you_mean(name, ALL_METRICS) or f"; known: {', '.join(ALL_METRICS)}"
         raise ValueError(f"unknown metric {name!r}{suggestion}")
@@ -40,8 +42,8 @@ def compute_metrics(model: Any, X: Any, y: Any, *, problem: str, only: tuple[str
     on ``X, y``. Classification: accuracy, f1, precision, recall (binary: the second class is the
     positive one; multiclass: macro averages), roc_auc and log_loss when probabilities exist.
     Regression: r2, rmse, mae. Metrics that cannot be computed are left out."""
-    import numpy as np
-    from sklearn import metrics as skm
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when metrics are computed
+    from sklearn import metrics as skm  # noqa: PLC0415 - heavy: scikit-learn only when metrics are computed
 
     wanted = set(only) if only else set(metrics_for(problem))
     pred = model.predict_features(X)
@@ -78,8 +80,8 @@ def compute_metrics(model: Any, X: Any, y: Any, *, problem: str, only: tuple[str
                         out["roc_auc"] = float(skm.roc_auc_score(y == classes[1], proba[:, 1]))
                     elif present == set(classes):
                         out["roc_auc"] = float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))
-                except ValueError:
-                    pass  # undefined for this split (e.g. a class missing); leave it out
+                except ValueError as exc:  # undefined for this split (e.g. a class missing): left out
+                    log.debug("roc_auc left out: %s", exc)
             if "log_loss" in wanted:
                 out["log_loss"] = float(skm.log_loss(y, proba, labels=classes))
     return out
@@ -87,8 +89,8 @@ def compute_metrics(model: Any, X: Any, y: Any, *, problem: str, only: tuple[str
 
 def confusion(model: Any, X: Any, y: Any) -> dict[str, Any]:
     """Confusion matrix as plain lists: ``{"labels": [...], "matrix": [[...]]}`` (rows = truth)."""
-    import numpy as np
-    from sklearn.metrics import confusion_matrix
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when metrics are computed
+    from sklearn.metrics import confusion_matrix  # noqa: PLC0415 - heavy: scikit-learn only when metrics are computed
 
     pred = model.predict_features(X)
     labels = model.classes if getattr(model, "classes", None) is not None else sorted(set(np.asarray(y).tolist()))

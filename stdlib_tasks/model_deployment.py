@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.models import resolve_model
 from mlflowdsl.tasks.services import GateRefused, RegistryError
 from stdlib_tasks.metrics import check_metric_name
 
@@ -94,8 +95,6 @@ class ModelDeployment(TaskType):
     doc = "Register the model (versioned, checksummed, with lineage), promote it to an alias, serve it over HTTP."
 
     def run(self, params: ModelDeploymentParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import resolve_model
-
         model = resolve_model(inputs.get("model"), ctx)
         services = ctx.services
         registry = services.open_registry()

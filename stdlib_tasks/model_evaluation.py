@@ -8,7 +8,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
-from stdlib_tasks.metrics import check_metric_name
+from mlflowdsl.tasks.models import resolve_model
+from stdlib_tasks._common import check_model_fits_data, require_dataset
+from stdlib_tasks.metrics import PRIMARY_METRIC, check_metric_name, compute_metrics, confusion, direction_of
 
 
 class ModelEvaluationParams(TaskParams):
@@ -49,9 +51,6 @@ class ModelEvaluation(TaskType):
     doc = "Metrics, confusion matrix and a comparison of one or several models on the test split."
 
     def run(self, params: ModelEvaluationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import check_model_fits_data, require_dataset, resolve_model
-        from stdlib_tasks.metrics import PRIMARY_METRIC, compute_metrics, confusion, direction_of
-
         data = require_dataset(inputs.get("data"))
         given = ([inputs["model"]] if inputs.get("model") is not None else []) + list(inputs.get("models") or [])
         if not given:

@@ -7,7 +7,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.values import TrainedModel
+from stdlib_tasks._common import require_dataset
 from stdlib_tasks.algorithms import ALGORITHM_NAMES, ALGORITHMS, check_hyperparameter_names, check_problem
+from stdlib_tasks.metrics import PRIMARY_METRIC, compute_metrics
+from stdlib_tasks.training import (
+    build_estimator, cross_validated_metrics, fit_estimator, make_folds, resolve_problem,
+)
 
 AlgorithmName = Literal[ALGORITHM_NAMES]  # type: ignore[valid-type]
 
@@ -64,8 +70,6 @@ class ModelTraining(TaskType):
         return set(algo.hyperparameters) if algo else None
 
     def run(self, params: ModelTrainingParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import require_dataset
-
         data = require_dataset(inputs.get("data"))
         model, metrics = train(
             data, params.algorithm, params.hyperparameters, params.problem, params.seed, ctx, cv=params.cv
@@ -88,10 +92,6 @@ def train(
 
     Staged algorithms report the primary test metric after every chunk of stages through
     ``ctx.report`` (a tuning pruner may stop them)."""
-    from stdlib_tasks.metrics import PRIMARY_METRIC, compute_metrics
-    from stdlib_tasks.training import build_estimator, fit_estimator, resolve_problem
-    from stdlib_tasks.values import TrainedModel
-
     problem = resolve_problem(algorithm, problem, data.problem)
     estimator = build_estimator(algorithm, problem, hyperparameters, seed)
 
@@ -117,8 +117,6 @@ def train(
     metrics.update({f"train_{k}": v for k, v in train_metrics.items()})
     metrics["fit_seconds"] = seconds
     if cv:
-        from stdlib_tasks.training import cross_validated_metrics, make_folds
-
         folds = make_folds(data.X_train, data.y_train, problem, cv, seed)
         cross = cross_validated_metrics(estimator, algorithm, problem, data.X_train, data.y_train, folds)
         metrics.update({f"cv_{k}": v for k, v in cross.items()})

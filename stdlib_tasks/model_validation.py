@@ -13,8 +13,12 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks.models import resolve_model
 from mlflowdsl.tasks.services import RegistryError
-from stdlib_tasks.metrics import LOSS_METRICS, check_metric_name
+from stdlib_tasks._common import check_model_fits_data, require_dataset
+from stdlib_tasks.metrics import LOSS_METRICS, check_metric_name, compute_metrics
+from stdlib_tasks.model_deployment import check_safe_name
+from stdlib_tasks.training import cross_validated_metrics, make_folds
 
 
 class ModelValidationParams(TaskParams):
@@ -59,8 +63,6 @@ class ModelValidationParams(TaskParams):
     @field_validator("better_than", "model_name")
     @classmethod
     def _safe_names(cls, value: str | None) -> str | None:
-        from stdlib_tasks.model_deployment import check_safe_name
-
         return None if value is None else check_safe_name(value, "name")
 
     @field_validator("scoring")
@@ -97,8 +99,6 @@ class ModelValidation(TaskType):
         return bool(params.get("better_than"))
 
     def run(self, params: ModelValidationParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
-        from stdlib_tasks._common import check_model_fits_data, require_dataset, resolve_model
-
         model = resolve_model(inputs.get("model"), ctx)
         data = require_dataset(inputs.get("data"))
         check_model_fits_data(model, data)
@@ -131,8 +131,6 @@ def score(model: Any, data: Any, params: ModelValidationParams, wanted: tuple[st
     """(metrics, mode) of ``model`` on ``data``: the test split, or k-fold cross-validation."""
     if params.cv:
         return cross_validate(model, data, params.cv, params.seed, wanted), f"{params.cv}-fold cross-validation"
-    from stdlib_tasks.metrics import compute_metrics
-
     return compute_metrics(model, data.X_test, data.y_test, problem=model.problem, only=wanted), "test split"
 
 
@@ -161,8 +159,8 @@ def compare_with_alias_holder(params: ModelValidationParams, model: Any, data: A
     try:
         holder_version = registry.aliases(name).get(params.better_than)
         if holder_version is None:
-            return [{**ctx.services.compare(m, metrics[m], None, against=f"{name}@{params.better_than}"), "kind": "better_than"}
-                    for m in compared if m in metrics] or [
+            return [{**ctx.services.compare(m, metrics[m], None, against=f"{name}@{params.better_than}"),
+                     "kind": "better_than"} for m in compared if m in metrics] or [
                 {"metric": None, "passed": True, "kind": "better_than",
                  "message": f"no {name}@{params.better_than} yet: nothing to compare with, passes"}]
         holder_mv = registry.resolve(f"{name}/{holder_version}")
@@ -187,7 +185,7 @@ def compare_with_alias_holder(params: ModelValidationParams, model: Any, data: A
             raise TaskFailed(f"the {params.better_than} holder {holder_mv.id} has no metric {metric!r}",
                              retryable=False, hint="compare on a metric both models have")
         result = ctx.services.compare(metric, metrics[metric], baseline[metric], min_delta=params.min_delta,
-                         min_relative=params.min_relative, against=against)
+                                      min_relative=params.min_relative, against=against)
         out.append({**result, "kind": "better_than", "baseline_source": source})
     return out
 
@@ -223,9 +221,7 @@ def cross_validate(model: Any, data: Any, folds: int, seed: int, wanted: tuple[s
     """Mean of each metric over k folds of all rows, refitting a clone of the model's
     estimator per fold. The features were already transformed by the preprocessing fitted on
     the training split."""
-    import numpy as np
-
-    from stdlib_tasks.training import cross_validated_metrics, make_folds
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when the task runs
 
     X = np.vstack([data.X_train, data.X_test])
     y = np.concatenate([data.y_train, data.y_test])

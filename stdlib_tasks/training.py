@@ -8,7 +8,9 @@ import time
 from typing import Any, Callable
 
 from mlflowdsl.tasks import TaskFailed, TaskPruned
+from mlflowdsl.tasks.values import TrainedModel
 from stdlib_tasks.algorithms import ALGORITHMS, did_you_mean
+from stdlib_tasks.metrics import compute_metrics
 
 # Boosting models are grown in this many chunks so progress can be reported (and pruned).
 _STAGE_CHUNKS = 10
@@ -107,7 +109,7 @@ def _fit_staged(estimator: Any, X: Any, y: Any, score: Callable[[Any], float], r
 
 def make_folds(X: Any, y: Any, problem: str, folds: int, seed: int) -> list[tuple[Any, Any]]:
     """Shuffled (stratified for classification) k-fold index pairs."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
     splitter = (StratifiedKFold if problem == "classification" else KFold)(folds, shuffle=True, random_state=seed)
     try:
@@ -122,10 +124,7 @@ def cross_validated_metrics(
 ) -> dict[str, float]:
     """Mean of each metric over the folds, fitting a fresh clone of ``estimator`` per fold;
     metrics missing in any fold are left out."""
-    from sklearn.base import clone
-
-    from stdlib_tasks.metrics import compute_metrics
-    from stdlib_tasks.values import TrainedModel
+    from sklearn.base import clone  # noqa: PLC0415 - heavy: scikit-learn only when the task runs
 
     per_fold = []
     for train_idx, test_idx in folds:

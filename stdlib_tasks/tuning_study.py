@@ -14,6 +14,9 @@ from mlflowdsl.ir import SearchDim
 from mlflowdsl.tasks import TaskFailed, TaskPruned
 from mlflowdsl.tasks.search import make_pruner, make_sampler
 from mlflowdsl.tasks.search import suggest as suggest_dim
+from mlflowdsl.tasks.values import TrainedModel
+from stdlib_tasks.metrics import compute_metrics
+from stdlib_tasks.training import build_estimator, cross_validated_metrics, fit_estimator, make_folds
 
 # Share of the training split held out to score trials when cv = 0.
 _VALIDATION_FRACTION = 0.25
@@ -32,20 +35,19 @@ def suggest(trial: Any, name: str, spec: Any) -> Any:
 
 def run_study(params: Any, data: Any, problem: str, metric: str, direction: str) -> dict[str, Any]:
     """Run the study; returns a plain-dict summary (best value and params, trials table)."""
-    import optuna
+    import optuna  # noqa: PLC0415 - heavy: optuna only when a study runs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The same sampler and pruner construction as `tune` blocks (mlflowdsl.tasks.search); the
     # trials of this task form stay in-process (one task, one worker).
     dims = [dimension(n, s) for n, s in sorted(params.search_space.items())]
     sampler = make_sampler(params.sampler, params.seed, dims)
-    pruner = make_pruner(params.pruner, params.n_trials, startup=5, warmup=1)  # Optuna's defaults, as before
+    # the median pruner waits for Optuna's default 5 completed trials and never prunes at the first step
+    pruner = make_pruner(params.pruner, params.n_trials, startup=5, warmup=1)
     study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
     scorer = _CrossValidation(data, problem, params.cv, params.seed) if params.cv else _Holdout(data, problem, params.seed)
 
     def objective(trial: Any) -> float:
-        from stdlib_tasks.training import build_estimator
-
         hyper = {**params.hyperparameters, **{n: suggest(trial, n, s) for n, s in sorted(params.search_space.items())}}
         try:
             estimator = build_estimator(params.algorithm, problem, hyper, params.seed)
@@ -69,7 +71,7 @@ def run_study(params: Any, data: Any, problem: str, metric: str, direction: str)
 
 
 def summarize(study: Any, metric: str, direction: str, sampler: str) -> dict[str, Any]:
-    import optuna
+    import optuna  # noqa: PLC0415 - heavy: optuna only when a study runs
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     trials = [
@@ -104,8 +106,6 @@ class _MetricUnavailable(Exception):
 
 
 def _metric(model: Any, X: Any, y: Any, problem: str, metric: str) -> float:
-    from stdlib_tasks.metrics import compute_metrics
-
     values = compute_metrics(model, X, y, problem=problem, only=(metric,))
     if metric not in values:
         raise _MetricUnavailable(metric)
@@ -113,8 +113,6 @@ def _metric(model: Any, X: Any, y: Any, problem: str, metric: str) -> float:
 
 
 def _wrap(estimator: Any, algorithm: str, problem: str) -> Any:
-    from stdlib_tasks.values import TrainedModel
-
     return TrainedModel(estimator=estimator, algorithm=algorithm, problem=problem, feature_names=())
 
 
@@ -122,14 +120,10 @@ class _CrossValidation:
     """Mean metric over k folds of the training split."""
 
     def __init__(self, data: Any, problem: str, folds: int, seed: int):
-        from stdlib_tasks.training import make_folds
-
         self.X, self.y, self.problem = data.X_train, data.y_train, problem
         self.folds = make_folds(self.X, self.y, problem, folds, seed)
 
     def score(self, estimator: Any, algorithm: str, metric: str, trial: Any) -> float:
-        from stdlib_tasks.training import cross_validated_metrics
-
         values = cross_validated_metrics(estimator, algorithm, self.problem, self.X, self.y, self.folds, only=(metric,))
         if metric not in values:
             raise _MetricUnavailable(metric)
@@ -141,7 +135,7 @@ class _Holdout:
     to the trial, so the pruner can stop them."""
 
     def __init__(self, data: Any, problem: str, seed: int):
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # noqa: PLC0415 - heavy: scikit-learn only when a study runs
 
         stratify = data.y_train if problem == "classification" else None
         try:
@@ -155,8 +149,6 @@ class _Holdout:
         self.problem = problem
 
     def score(self, estimator: Any, algorithm: str, metric: str, trial: Any) -> float:
-        from stdlib_tasks.training import fit_estimator
-
         def report(step: int, value: float) -> bool:
             trial.report(value, step)
             return trial.should_prune()

@@ -12,7 +12,7 @@ also puts that directory on the Dask workers' import path, so no ``PYTHONPATH`` 
 
 from __future__ import annotations
 
-from stdlib_tasks.values import Dataset
+from mlflowdsl.tasks import Dataset
 
 
 def oversample_minority(data: Dataset, ratio: float = 0.5, seed: int = 0) -> Dataset:
@@ -24,7 +24,7 @@ def oversample_minority(data: Dataset, ratio: float = 0.5, seed: int = 0) -> Dat
     >>> list(oversample_minority(d, ratio=1.0).y_train).count(1)
     3
     """
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - imported when the step runs, not when the compiler reads the signature
 
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must be in (0, 1], got {ratio}")

@@ -77,7 +77,8 @@ def main(out_dir: Path = HERE) -> None:
     to_score = [dict(_transaction(rng), id=f"tx{i:04d}") for i in range(300)]
     _write(out_dir / "to_score.csv", to_score, ("id",) + COLUMNS)
     fraud = sum(r["is_fraud"] for r in labelled)
-    print(f"transactions.csv: {len(labelled)} rows, {fraud} fraud ({fraud / len(labelled):.1%}); to_score.csv: {len(to_score)} rows")
+    print(f"transactions.csv: {len(labelled)} rows, {fraud} fraud ({fraud / len(labelled):.1%}); "
+          f"to_score.csv: {len(to_score)} rows")
 
 
 if __name__ == "__main__":

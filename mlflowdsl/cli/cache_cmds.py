@@ -7,13 +7,13 @@ import time
 
 import click
 
+from mlflowdsl.cli.common import load_settings, redis_option
 from mlflowdsl.errors import MlwError
 
 _LOCATION_OPTIONS = [
     click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                  help="Disk cache directory (default: MLW_CACHE_DIR, else <MLW_HOME>/cache)."),
-    click.option("--redis", "redis_url", metavar="URL", default=None,
-                 help="Redis URL of a shared cache (default: MLW_REDIS_URL; none = disk only)."),
+    redis_option("Redis URL of a shared cache (default: MLW_REDIS_URL; none = disk only)."),
 ]
 
 
@@ -25,13 +25,8 @@ def _location_options(fn):
 
 def _layers(cache_dir: str | None, redis_url: str | None):
     from mlflowdsl.runtime.cache.admin import shared_layers
-    from mlflowdsl.settings import load_settings
 
-    return shared_layers(load_settings({"cache_dir": cache_dir, "redis_url": redis_url}))
-
-
-def _fail(exc: MlwError) -> click.ClickException:
-    return click.ClickException(str(exc))
+    return shared_layers(load_settings(cache_dir=cache_dir, redis_url=redis_url))
 
 
 @click.group("cache")
@@ -53,7 +48,7 @@ def ls(cache_dir: str | None, redis_url: str | None, as_json: bool) -> None:
     try:
         entries = list_entries(_layers(cache_dir, redis_url))
     except MlwError as exc:
-        raise _fail(exc) from None
+        raise click.ClickException(str(exc)) from None
     now = time.time()
     if as_json:
         click.echo(json.dumps([entry_record(e, now) for e in entries], indent=2))
@@ -101,6 +96,6 @@ def clear(cache_dir: str | None, redis_url: str | None, yes: bool, older_than: f
             click.confirm(f"Remove {scope} from {where}?", abort=True)
         removed = clear_entries(layers, older_than)
     except MlwError as exc:
-        raise _fail(exc) from None
+        raise click.ClickException(str(exc)) from None
     detail = ", ".join(f"{name}: {count}" for name, count in removed.items())
     click.echo(f"removed {sum(removed.values())} entries ({detail})")

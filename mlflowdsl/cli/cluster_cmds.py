@@ -15,18 +15,17 @@ import time
 
 import click
 
-from mlflowdsl.cli.run_cmds import _fail, _parse_params, _print_diagnostics, console
-from mlflowdsl.errors import CompileError, MlwError
+from mlflowdsl.cli.common import compile_plan, fail, load_settings, param_options, redis_option
+from mlflowdsl.cli.views import console, print_letters
+from mlflowdsl.errors import MlwError
 
-REDIS_OPTION = click.option("--redis", "redis_url", metavar="URL",
-                            help="The cluster's Redis (redis://[user:password@]host:port/db, rediss:// for TLS; "
-                                 "env MLW_REDIS_URL).")
+REDIS_OPTION = redis_option("The cluster's Redis (redis://[user:password@]host:port/db, rediss:// for TLS; "
+                            "env MLW_REDIS_URL).")
 
 
 def _settings(redis_url: str | None, **more):
-    from mlflowdsl.settings import load_settings
-
-    settings = load_settings({"redis_url": redis_url, **more})
+    """The settings of a cluster command: a Redis URL is required."""
+    settings = load_settings(redis_url=redis_url, **more)
     if not settings.redis_url:
         raise click.UsageError("give --redis URL (or set MLW_REDIS_URL)")
     return settings
@@ -88,35 +87,26 @@ def start(redis_url, scheduler, domains, instance_id, max_running, verbose):
                        f"(redis {instance.gateway.safe_url}, scheduler {settings.scheduler or 'embedded'})", err=True)
             instance.start().run()
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 # --------------------------------------------------------------------------- submit
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a workflow parameter.")
-@click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
+@param_options
 @click.option("--keep-going", is_flag=True, help="On a failure, run everything not downstream of it.")
 @REDIS_OPTION
 def submit(file, params, params_file, keep_going, redis_url):
     """Compile FILE and queue it for the cluster; prints the execution id."""
-    from mlflowdsl.compiler.api import compile_file
     from mlflowdsl.runtime.cluster_mode.submission import submit_plan
 
     settings = _settings(redis_url)
     try:
-        result = compile_file(file, params=_parse_params(params), params_file=params_file)
-        if result.diagnostics:
-            _print_diagnostics(result.diagnostics, result.sources)
-        if not result.ok or result.plan is None:
-            sys.exit(1)
-        execution_id = submit_plan(_gateway(settings), result.plan, keep_going=keep_going)
-    except CompileError as exc:
-        _print_diagnostics(exc.diagnostics, {})
-        sys.exit(1)
+        the_plan = compile_plan(file, params, params_file)
+        execution_id = submit_plan(_gateway(settings), the_plan, keep_going=keep_going)
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(execution_id)
 
 
@@ -133,7 +123,7 @@ def cancel(execution_id, redis_url):
     try:
         execution = request_cancel(_gateway(settings), execution_id, settings=settings)
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if execution.status == "cancelled":
         click.echo(f"execution {execution.id} cancelled")
     elif execution.finished:
@@ -160,7 +150,7 @@ def cluster_status_cmd(redis_url, as_json):
     try:
         data = cluster_status(_gateway(settings), settings)
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -190,17 +180,4 @@ def _print_status(data: dict) -> None:
     for domain, q in sorted(data.get("queues", {}).items()):
         queues.add_row(domain, shards.get(domain, "[yellow]unassigned[/]"), str(q["queued"]), str(q["pending"]))
     out.print(queues)
-    _print_letters(data.get("dead_letters") or [])
-
-
-def _print_letters(letters: list[dict]) -> None:
-    click.echo(f"dead letters: {len(letters)}")
-    for letter in letters[-10:]:
-        click.echo(f"  {letter.get('execution_id')} ({letter.get('domain')}): {letter.get('reason')}")
-
-
-def print_dead_letters(gateway) -> None:
-    """The dead-letter stream, for ``mlw status --redis``."""
-    from mlflowdsl.runtime.cluster_mode.submission import queue_stats
-
-    _print_letters(queue_stats(gateway)["dead_letters"])
+    print_letters(data.get("dead_letters") or [])

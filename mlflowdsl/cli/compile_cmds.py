@@ -14,25 +14,8 @@ import tempfile
 
 import click
 
+from mlflowdsl.cli.common import param_options
 from mlflowdsl.grammar.diagnostics import Diagnostic, render_json, render_text
-
-
-def _parse_params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", ctx=ctx, param=param)
-        out[name.strip()] = value
-    return out
-
-
-def _param_options(fn):
-    fn = click.option("--params-file", type=click.Path(dir_okay=False), default=None,
-                      help="JSON or YAML file of parameter values (overridden by -p).")(fn)
-    fn = click.option("-p", "--param", "params", multiple=True, callback=_parse_params, metavar="NAME=VALUE",
-                      help="Set a workflow parameter (parsed by its declared type). Repeatable.")(fn)
-    return fn
 
 
 def _report(diagnostics: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
@@ -58,9 +41,9 @@ def _summary(diagnostics: list[Diagnostic]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print diagnostics.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@_param_options
+@param_options
 def lint(file: str, fmt: str, strict: bool, params: dict[str, str], params_file: str | None) -> None:
-    """Check FILE (.mlw, or the seed's .json/.yaml form) and print its diagnostics."""
+    """Check FILE (.mlw, or a .json/.yaml workflow spec) and print its diagnostics."""
     from mlflowdsl.compiler.api import lint_file
 
     result = lint_file(file, params=params, params_file=params_file, strict=strict)
@@ -78,7 +61,7 @@ def lint(file: str, fmt: str, strict: bool, params: dict[str, str], params_file:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the output to this file instead of standard output.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@_param_options
+@param_options
 def compile_(file: str, fmt: str, output: str | None, strict: bool, params: dict[str, str],
              params_file: str | None) -> None:
     """Compile FILE to its execution plan (the IR). Diagnostics go to standard error."""
@@ -112,7 +95,7 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _seed_as_mlw(text: str, file: str) -> str:
-    """The seed JSON/YAML document as the equivalent ``.mlw`` file (same plan)."""
+    """A JSON/YAML workflow spec as the equivalent ``.mlw`` file (same plan)."""
     from mlflowdsl.compiler.fmt import format_module
     from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
 
@@ -126,7 +109,7 @@ def _seed_as_mlw(text: str, file: str) -> str:
 def fmt(file: str, check: bool, write: bool) -> None:
     """Print FILE in the canonical layout (or check it, or rewrite it).
 
-    For the seed's JSON/YAML form, print the equivalent .mlw file."""
+    For a JSON/YAML workflow spec, print the equivalent .mlw file."""
     from mlflowdsl.compiler.api import is_seed_document
     from mlflowdsl.compiler.fmt import format_text
     from mlflowdsl.errors import CompileError

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from mlflowdsl.cli.common import load_settings
+from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.events.base import Event
 
 POLL_S = 0.2
@@ -152,11 +154,8 @@ def events() -> None:
               help="Keep waiting for new events (Ctrl-C stops), or stop at the end.")
 def tail(bootstrap, topic, file, execution, types, start, as_json, follow):
     """Print events as they happen; Ctrl-C stops."""
-    from mlflowdsl.errors import MlwError
-    from mlflowdsl.settings import load_settings
-
     try:
-        settings = load_settings({"kafka_bootstrap": bootstrap})
+        settings = load_settings(kafka_bootstrap=bootstrap)
     except MlwError as exc:
         raise click.ClickException(str(exc)) from None
     from_beginning = start == "beginning"

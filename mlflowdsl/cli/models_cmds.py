@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
+from mlflowdsl.cli.common import load_settings, redis_option
 from mlflowdsl.errors import MlwError
 
 _STORE_OPTIONS = [
     click.option("--home", default=None, metavar="DIR", help="mlw home (default: MLW_HOME, else .mlw)."),
-    click.option("--redis", "redis_url", metavar="URL", default=None,
-                 help="Redis URL of a cluster-mode registry (default: MLW_REDIS_URL; none = SQLite under home)."),
+    redis_option("Redis URL of a cluster-mode registry (default: MLW_REDIS_URL; none = SQLite under home)."),
 ]
 
 
@@ -25,10 +25,8 @@ def _store_options(fn):
 
 
 def _settings(home: str | None, redis_url: str | None) -> Any:
-    from mlflowdsl.settings import load_settings
-
     try:
-        return load_settings({"home": home, "redis_url": redis_url})
+        return load_settings(home=home, redis_url=redis_url)
     except MlwError as exc:
         raise click.ClickException(str(exc)) from None
 

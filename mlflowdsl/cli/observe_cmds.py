@@ -5,55 +5,32 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import click
 
+from mlflowdsl.cli.common import compile_plan, fail, load_settings, param_options, redis_option
+from mlflowdsl.cli.views import console
 from mlflowdsl.errors import MlwError
 
 PLAN_STYLE = {"cached": "cyan", "will run": "bold yellow", "skipped": "dim"}
-
-
-def _fail(message: str, hint: str | None = None) -> None:
-    click.echo(f"error: {message}", err=True)
-    if hint:
-        click.echo(f"hint: {hint}", err=True)
-    sys.exit(1)
-
-
-def _compile(file: str, params: tuple[str, ...] = (), params_file: str | None = None):
-    """The plan of FILE, or exit 1 with the compiler's diagnostics."""
-    from mlflowdsl.cli.run_cmds import _parse_params, _print_diagnostics
-    from mlflowdsl.compiler.api import compile_file
-
-    result = compile_file(file, params=_parse_params(params), params_file=params_file)
-    if not result.ok or result.plan is None:
-        _print_diagnostics(result.diagnostics, result.sources)
-        sys.exit(1)
-    return result.plan
-
-
-def _error_text(exc: MlwError) -> tuple[str, str | None]:
-    return str(exc), getattr(exc, "hint", None)
+CLUSTER_STATE = "Read the cluster's state in Redis (cluster mode)."
 
 
 @click.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a workflow parameter.")
-@click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
+@param_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (env MLW_CACHE_DIR).")
-@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+@redis_option(CLUSTER_STATE)
 def plan(file, params, params_file, fmt, cache_dir, redis_url):
     """What `mlw run FILE` would do now: each task cached, will run (and why) or skipped."""
     from mlflowdsl.runtime.api import workflow_dir
     from mlflowdsl.runtime.plan_status import History, cache_probe, plan_status
     from mlflowdsl.runtime.state import open_state
-    from mlflowdsl.settings import load_settings
 
-    the_plan = _compile(file, params, params_file)
+    the_plan = compile_plan(file, params, params_file, show_warnings=False)
     try:
-        settings = load_settings({"cache_dir": cache_dir, "redis_url": redis_url})
+        settings = load_settings(cache_dir=cache_dir, redis_url=redis_url)
         state = open_state(settings, cluster=bool(redis_url))
         try:
             history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
@@ -62,7 +39,7 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
         rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),
                            history=history)
     except MlwError as exc:
-        _fail(*_error_text(exc))
+        fail(str(exc), exc.hint)
     if fmt == "json":
         counts: dict[str, int] = {}
         for r in rows:
@@ -71,8 +48,6 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
                                "tasks": [r.as_dict() for r in rows]}, indent=2, sort_keys=True, default=str))
         return
     from rich.table import Table
-
-    from mlflowdsl.cli.run_cmds import console
 
     table = Table(title=f"plan of {the_plan.workflow.id} (nothing has run)")
     for column in ("task", "status", "why"):
@@ -92,22 +67,21 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
 @click.argument("execution_id")
 @click.argument("task_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+@redis_option(CLUSTER_STATE)
 def explain(execution_id, task_id, fmt, redis_url):
     """Why TASK of an execution hit or missed the cache: its key's components, field by field,
     against the nearest previous entry."""
     from mlflowdsl.runtime.plan_status import explain as explain_task
     from mlflowdsl.runtime.state import open_state
-    from mlflowdsl.settings import load_settings
 
     try:
-        state = open_state(load_settings({"redis_url": redis_url}), cluster=bool(redis_url))
+        state = open_state(load_settings(redis_url=redis_url), cluster=bool(redis_url))
         try:
             e = explain_task(state, execution_id, task_id)
         finally:
             state.close()
     except MlwError as exc:
-        _fail(*_error_text(exc))
+        fail(str(exc), exc.hint)
     if fmt == "json":
         click.echo(json.dumps(e.as_dict(), indent=2, sort_keys=True, default=str))
         return
@@ -129,7 +103,7 @@ def diff(old, new, fmt):
     would rerun."""
     from mlflowdsl.compiler.diff import diff_plans, render_text
 
-    d = diff_plans(_compile(old), _compile(new))
+    d = diff_plans(compile_plan(old, show_warnings=False), compile_plan(new, show_warnings=False))
     if fmt == "json":
         click.echo(json.dumps(d.as_dict(), indent=2, sort_keys=True, default=str))
     else:
@@ -140,15 +114,14 @@ def diff(old, new, fmt):
 @click.argument("execution_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html", show_default=True,
               help="The HTML file to write.")
-@click.option("--redis", "redis_url", metavar="URL", help="Read the cluster's state in Redis (cluster mode).")
+@redis_option(CLUSTER_STATE)
 def report(execution_id, output, redis_url):
     """Write one self-contained HTML report of an execution (DAG, timeline, tasks)."""
     from mlflowdsl.report import write_report
     from mlflowdsl.runtime.state import open_state
-    from mlflowdsl.settings import load_settings
 
     try:
-        settings = load_settings({"redis_url": redis_url})
+        settings = load_settings(redis_url=redis_url)
         state = open_state(settings, cluster=bool(redis_url))
         try:
             execution = state.get_execution(execution_id)
@@ -156,9 +129,9 @@ def report(execution_id, output, redis_url):
             state.close()
         path = write_report(execution, output, settings=settings)
     except MlwError as exc:
-        _fail(*_error_text(exc))
+        fail(str(exc), exc.hint)
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror}", "choose a writable path with -o")
+        fail(f"cannot write {output}: {exc.strerror}", "choose a writable path with -o")
     click.echo(f"report: {os.path.abspath(path)}")
 
 
@@ -176,7 +149,7 @@ def new(name, template, directory, force):
     try:
         written = create_project(name, template, directory or name, force=force)
     except TemplateError as exc:
-        _fail(str(exc), exc.hint)
+        fail(str(exc), exc.hint)
     for path in written:
         click.echo(f"created {path}")
     main = os.path.basename(next(p for p in written if p.endswith(".mlw")))

@@ -11,157 +11,20 @@ import json
 import os
 import sys
 import time
-from typing import Any
 
 import click
 
+from mlflowdsl.cli.common import compile_plan, fail, load_settings, param_options, print_diagnostics, redis_option
 from mlflowdsl.cli.study_view import print_studies
+from mlflowdsl.cli.views import STATUS_STYLE, Display, console, fmt_duration, print_dead_letters, task_table
 from mlflowdsl.errors import CompileError, MlwError
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
 
 
-def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="-p/--param")
-        params[name.strip()] = value
-    return params
-
-
-def _print_diagnostics(diagnostics, sources) -> None:
-    from mlflowdsl.grammar.diagnostics import render_text
-
-    click.echo(render_text(diagnostics, sources).rstrip(), err=True)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    return f"{seconds / 60:.1f}m"
-
-
-def _fmt_metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return "  ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
-
-
-STATUS_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
-                "running": "blue", "pending": "dim", "cancelled": "yellow"}
-
-
-def console() -> Any:
-    """A rich console; off a terminal, wide enough that tables do not wrap every cell."""
-    from rich.console import Console
-
-    out = Console()
-    return out if out.is_terminal else Console(width=120, soft_wrap=True)
-
-
-def task_table(execution) -> Any:
-    from rich.table import Table
-
-    table = Table(title=f"{execution.workflow_id} · {execution.id} · "
-                        f"[{STATUS_STYLE.get(execution.status, '')}]{execution.status}[/]")
-    from rich.markup import escape
-
-    from mlflowdsl.runtime.usage import fmt_bytes
-
-    for column in ("task", "status", "duration", "cpu", "peak mem", "attempts", "cache", "metrics"):
-        table.add_column(column, no_wrap=column in ("task", "status"))
-    for tid, r in execution.tasks.items():
-        note = _fmt_metrics(r.metrics) or (r.error or "")
-        # ids like `train[knn]` would otherwise be read as rich markup and lose their brackets
-        table.add_row(escape(tid), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", _fmt_duration(r.duration_s),
-                      _fmt_duration(r.cpu_s), fmt_bytes(r.peak_rss),
-                      str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", note)
-    return table
-
-
-class Display:
-    """Live progress on a terminal (rich), one line per finished task otherwise."""
-
-    def __init__(self, *, live: bool, quiet: bool):
-        from rich.console import Console
-
-        self.console = Console(stderr=False)
-        self.quiet = quiet
-        self.live_mode = live and not quiet and self.console.is_terminal
-        self.total = 0
-        self.progress = self.live = self.bar = None
-        self.printed: set[str] = set()
-        self.finished: set[str] = set()
-        self.running: dict[str, None] = {}  # insertion-ordered set
-
-    def __enter__(self) -> "Display":
-        if self.live_mode:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[running]}"),
-                                     console=self.console, transient=True)
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def __call__(self, execution, result) -> None:
-        if self.quiet:
-            return
-        # Counted incrementally: a listener that scanned every task on every update would
-        # cost O(tasks^2) on a large DAG.
-        if result is None:
-            self.finished = {t for t, r in execution.tasks.items() if r.finished}
-            self.running = {t: None for t, r in execution.tasks.items() if r.status == "running"}
-        else:
-            self.running.pop(result.task_id, None)
-            if result.finished:
-                self.finished.add(result.task_id)
-            elif result.status == "running":
-                self.running[result.task_id] = None
-        done, total = len(self.finished), len(execution.tasks)
-        if self.progress is not None:
-            running = list(self.running)
-            label = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
-            if self.bar is None:
-                self.bar = self.progress.add_task(execution.workflow_id, total=total, running="")
-            self.progress.update(self.bar, completed=done, running=label)
-            return
-        if result is None:
-            if execution.status == "running" and not self.printed:
-                click.echo(f"running {execution.workflow_id} (execution {execution.id}, {total} tasks)")
-                finished = [r for r in execution.tasks.values() if r.finished]
-                for n, r in enumerate(finished, 1):
-                    self._line(n, total, r)
-            return
-        if result.finished:
-            self._line(done, total, result)
-
-    def _line(self, done: int, total: int, r) -> None:
-        if r.task_id in self.printed:
-            return
-        self.printed.add(r.task_id)
-        width = len(str(total))
-        extra = f"  {r.error}" if r.error and r.status in ("failed", "skipped") else ""
-        click.echo(f"[{done:>{width}}/{total}] {r.status:<9} {r.task_id} ({_fmt_duration(r.duration_s)}){extra}")
-
-
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a workflow parameter.")
-@click.option("--params-file", type=click.Path(dir_okay=False), help="Parameters from a JSON or YAML file.")
+@param_options
 @click.option("--scheduler", metavar="ADDR", help="Run on an existing Dask cluster (default: an embedded one; env MLW_DASK_SCHEDULER).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (default <home>/cache; env MLW_CACHE_DIR).")
 @click.option("--fail-fast/--keep-going", default=True, help="On a failure, cancel what has not started (default), or run everything not downstream of it.")
@@ -171,12 +34,10 @@ class Display:
               help="Also write a self-contained HTML report of the run to FILE.")
 def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path):
     """Compile FILE and run it; show progress and a table of the tasks at the end."""
-    from mlflowdsl.settings import load_settings
-
     if not file and not resume_id:
         raise click.UsageError("give a workflow FILE, or --resume EXECUTION_ID")
     try:
-        settings = load_settings({"scheduler": scheduler, "cache_dir": cache_dir})
+        settings = load_settings(scheduler=scheduler, cache_dir=cache_dir)
         display = Display(live=True, quiet=as_json)
         if resume_id:
             from mlflowdsl.runtime.api import resume
@@ -185,28 +46,19 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
                 execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display,
                                    client=client)
         else:
-            from mlflowdsl.compiler.api import compile_file
-            from mlflowdsl.runtime.api import run_plan
+            from mlflowdsl.runtime.api import run_plan, workflow_dir
 
-            result = compile_file(file, params=_parse_params(params), params_file=params_file)
-            if result.diagnostics and not as_json:
-                _print_diagnostics(result.diagnostics, result.sources)
-            if not result.ok or result.plan is None:
-                if as_json:
-                    _print_diagnostics(result.diagnostics, result.sources)
-                sys.exit(1)
-            from mlflowdsl.runtime.api import workflow_dir
-
-            with _client(settings, [workflow_dir(result.plan)], as_json) as client, display:
-                execution = run_plan(result.plan, settings, keep_going=not fail_fast, listener=display,
+            the_plan = compile_plan(file, params, params_file, show_warnings=not as_json)
+            with _client(settings, [workflow_dir(the_plan)], as_json) as client, display:
+                execution = run_plan(the_plan, settings, keep_going=not fail_fast, listener=display,
                                      client=client)
     except CompileError as exc:
-        _print_diagnostics(exc.diagnostics, {})
+        print_diagnostics(exc.diagnostics, {})
         sys.exit(1)
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted before the workflow started")
+        fail("interrupted before the workflow started")
     _report(execution, settings, as_json)
     if report_path:
         _write_html_report(execution, settings, report_path, as_json)
@@ -262,8 +114,7 @@ def _write_html_report(execution, settings, path: str, as_json: bool) -> None:
     try:
         written = write_report(execution, path, settings=settings)
     except OSError as exc:
-        click.echo(f"error: cannot write the report {path}: {exc.strerror}", err=True)
-        sys.exit(1)
+        fail(f"cannot write the report {path}: {exc.strerror}")
     click.echo(f"report: {os.path.abspath(written)}", err=as_json)
 
 
@@ -278,10 +129,10 @@ def _report(execution, settings, as_json: bool) -> None:
         if r.status == "failed" and r.attempt_errors:
             last = r.attempt_errors[-1]
             out.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
-                          highlight=False)
+                      highlight=False)
     artifacts = settings.artifact_path / execution.id
-    out.print(f"execution [bold]{execution.id}[/] {execution.status} in {_fmt_duration(execution.duration_s)}; "
-                  f"details: mlw status {execution.id}", highlight=False)
+    out.print(f"execution [bold]{execution.id}[/] {execution.status} in {fmt_duration(execution.duration_s)}; "
+              f"details: mlw status {execution.id}", highlight=False)
     if artifacts.exists():
         out.print(f"outputs: {artifacts.resolve()}", highlight=False)
     if execution.status in ("failed", "cancelled"):
@@ -293,16 +144,15 @@ def _report(execution, settings, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=20, show_default=True, help="How many executions to list.")
 @click.option("--workflow", metavar="ID", help="Only executions of this workflow.")
-@click.option("--redis", "redis_url", metavar="URL", help="Show the cluster's executions (state in Redis) and dead letters.")
+@redis_option("Show the cluster's executions (state in Redis) and dead letters.")
 @click.option("--watch", is_flag=True, help="Refresh the execution's table until it ends (Ctrl-C stops watching).")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between refreshes with --watch.")
 def status(execution_id, as_json, limit, workflow, redis_url, watch, interval):
     """List recent executions, or show one (tasks, attempts, errors)."""
     from mlflowdsl.runtime.state import open_state
-    from mlflowdsl.settings import load_settings
 
     try:
-        state = open_state(load_settings({"redis_url": redis_url}), cluster=bool(redis_url))
+        state = open_state(load_settings(redis_url=redis_url), cluster=bool(redis_url))
         if watch and not execution_id:
             raise click.UsageError("--watch needs an EXECUTION_ID")
         if execution_id and watch:
@@ -312,11 +162,9 @@ def status(execution_id, as_json, limit, workflow, redis_url, watch, interval):
         else:
             _list_executions(state.list_executions(limit=limit, workflow_id=workflow), as_json)
             if redis_url and not as_json:
-                from mlflowdsl.cli.cluster_cmds import print_dead_letters
-
                 print_dead_letters(state.gateway)
     except MlwError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _watch(state, execution_id: str, interval: float):
@@ -354,8 +202,8 @@ def _show_execution(execution, as_json: bool) -> None:
     out.print(task_table(execution))
     print_studies(out, execution)
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(execution.created))
-    out.print(f"created {when}; duration {_fmt_duration(execution.duration_s)}; "
-                  f"source {execution.source or '-'}", highlight=False)
+    out.print(f"created {when}; duration {fmt_duration(execution.duration_s)}; "
+              f"source {execution.source or '-'}", highlight=False)
     if execution.error:
         out.print(f"error: {execution.error}", highlight=False)
     for tid, r in execution.tasks.items():
@@ -380,5 +228,5 @@ def _list_executions(executions, as_json: bool) -> None:
     for e in executions:
         table.add_row(e.id, e.workflow_id, f"[{STATUS_STYLE.get(e.status, '')}]{e.status}[/]",
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created)),
-                      _fmt_duration(e.duration_s), e.source or "-")
+                      fmt_duration(e.duration_s), e.source or "-")
     console().print(table)

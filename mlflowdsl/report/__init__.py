@@ -16,6 +16,7 @@ errors and tracebacks are user data.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -23,9 +24,14 @@ from typing import Any
 
 import jinja2
 
+from mlflowdsl.ir import Plan
 from mlflowdsl.report.svg import STATUS_COLOR, dag_svg, gantt_svg
 from mlflowdsl.runtime.records import WorkflowExecution
+from mlflowdsl.runtime.registry import open_registry
 from mlflowdsl.runtime.usage import fmt_bytes
+from mlflowdsl.settings import load_settings
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -56,20 +62,20 @@ def _graph(execution: WorkflowExecution) -> tuple[list[str], list[tuple[str, str
     edges: list[tuple[str, str]] = []
     if execution.plan_json:
         try:
-            from mlflowdsl.ir import Plan
-
             plan = Plan.from_json(execution.plan_json)
-            nodes = [t.id for t in plan.tasks] + [t for t in execution.tasks if t not in plan.tasks_by_id()]
-            edges = [(d, t.id) for t in plan.tasks for d in t.dependencies]
-        except Exception:  # noqa: BLE001 - a plan of an older IR version: draw the tasks alone
-            pass
+        except ValueError as exc:  # a plan this IR version does not read: draw the tasks alone
+            log.debug("execution %s: stored plan not readable, drawing its tasks without edges: %s",
+                      execution.id, exc)
+            return nodes, edges
+        nodes = [t.id for t in plan.tasks] + [t for t in execution.tasks if t not in plan.tasks_by_id()]
+        edges = [(d, t.id) for t in plan.tasks for d in t.dependencies]
     return nodes, edges
 
 
 def _studies(execution: WorkflowExecution) -> list[dict[str, Any]]:
     out = []
     for tid, r in execution.tasks.items():
-        study = getattr(r, "study", None)  # present once tuning records its study
+        study = r.study
         if not study:
             continue
         trials = [t for t in study.get("trials", []) if t.get("value") is not None]
@@ -81,19 +87,14 @@ def _studies(execution: WorkflowExecution) -> list[dict[str, Any]]:
 
 def registered_models(execution: WorkflowExecution, settings: Any = None) -> list[dict[str, Any]]:
     """Model versions whose lineage names this execution; empty when there is no registry."""
-    try:
-        from mlflowdsl.runtime.registry import open_registry
-    except Exception:  # noqa: BLE001 - the registry is optional
-        return []
     if settings is None:
-        from mlflowdsl.settings import load_settings
-
         settings = load_settings()
     if not getattr(settings, "redis_url", None) and not os.path.exists(os.path.join(str(settings.home), "registry.db")):
         return []  # nothing was ever registered here; do not create an empty registry
     try:
         registry = open_registry(settings)
-    except Exception:  # noqa: BLE001 - no registry configured or reachable
+    except Exception as exc:  # noqa: BLE001 - no registry configured or reachable
+        log.debug("report of %s without registered models: the registry does not open: %s", execution.id, exc)
         return []
     try:
         found = []
@@ -103,13 +104,14 @@ def registered_models(execution: WorkflowExecution, settings: Any = None) -> lis
                 found.append({"name": mv.name, "version": mv.version, "task": mv.lineage.get("task_id"),
                               "aliases": aliases, "metrics": mv.metrics, "model_type": mv.model_type})
         return found
-    except Exception:  # noqa: BLE001 - a report must not fail on the registry
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on the registry
+        log.debug("report of %s without registered models: reading the registry failed: %s", execution.id, exc)
         return []
     finally:
         try:
             registry.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - the models are read; a failed close changes nothing
+            log.debug("closing the registry after the report of %s: %s", execution.id, exc)
 
 
 def render_report(execution: WorkflowExecution, *, models: list[dict[str, Any]] | None = None,

@@ -13,10 +13,10 @@ from typing import Any
 from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.cluster import open_client
-from mlflowdsl.runtime.events.base import EventBus, open_bus
+from mlflowdsl.runtime.events import EventBus, open_bus
 from mlflowdsl.runtime.executor import Executor, Listener, RunOptions
 from mlflowdsl.runtime.records import WorkflowExecution
-from mlflowdsl.runtime.state.base import StateBackend, open_state
+from mlflowdsl.runtime.state import StateBackend, open_state
 from mlflowdsl.settings import Settings
 
 

@@ -2,7 +2,7 @@
 pruning reporter a trial's worker uses; parameter importances.
 
 Spaces, samplers and pruners are in :mod:`mlflowdsl.tasks.search` (shared with task types);
-they are re-exported here for the runtime's modules.
+the names ``runtime/tuning.py`` uses are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from mlflowdsl.tasks.search import (  # noqa: F401 - re-exported for the runtime's tuning modules
-    TuningError, dims_from_seed, direction_of, distributions, grid_size, grid_space, make_pruner, make_sampler,
-    startup_trials, suggest,
+from mlflowdsl.tasks.search import (  # noqa: F401 - re-exported for runtime/tuning.py
+    TuningError, distributions, grid_size, make_pruner, make_sampler,
 )
 
 log = logging.getLogger(__name__)

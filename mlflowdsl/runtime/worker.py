@@ -15,6 +15,7 @@ really end a hung attempt. Attempts without a timeout run inline in the worker t
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import pickle
 import select
@@ -26,14 +27,18 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mlflowdsl.ir import RetryPolicy, Task
+from mlflowdsl.errors import MlwError
+from mlflowdsl.ir import Task
+from mlflowdsl.runtime.cache import open_cache
+from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
+from mlflowdsl.runtime.tuning_space import trial_reporter
 from mlflowdsl.runtime.usage import UsageSampler
 from mlflowdsl.settings import Settings
-from mlflowdsl.runtime.registry.services import RegistryServices
-from mlflowdsl.runtime.tuning_space import trial_reporter
 from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type
 from mlflowdsl.tasks.custom import Custom
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,18 +84,17 @@ class AttemptTimeout(Exception):
 class _Outbox:
     """Messages to the client, sent in batches by one thread per worker process.
 
-    A ``log_event`` per message wakes the worker's event loop and costs the scheduler a
-    message each; with a few messages per millisecond-long task that doubled the time of
-    wide DAGs. Batching every ``interval`` seconds keeps it to at most a few hundred messages
-    per second, at the price of up to ``interval`` of latency in the client's view (Dask itself
-    schedules dependents without waiting for it).
+    A ``log_event`` per message would wake the worker's event loop and cost the scheduler a
+    message each, several per task. Batching every ``interval`` seconds keeps it to at most a
+    few hundred messages per second, at the price of up to ``interval`` of latency in the
+    client's view (Dask itself schedules dependents without waiting for it).
 
     The task's side takes no lock: ``put`` appends to a deque (atomic under the GIL) and sets
-    an event only when the sending thread sleeps. A lock shared with the sending thread made a
-    task wait whenever that thread lost the GIL while holding it, and a thread that blocks has
-    to win the GIL back from the worker's busy event loop. A batch travels as one pickled
-    ``bytes`` (see :func:`decode_batch`): Dask walks a message's nested dicts in Python to look
-    for objects to serialize, which cost more per result than the task wrapper itself."""
+    an event only when the sending thread sleeps. A lock shared with the sending thread would
+    make a task wait whenever that thread lost the GIL while holding it, and a thread that
+    blocks has to win the GIL back from the worker's busy event loop. A batch travels as one
+    pickled ``bytes`` (see :func:`decode_batch`): Dask walks a message's nested dicts in Python
+    to look for objects to serialize, which costs more per message than one ``bytes``."""
 
     interval = 0.005
 
@@ -105,9 +109,9 @@ class _Outbox:
 
     def put(self, topic: str, msg: dict[str, Any]) -> None:
         if self._worker is None:
-            from distributed import get_worker
+            from distributed import get_worker  # noqa: PLC0415 - heavy: distributed only on a Dask worker
 
-            self._worker = get_worker()  # raises off a worker: the caller ignores it
+            self._worker = get_worker()  # raises ValueError off a worker (see _publish)
         if self._thread is None or self._pid != os.getpid():
             self._start()
         self._queue.append((topic, msg))
@@ -133,8 +137,8 @@ class _Outbox:
             for topic, batch in self._drain().items():
                 try:
                     self._worker.log_event(topic, {"batch": pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)})
-                except Exception:  # the worker is shutting down: the client fetches results itself
-                    pass
+                except Exception as exc:  # noqa: BLE001 - the worker is shutting down: the client fetches results itself
+                    log.debug("dropped %d message(s) to %s: %s", len(batch), topic, exc)
 
     def _drain(self) -> dict[str, list[dict[str, Any]]]:
         """What is queued, per topic, in order; a task that ended before its start was sent
@@ -174,16 +178,16 @@ def _publish(spec: TaskSpec, msg: dict[str, Any]) -> None:
     msg["execution_id"] = spec.execution_id  # a client's runs share its topic (executor.client_topic)
     try:
         _outbox.put(spec.topic, msg)
-    except Exception:  # not on a worker (unit use)
-        pass
+    except Exception as exc:  # noqa: BLE001 - off a worker (a task run in-process) nobody listens
+        log.debug("message %r of %s not sent: %s", msg.get("kind"), msg.get("task_id"), exc)
 
 
 def _worker_address() -> str | None:
-    try:
-        from distributed import get_worker
+    from distributed import get_worker  # noqa: PLC0415 - heavy: distributed only on a Dask worker
 
+    try:
         return get_worker().address
-    except Exception:
+    except ValueError:  # not on a Dask worker
         return None
 
 
@@ -223,8 +227,6 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
 def _open_cache(spec: TaskSpec):
     if spec.task.cache.strategy == "none":
         return None
-    from mlflowdsl.runtime.cache import open_cache  # memoized per process
-
     return open_cache(spec.task.cache.strategy, spec.settings)
 
 
@@ -281,7 +283,7 @@ def run_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
         if not _wait_for_exit(pid, timeout):
             try:
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except ProcessLookupError:  # it exited just now
                 pass
             os.waitpid(pid, 0)
             raise AttemptTimeout(f"attempt did not finish within its timeout of {timeout:g}s and was killed")
@@ -293,8 +295,8 @@ def run_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
     finally:
         try:
             os.unlink(result_path)
-        except OSError:
-            pass
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", result_path, exc)
     if kind == "error":
         raise _RemoteError(value)
     return value
@@ -413,7 +415,7 @@ def _default_output(task: Task) -> str:
         return "output"
     try:
         return get_task_type(task.type).default_output
-    except Exception:
+    except MlwError:  # an unknown type fails in its attempt, with the message
         return "output"
 
 
@@ -424,7 +426,7 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
         try:
             out[str(k)] = float(v)
         except (TypeError, ValueError):
-            continue
+            log.debug("metric %s = %r is not a number: left out", k, v)
     return out
 
 
@@ -433,5 +435,5 @@ def meta_of(envelope: Envelope) -> dict[str, Any]:
     return envelope.meta
 
 
-__all__ = ["Envelope", "RetryPolicy", "TaskSpec", "decode_batch", "invoke", "meta_of", "resolve_refs", "run_task",
+__all__ = ["Envelope", "TaskSpec", "decode_batch", "invoke", "meta_of", "resolve_refs", "run_task",
            "run_with_timeout"]

@@ -1,7 +1,8 @@
 """mlflowdsl from Python: the layer above the compiler and the runtime.
 
 ``DistributedOrchestrator`` (async) and ``MLWorkflowManager`` (sync) submit workflows in any
-accepted form (a seed-form dict or ``WorkflowSpec``, a ``.mlw``/``.json``/``.yaml`` path,
+accepted form (a workflow dict ``{"workflow_id": ..., "tasks": [...]}`` or ``WorkflowSpec``, a
+``.mlw``/``.json``/``.yaml`` path,
 ``.mlw`` text, a ``Plan``), track and cancel executions, register and deploy models and run
 tuning requests, embedded or on a cluster.
 """

@@ -1,7 +1,6 @@
 """Models from Python: ``register_ml_model(model_info) -> model id`` and
 ``deploy_ml_model(model_id, deployment_config) -> deployment id``, as plain functions (the
-``DistributedOrchestrator`` wraps them as async methods; :func:`register_ml_model_async` and
-:func:`deploy_ml_model_async` are the same wrapped in a thread).
+``DistributedOrchestrator`` wraps them as async methods).
 
 ``model_info`` is a dict, e.g. ``{"name": "fraud_detection_model", "version":
 "v1.2.0", "model_type": "classification", "framework": "sklearn"}``. The model itself comes from,
@@ -14,7 +13,6 @@ existing id.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from mlflowdsl.errors import MlwError
@@ -92,12 +90,3 @@ def deploy_ml_model(model_id: str, deployment_config: dict[str, Any] | None = No
         return record["name"]
     finally:
         registry.close()
-
-
-async def register_ml_model_async(model_info: dict[str, Any], *, settings: Any = None) -> str:
-    return await asyncio.to_thread(register_ml_model, model_info, settings=settings)
-
-
-async def deploy_ml_model_async(model_id: str, deployment_config: dict[str, Any] | None = None, *,
-                                settings: Any = None) -> str:
-    return await asyncio.to_thread(deploy_ml_model, model_id, deployment_config, settings=settings)

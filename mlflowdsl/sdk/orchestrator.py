@@ -15,12 +15,12 @@ Two modes, one API:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.api import run_plan
@@ -38,6 +38,8 @@ from mlflowdsl.sdk.tuning import plan_for_request, result_of
 from mlflowdsl.settings import Settings, load_settings
 
 __all__ = ["DistributedOrchestrator", "MLWorkflowManager"]
+
+log = logging.getLogger(__name__)
 
 
 class _Embedded:
@@ -94,6 +96,7 @@ class _Embedded:
             run_plan(plan, self.settings, client=self.client(), state=self.state, resume_from=pending,
                      cancel_check=lambda: self.cancels.get(pending.id))
         except Exception as exc:  # noqa: BLE001 - recorded, not raised in a background thread
+            log.debug("execution %s failed", pending.id, exc_info=True)
             current = self.state.get_execution(pending.id)
             if not current.finished:
                 self.state.save_execution(current.advance("failed", ended=time.time(),
@@ -194,7 +197,7 @@ class MLWorkflowManager:
 
 
 class DistributedOrchestrator:
-    """The seed's orchestrator: async methods over :class:`MLWorkflowManager`.
+    """The async Python API: coroutines over :class:`MLWorkflowManager`.
 
     ``DistributedOrchestrator()`` runs embedded; ``DistributedOrchestrator(redis_url=...)``
     submits to a cluster (and with ``scheduler=`` also serves as one instance of it).
@@ -210,7 +213,7 @@ class DistributedOrchestrator:
         self.manager = MLWorkflowManager(self.settings, run_instance=serve and bool(self.settings.redis_url))
 
     async def submit_ml_workflow(self, spec: Any) -> str:
-        """Compile ``spec`` (seed dict, ``WorkflowSpec``, path, ``.mlw`` text or ``Plan``) and
+        """Compile ``spec`` (workflow dict, ``WorkflowSpec``, path, ``.mlw`` text or ``Plan``) and
         start or queue it; returns the execution id. ``CompileError`` for a wrong spec."""
         return await asyncio.to_thread(self.manager.submit, spec)
 
@@ -249,7 +252,7 @@ class DistributedOrchestrator:
 
     async def optimize_hyperparameters(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run ``request["workflow_spec"]`` with its training task tuned by
-        ``request["hyperparameter_config"]`` (the seed's search-space form); returns
+        ``request["hyperparameter_config"]`` (a search space in its JSON form); returns
         ``{"best_params", "best_value", "trials", "execution_id", "status", "study"}``."""
         plan, task_id = await asyncio.to_thread(plan_for_request, request)
         execution = await self.wait(await self.submit_ml_workflow(plan))

@@ -1,4 +1,5 @@
-"""Workflow specs as the seed's Python API writes them, and turning any accepted form into a plan.
+"""Workflow specs as Python objects (the JSON workflow form, typed), and turning any accepted
+form into a plan.
 
 >>> spec = WorkflowSpec(workflow_id="w", tasks=[MLTaskSpec(task_id="a", task_type="data_preprocessing",
 ...                                                        parameters={"source": "x.csv"})])
@@ -19,7 +20,7 @@ __all__ = ["MLTaskSpec", "WorkflowSpec", "to_plan"]
 
 
 class MLTaskSpec(BaseModel):
-    """One task in the seed's form; extra keys the seed form allows (``resources``, ``cache``,
+    """One task of the JSON workflow form; the form's other keys (``resources``, ``cache``,
     ``retry``, ``timeout``, ``domain``, ``when``, ``uses``, ``foreach``) pass through."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -30,7 +31,7 @@ class MLTaskSpec(BaseModel):
 
 
 class WorkflowSpec(BaseModel):
-    """A workflow in the seed's form; ``to_spec()`` is the dict the compiler reads."""
+    """A workflow in the JSON workflow form; ``to_spec()`` is the dict the compiler reads."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     workflow_id: str
@@ -48,7 +49,7 @@ class WorkflowSpec(BaseModel):
 
 
 def to_plan(spec: Any) -> Plan:
-    """A ``Plan`` from a seed-form dict, a ``WorkflowSpec``, a ``.mlw``/``.json``/``.yaml`` path,
+    """A ``Plan`` from a workflow dict, a ``WorkflowSpec``, a ``.mlw``/``.json``/``.yaml`` path,
     ``.mlw`` source text, or a compiled ``Plan``."""
     if isinstance(spec, WorkflowSpec):
         return spec.compile()

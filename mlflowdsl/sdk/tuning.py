@@ -1,4 +1,4 @@
-"""Tuning requests in the seed-form API: ``optimize_hyperparameters({"workflow_spec": ...,
+"""Tuning requests of the Python API: ``optimize_hyperparameters({"workflow_spec": ...,
 "hyperparameter_config": {...}})`` runs the workflow with its training task tuned.
 
 The request becomes a plan with a ``Tuning`` on that task (the same as a ``tune`` block in a
@@ -15,13 +15,13 @@ from mlflowdsl.runtime.api import run_plan
 from mlflowdsl.runtime.tuning import check_objective
 from mlflowdsl.sdk.spec import to_plan
 from mlflowdsl.tasks import UnknownTaskType, get_task_type
-from mlflowdsl.tasks.search import TuningError, dims_from_seed, direction_of
+from mlflowdsl.tasks.search import TuningError, dims_from_dict, direction_of
 
 log = logging.getLogger(__name__)
 
 
 def tuning_from_config(config: dict[str, Any], task_id: str, default_metric: str) -> Tuning:
-    """A seed-form ``hyperparameter_config`` as a ``Tuning``."""
+    """A ``hyperparameter_config`` (the request's search space and budget) as a ``Tuning``."""
     if not isinstance(config, dict):
         raise TuningError("hyperparameter_config must be an object")
     unknown = set(config) - {"search_space", "max_trials", "trials", "objective_metric", "metric", "direction",
@@ -33,7 +33,7 @@ def tuning_from_config(config: dict[str, Any], task_id: str, default_metric: str
     metric = str(config.get("objective_metric") or config.get("metric") or default_metric)
     direction = config.get("direction") or direction_of(metric)
     try:
-        return Tuning(task=task_id, search=dims_from_seed(config.get("search_space")),
+        return Tuning(task=task_id, search=dims_from_dict(config.get("search_space")),
                       objective=Objective(direction=direction, metric=metric),
                       trials=int(config.get("max_trials", config.get("trials", 20))),
                       parallel=int(config.get("parallel", 1)), sampler=config.get("sampler", "tpe"),
@@ -82,7 +82,8 @@ def plan_with_tuning(spec: Any, config: dict[str, Any]) -> Any:
 
 
 def optimize_hyperparameters(request: dict[str, Any], settings: Any, **run_kwargs: Any) -> dict[str, Any]:
-    """Run the workflow with its training task tuned (the seed API's ``optimize_hyperparameters``).
+    """Run the workflow with its training task tuned (``DistributedOrchestrator.optimize_hyperparameters``
+    without the orchestrator).
 
     ``request = {"workflow_spec": ..., "hyperparameter_config": {"search_space": {...},
     "max_trials": 50, "objective_metric": "accuracy"}}`` -> ``{"best_params", "best_value",

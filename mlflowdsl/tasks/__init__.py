@@ -17,6 +17,11 @@ point. The compiler reads the declarations (``Params``, ``inputs``, ``outputs``,
 * ``version`` — the implementation version; part of the cache key, so bump it when ``run``
   changes what it computes.
 
+The values tasks pass each other, :class:`Dataset` and :class:`TrainedModel`, are importable
+from here (they live in :mod:`mlflowdsl.tasks.values`); ``ctx.services`` is described in
+:mod:`mlflowdsl.tasks.services`, model inputs in :mod:`mlflowdsl.tasks.models`, search spaces
+in :mod:`mlflowdsl.tasks.search`.
+
 >>> class Echo(TaskType):
 ...     name = "echo"
 ...     class Params(TaskParams):
@@ -41,6 +46,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from mlflowdsl.errors import MlwError
+from mlflowdsl.tasks.values import Dataset, TrainedModel  # noqa: F401 - the value classes, part of this API
 
 ENTRY_POINT_GROUP = "mlflowdsl.tasks"
 
@@ -150,7 +156,7 @@ class TaskType:
     inputs: ClassVar[dict[str, InputSpec]] = {}
     outputs: ClassVar[dict[str, str]] = {"output": "any"}
     default_output: ClassVar[str] = "output"
-    aliases: ClassVar[dict[str, str]] = {}  # seed-form names -> attribute names
+    aliases: ClassVar[dict[str, str]] = {}  # other accepted names (``dataset_path``...) -> attribute names
     version: ClassVar[str] = "1"
     # Sink types produce final results (deployment, evaluation, inference): a sink that
     # nothing depends on is not a lint warning.
@@ -206,7 +212,7 @@ def registry() -> dict[str, type[TaskType]]:
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 try:
                     cls = ep.load()
-                except Exception as exc:  # a broken plug-in must not break the others
+                except Exception as exc:  # whatever a plug-in's import raises: say which plug-in it was
                     raise MlwError(
                         f"task type plug-in {ep.name!r} ({ep.value}) failed to load: {exc}",
                         subject=f"entry point {ENTRY_POINT_GROUP}",

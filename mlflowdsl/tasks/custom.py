@@ -12,7 +12,9 @@ from the function's type hints.
   returns a dict with a ``metrics`` dict, those numbers also become the task's metrics and the
   ``metrics`` output.
 
->>> schema = schema_for("mlflowdsl.tasks.custom:_example")
+>>> def scale(data: Dataset, factor: float = 2.0, label="x") -> dict:
+...     return {"rows": data.n_train * factor, "label": label}
+>>> schema = _schema_of("example:scale", scale)
 >>> sorted(schema.params_model.model_fields), sorted(schema.inputs), schema.outputs["output"]
 (['factor', 'label'], ['data'], 'any')
 """
@@ -91,7 +93,8 @@ class Custom(TaskType):
                 arguments[name] = None
                 continue
             if spec.kind == "model":
-                value = [resolve_model(v, ctx, attribute=name) for v in value] if spec.many else resolve_model(value, ctx, attribute=name)
+                value = ([resolve_model(v, ctx, attribute=name) for v in value] if spec.many
+                         else resolve_model(value, ctx, attribute=name))
             arguments[name] = value
         if schema.context_parameter:
             arguments[schema.context_parameter] = ctx
@@ -168,7 +171,3 @@ def _input_spec(annotation: Any, *, optional_default: bool) -> InputSpec | None:
     if kind is None:
         return None
     return InputSpec(kind, required=not (optional or optional_default), many=many, accepts_uri=kind == "model")
-
-
-def _example(data: Dataset, factor: float = 2.0, label="x") -> dict:  # used by the doctest above
-    return {"rows": data.n_train * factor, "label": label}

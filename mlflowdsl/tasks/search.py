@@ -1,11 +1,11 @@
 """Search spaces, samplers, pruners and objective directions, shared by every tuning path.
 
-The ``tune`` block (``ir.Tuning``), the seed-form ``hyperparameter_config`` and task types that
-run a study of their own (``hyperparameter_tuning``) all build their spaces, samplers and pruners
-here, so a space means the same thing everywhere. Optuna is imported inside the functions that
+The ``tune`` block (``ir.Tuning``), the Python API's ``hyperparameter_config`` and task types
+that run a study of their own (``hyperparameter_tuning``) all build their spaces, samplers and
+pruners here, so a space means the same thing everywhere. Optuna is imported inside the functions that
 need it: compiling a plan must not pay for it.
 
->>> dims = dims_from_seed({"n": {"type": "integer", "min": 10, "max": 100}})
+>>> dims = dims_from_dict({"n": {"type": "integer", "min": 10, "max": 100}})
 >>> dims[0].kind, dims[0].low, dims[0].high
 ('int', 10.0, 100.0)
 >>> grid_space([SearchDim(name="d", kind="int", low=1, high=3)])
@@ -35,12 +35,14 @@ def direction_of(metric: str) -> str:
     return "minimize" if base in LOSS_METRICS else "maximize"
 
 
-SEED_KINDS = {"integer": "int", "int": "int", "float": "float", "categorical": "choice", "choice": "choice"}
+# ``type`` of a dimension in the JSON form -> ``SearchDim.kind``
+SPACE_TYPES = {"integer": "int", "int": "int", "float": "float", "categorical": "choice", "choice": "choice"}
 
 
-def dims_from_seed(space: dict[str, Any]) -> list[SearchDim]:
-    """The seed's form ``{"n": {"type": "integer", "min": 10, "max": 100}}`` as dimensions,
-    checked like a ``tune`` block (min <= max, non-empty choices, log needs min > 0)."""
+def dims_from_dict(space: dict[str, Any]) -> list[SearchDim]:
+    """A search space in its JSON form (``hyperparameter_config["search_space"]``),
+    ``{"n": {"type": "integer", "min": 10, "max": 100}}``, as dimensions, checked like a
+    ``tune`` block (min <= max, non-empty choices, log needs min > 0)."""
     if not isinstance(space, dict) or not space:
         raise TuningError("search_space must be a non-empty object of name -> dimension",
                           hint='e.g. {"n_estimators": {"type": "integer", "min": 10, "max": 100}}')
@@ -50,7 +52,7 @@ def dims_from_seed(space: dict[str, Any]) -> list[SearchDim]:
         where = f"search_space.{name}"
         if not isinstance(spec, dict):
             raise TuningError(f"{where}: expected an object with 'type', got {spec!r}")
-        kind = SEED_KINDS.get(str(spec.get("type", "")))
+        kind = SPACE_TYPES.get(str(spec.get("type", "")))
         if kind is None:
             raise TuningError(f"{where}: unknown type {spec.get('type')!r}",
                               hint="types: integer, float, categorical")

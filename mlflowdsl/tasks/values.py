@@ -28,7 +28,7 @@ def fingerprint_arrays(*parts: Any) -> str:
     >>> fingerprint_arrays([1, 2]) == fingerprint_arrays([1, 2])
     True
     """
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when a value is fingerprinted
 
     digest = hashlib.sha256()
     for part in parts:
@@ -150,8 +150,8 @@ class MissingColumns(ValueError):
 
 def frame_to_features(rows: Any, transform: Any, raw_columns: tuple[str, ...]) -> Any:
     """Raw rows -> feature matrix: select ``raw_columns`` (in order) and apply ``transform``."""
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # noqa: PLC0415 - heavy: numpy only when rows are scored
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when rows are scored
 
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):
         rows = pd.DataFrame(rows)

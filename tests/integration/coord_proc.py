@@ -28,6 +28,19 @@ from mlflowdsl.runtime.coordination import (
     RedisGateway,
     RedisUnavailable,
 )
+from mlflowdsl.runtime.coordination import leader as leader_module
+
+_EPOCH_CHECK = "if current > epoch then return 0 end\n"
+
+
+class UnfencedLease(LeaderLease):
+    """The control run's lease: fenced writes without the epoch check (the script minus the
+    line that rejects an older epoch), to show that the fencing test can fail."""
+
+    def __init__(self, gateway: RedisGateway, *args, **kwargs):
+        super().__init__(gateway, *args, **kwargs)
+        assert _EPOCH_CHECK in leader_module._FENCED, "the fenced-write script changed: update UnfencedLease"
+        self._fenced = gateway.script(leader_module._FENCED.replace(_EPOCH_CHECK, ""))
 
 
 class Events:
@@ -56,7 +69,7 @@ def run_candidate(args) -> None:
     it is still leader: the worst case of the check-then-write race that fencing must stop."""
     events = Events(args.events)
     gw = gateway(args)
-    lease = LeaderLease(gw, args.id, lease_s=args.lease, renew_s=args.renew, fencing=not args.no_fencing)
+    lease = (UnfencedLease if args.no_fencing else LeaderLease)(gw, args.id, lease_s=args.lease, renew_s=args.renew)
     elector = LeaderElector(lease, on_elected=lambda e: events.emit("elected", id=args.id, epoch=e),
                             on_lost=lambda e: events.emit("lost", id=args.id, epoch=e))
     elector.start()
@@ -180,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--renew", type=float, default=1.0)
             p.add_argument("--write-interval", type=float, default=0.1)
             p.add_argument("--stale-writes", type=int, default=5)
-            p.add_argument("--no-fencing", action="store_true", help="TEST ONLY: the control run")
+            p.add_argument("--no-fencing", action="store_true", help="the control run (UnfencedLease)")
         if role == "locker":
             p.add_argument("--cycles", type=int, default=1000)
             p.add_argument("--counter", default="counter")

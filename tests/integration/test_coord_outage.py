@@ -78,7 +78,7 @@ def test_redis_restart_breaker_opens_and_closes_and_the_elector_recovers(redis_s
         # Without persistence Redis came back empty, so the epoch counter restarted: this is why
         # docs/operations.md requires AOF for the fencing guarantee.
         assert elected[-1] == 1
-        wait_for(lambda: registry.live_ids() == ["orch-a"], 2, "the heartbeat to register again")
+        wait_for(lambda: [i.id for i in registry.live()] == ["orch-a"], 2, "the heartbeat to register again")
         assert recovered < 3.0
     finally:
         sampling.set()

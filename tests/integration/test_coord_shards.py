@@ -34,7 +34,7 @@ def test_register_heartbeat_and_expiry(gw):
     registry = InstanceRegistry(gw, beat_s=0.2)
     registry.register(InstanceInfo("orch-a", ("training",), load=0.0))
     registry.register(InstanceInfo("orch-b", ()))
-    assert registry.live_ids() == ["orch-a", "orch-b"]
+    assert [i.id for i in registry.live()] == ["orch-a", "orch-b"]
     assert 0 < gw.client.pttl("t-shards:instance:orch-a") <= 600  # TTL = 3 x beat
     for _ in range(5):  # 1 s of beats keeps orch-a; orch-b stops beating and expires
         time.sleep(0.2)
@@ -52,10 +52,10 @@ def test_heartbeat_thread_reregisters_after_redis_forgets(gw):
     registry = InstanceRegistry(gw, beat_s=0.1)
     beat = Heartbeat(registry, InstanceInfo("orch-a", ("rag",)), load=lambda: 0.5).start()
     try:
-        assert registry.live_ids() == ["orch-a"]
+        assert [i.id for i in registry.live()] == ["orch-a"]
         gw.client.flushdb()  # what a Redis restart without persistence does
         deadline = time.monotonic() + 2
-        while registry.live_ids() != ["orch-a"]:
+        while [i.id for i in registry.live()] != ["orch-a"]:
             assert time.monotonic() < deadline, "the heartbeat did not register again"
             time.sleep(0.05)
         assert registry.live()[0].domains == ("rag",) and registry.live()[0].load == 0.5

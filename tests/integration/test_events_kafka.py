@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflowdsl.ir import RetryPolicy
 from mlflowdsl.runtime.api import run_plan
-from mlflowdsl.runtime.events.base import Event, open_bus
+from mlflowdsl.runtime.events.base import Event
+from mlflowdsl.runtime.events.factory import open_bus
 from mlflowdsl.runtime.events.kafka import KafkaBus, client_config
 from mlflowdsl.runtime.events.multi import MultiBus
 from mlflowdsl.settings import Settings

@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflowdsl.runtime.events import kafka as kafka_module
+from mlflowdsl.runtime.events import kafka_pool
 from mlflowdsl.runtime.events.base import Event
 from mlflowdsl.runtime.events.kafka import KafkaBus, client_config
 from mlflowdsl.settings import Settings
@@ -62,8 +63,8 @@ def publisher_children() -> list[psutil.Process]:
 
 
 def parked_pids() -> set[int]:
-    with kafka_module._pool_lock:
-        return {child.proc.pid for parked in kafka_module._pool.values() for child in parked}
+    with kafka_pool._pool_lock:
+        return {child.proc.pid for parked in kafka_pool._pool.values() for child in parked}
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +161,7 @@ def test_close_right_after_the_publisher_process_died_is_prompt_and_counts_every
 
 @pytest.mark.parametrize("broker", ["up", "down"])
 def test_no_publisher_process_is_left_after_close(monkeypatch, kafka_bootstrap, broker):
-    monkeypatch.setattr(kafka_module, "KEEP_ALIVE_S", 1.0)
+    monkeypatch.setattr(kafka_pool, "KEEP_ALIVE_S", 1.0)
     bootstrap = kafka_bootstrap if broker == "up" else f"127.0.0.1:{free_port()}"
     bus = KafkaBus(client_config(Settings(kafka_bootstrap=bootstrap)), topic=fresh_topic())
     for i in range(50):
@@ -279,7 +280,7 @@ def test_concurrent_buses_each_have_their_own_publisher_and_one_is_parked(kafka_
 
 
 def test_a_parked_publisher_exits_after_the_keep_alive(monkeypatch, kafka_bootstrap):
-    monkeypatch.setattr(kafka_module, "KEEP_ALIVE_S", 1.5)
+    monkeypatch.setattr(kafka_pool, "KEEP_ALIVE_S", 1.5)
     bus = connected_bus(kafka_bootstrap)
     pid = bus.publisher_pid
     bus.close()

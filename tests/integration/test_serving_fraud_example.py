@@ -42,7 +42,8 @@ def home(tmp_path):
 def mlw(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLW_HOME": str(home)}
     env.pop("MLW_REDIS_URL", None)
-    return subprocess.run([str(Path(sys.executable).parent / "mlw"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(Path(sys.executable).parent / "mlw"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_fraud_example_trains_validates_registers_and_serves(home, tmp_path):

@@ -1,5 +1,5 @@
 """`tune` blocks on a real two-worker Dask cluster: trials as tasks, cache, pruning, best model
-downstream (runtime/tuning.py)."""
+downstream (runtime/tuning/)."""
 
 from __future__ import annotations
 

@@ -66,8 +66,10 @@ def blocks_of(doc: str) -> list[Block]:
         if m.group("lang") != "mlw" and "workflow_id" not in m.group("body"):
             continue  # a JSON/YAML block that is not a workflow document (e.g. a plan)
         options = _parse_info(m.group("info"))
-        def codes(key, options=options):
+
+        def codes(key: str) -> tuple[str, ...]:
             return tuple(sorted(c for c in options.get(key, "").split(",") if c))
+
         found.append(
             Block(
                 doc=doc,
@@ -181,7 +183,28 @@ def test_the_custom_function_shown_is_the_example_module():
     shown = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     source = (REPO / "examples/custom/custom_steps.py").read_text(encoding="utf-8")
     function = shown[shown.index("def ") :]
-    assert function in source and "from stdlib_tasks.values import Dataset" in source
+    assert function in source and "from mlflowdsl.tasks import Dataset" in source
+
+
+def test_the_task_type_shown_registers_and_promotes_through_ctx_services(tmp_path):
+    """§15's plug-in example runs as shown, against a real registry."""
+    from test_registry_core import fitted
+
+    from mlflowdsl.runtime.registry.services import RegistryServices
+    from mlflowdsl.settings import Settings
+    from mlflowdsl.tasks import TaskContext, TaskFailed
+
+    text = (REPO / "docs/language.md").read_text(encoding="utf-8")
+    section = text[text.index("### Task types in a package") : text.index("## 16.")]
+    namespace: dict = {}
+    exec(re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1), namespace)
+    task = namespace["PromoteIfBetter"]()
+    ctx = TaskContext(task_id="promote", execution_id="e1", services=RegistryServices(Settings(home=str(tmp_path))))
+    params = task.Params(name="fraud")
+    first = task.run(params, {"model": fitted(0.9)}, ctx)
+    assert first.outputs["output"] == {"model": "fraud/1", "alias": "champion"}
+    with pytest.raises(TaskFailed, match="refused"):
+        task.run(params, {"model": fitted(0.8)}, ctx)
 
 
 def test_the_diagnostics_shown_are_what_mlw_lint_prints(tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ def test_schema_events_prints_every_type():
 def test_bad_events_setting_names_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("MLW_EVENTS", "kafak")
     from mlflowdsl.errors import ConfigError
-    from mlflowdsl.runtime.events.base import open_bus
+    from mlflowdsl.runtime.events.factory import open_bus
     from mlflowdsl.settings import load_settings
 
     try:

@@ -7,13 +7,8 @@ import json
 import pytest
 
 from mlflowdsl.errors import ConfigError
-from mlflowdsl.runtime.events.base import (
-    EVENT_TYPES,
-    Event,
-    NullBus,
-    event_backends,
-    open_bus,
-)
+from mlflowdsl.runtime.events.base import EVENT_TYPES, Event, NullBus
+from mlflowdsl.runtime.events.factory import event_backends, open_bus
 from mlflowdsl.runtime.events.jsonl import JsonlBus
 from mlflowdsl.runtime.events.multi import MultiBus
 from mlflowdsl.runtime.events.schema import PAYLOADS, event_schemas

@@ -150,7 +150,7 @@ def test_custom_step_attributes_are_checked_against_the_function(tmp_path):
 def test_custom_step_function_oversamples_only_the_training_split():
     import numpy as np
 
-    from stdlib_tasks.values import Dataset
+    from mlflowdsl.tasks import Dataset
 
     sys.path.insert(0, str(CUSTOM.parent))
     try:
@@ -192,6 +192,7 @@ def test_batch_scoring_writes_under_examples_out():
 
 
 def test_shipped_transactions_are_reproduced_by_their_script(tmp_path: Path):
-    subprocess.run([sys.executable, str(EXAMPLES / "data" / "make_transactions.py"), str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(EXAMPLES / "data" / "make_transactions.py"), str(tmp_path)], check=True,
+                   capture_output=True)
     for name in ("transactions.csv", "to_score.csv"):
         assert (tmp_path / name).read_bytes() == (EXAMPLES / "data" / name).read_bytes(), name

@@ -10,7 +10,7 @@ import pytest
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry import open_registry
-from mlflowdsl.sdk.models import register_ml_model, register_ml_model_async
+from mlflowdsl.sdk.models import register_ml_model
 from mlflowdsl.settings import Settings
 from test_registry_core import fitted
 
@@ -38,7 +38,6 @@ def test_seed_dict_registers_the_latest_version_under_its_label(settings):
     assert (mv.sha256, mv.model_type, mv.framework) == (first.sha256, "classification", "sklearn")
     assert mv.lineage == {"execution_id": "e1", "registered_from": "fraud_detection_model/1"}
     assert register_ml_model(SEED_INFO, settings=settings) == model_id  # idempotent
-    assert asyncio.run(register_ml_model_async(SEED_INFO, settings=settings)) == model_id
 
 
 def test_artifact_path_and_model_keys(settings, tmp_path):

@@ -1,4 +1,4 @@
-"""Search spaces, samplers, the seed's config form and trial keys (tasks/search.py, runtime/tuning.py, sdk/tuning.py)."""
+"""Search spaces, samplers, the JSON config form and trial keys (tasks/search.py, runtime/tuning/, sdk/tuning.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from mlflowdsl.runtime.keys import tuned_key_part
 from mlflowdsl.runtime.tuning import check_objective, merge_values
 from mlflowdsl.sdk.tuning import plan_with_tuning, tuning_from_config
 from mlflowdsl.tasks.search import (
-    TuningError, dims_from_seed, distributions, grid_size, grid_space, make_pruner, make_sampler,
+    TuningError, dims_from_dict, distributions, grid_size, grid_space, make_pruner, make_sampler,
 )
 
 
-def test_seed_form_becomes_dimensions():
-    dims = dims_from_seed({"n_estimators": {"type": "integer", "min": 10, "max": 100},
+def test_the_json_form_becomes_dimensions():
+    dims = dims_from_dict({"n_estimators": {"type": "integer", "min": 10, "max": 100},
                            "learning_rate": {"type": "float", "min": 1e-3, "max": 0.3, "log": True},
                            "criterion": {"type": "categorical", "choices": ["gini", "entropy"]}})
     by = {d.name: d for d in dims}
@@ -32,7 +32,7 @@ def test_seed_form_becomes_dimensions():
 ])
 def test_bad_seed_spaces_are_refused_with_the_dimension_named(space, words):
     with pytest.raises(TuningError) as err:
-        dims_from_seed(space)
+        dims_from_dict(space)
     assert words in str(err.value)
 
 

@@ -31,6 +31,7 @@ import redis.exceptions as rexc
 
 from mlflowdsl.errors import MlwError, StateError
 from mlflowdsl.ir import Plan
+from mlflowdsl.runtime.api import run_plan
 from mlflowdsl.runtime.cluster_mode import submission as sub
 from mlflowdsl.runtime.coordination import (
     Heartbeat,
@@ -205,7 +206,7 @@ class OrchestratorInstance:
             try:
                 job.lock.release(strict=False)
             except RedisUnavailable:
-                pass
+                pass  # the lock expires with its TTL
             del self.jobs[job.execution_id]
             if finished:
                 log.info("execution %s %s (acknowledged)", job.execution_id, job.status)
@@ -300,15 +301,13 @@ class OrchestratorInstance:
             if not stored.finished:
                 self.state.save_execution_checked(stored.advance("failed", ended=time.time(),
                                                                  error=f"dead-lettered: {reason}"))
-        except MlwError:
-            pass
+        except MlwError as exc:  # no record to mark (unknown id, or Redis away): the dead letter says it
+            log.debug("execution %s: not marked failed: %s", execution_id, exc)
         log.error("execution %s dead-lettered: %s", execution_id, reason)
 
     # ------------------------------------------------------------------ running
 
     def _run_job(self, job: Job, stored) -> None:
-        from mlflowdsl.runtime.api import run_plan
-
         try:
             if job.cancel_reason:
                 self._cancel_unstarted(stored, job.cancel_reason)
@@ -327,8 +326,8 @@ class OrchestratorInstance:
                 if not current.finished:
                     self.state.save_execution(current.advance("failed", ended=time.time(),
                                                               error=f"{type(exc).__name__}: {exc}"))
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as record_exc:  # noqa: BLE001 - the tick sees no final record and leaves it for redelivery
+                log.debug("execution %s: the failure could not be recorded: %s", job.execution_id, record_exc)
         finally:
             job.done.set()
 

@@ -28,6 +28,8 @@ import redis.exceptions as rexc
 
 from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.coordination.gateway import RedisGateway
+from mlflowdsl.runtime.events.base import Event
+from mlflowdsl.runtime.events.coordination import publish
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.redis import RedisState
 from mlflowdsl.settings import Settings
@@ -118,9 +120,6 @@ def request_cancel(gateway: RedisGateway, execution_id: str, reason: str = "canc
         state.commit_task_results(execution.id, [r.advance("skipped", error=reason)
                                                  for r in execution.tasks.values() if not r.finished])
     elif settings is not None:
-        from mlflowdsl.runtime.events.base import Event
-        from mlflowdsl.runtime.events.coordination import publish
-
         publish(settings, Event.create("execution.cancel_requested", execution_id=execution.id,
                                        workflow_id=execution.workflow_id, payload={"reason": reason}))
     return state.get_execution(execution.id)

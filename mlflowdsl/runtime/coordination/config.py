@@ -13,6 +13,7 @@ from typing import Any
 
 from mlflowdsl.errors import ConfigError
 from mlflowdsl.runtime.coordination.gateway import BackoffPolicy, RedisGateway
+from mlflowdsl.settings import ENV
 
 STEP_DOWN_RATIO = 0.7  # the leader stops acting after this fraction of the lease without a renew
 
@@ -29,8 +30,6 @@ class CoordinationConfig:
 
 
 def _setting(name: str) -> str:
-    from mlflowdsl.settings import ENV
-
     return f"{name} ({ENV[name]})" if name in ENV else name
 
 

@@ -29,6 +29,7 @@ URLs: ``redis://host:port/db``, ``rediss://`` (TLS; ``ssl_ca_certs``, ``ssl_cert
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -44,6 +45,7 @@ from redis.retry import Retry
 from tenacity import (
     RetryCallState,
     Retrying,
+    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
@@ -51,6 +53,8 @@ from tenacity import (
 )
 
 from mlflowdsl.errors import ConfigError, MlwError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -230,6 +234,7 @@ class RedisGateway:
                 # let tenacity run attempts 2..n (its windows shifted by one doubling).
                 if attempts <= 1 or not _is_transient(first_error):
                     raise first_error
+                log.debug("%s: %s; retrying", self.safe_url, first_error)
                 time.sleep(sample_wait(policy, 1))
                 attempts -= 1
                 wait = wait_random_exponential(multiplier=policy.base_s * 2, max=policy.cap_s)
@@ -238,6 +243,7 @@ class RedisGateway:
                 wait=wait,
                 retry=retry_if_exception(_is_transient),
                 reraise=True,
+                before_sleep=before_sleep_log(log, logging.DEBUG),
             )
             return retrying(self._breaker.call, fn, self.client)
         except pybreaker.CircuitBreakerError as exc:
@@ -268,11 +274,6 @@ class RedisGateway:
 
     def __repr__(self) -> str:
         return f"RedisGateway({self.safe_url!r}, prefix={self.prefix!r}, breaker={self.breaker_state})"
-
-
-def wait_bounds(policy: BackoffPolicy, attempt: int) -> tuple[float, float]:
-    """The interval the wait after failed attempt ``attempt`` is drawn from (for tests/docs)."""
-    return (0.0, policy.max_wait(attempt))
 
 
 def sample_wait(policy: BackoffPolicy, attempt: int) -> float:

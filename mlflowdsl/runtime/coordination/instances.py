@@ -127,9 +127,6 @@ class InstanceRegistry:
             self.gateway.call(lambda r: r.zrem(self.index_key, *gone))
         return sorted(live, key=lambda info: info.id)
 
-    def live_ids(self) -> list[str]:
-        return [info.id for info in self.live()]
-
 
 class Heartbeat:
     """A daemon thread that registers ``info`` and beats every ``registry.beat_s``.

@@ -23,8 +23,6 @@ Lease semantics
   Lua rejects it when the stored epoch counter is greater (a newer leader exists). Rejected
   writes change nothing and return ``False`` (or raise :class:`FencingRejected` with
   ``strict=True``).
-- ``fencing=False`` turns the epoch check off. It exists ONLY for the control test that shows
-  the fencing test can fail; never use it in a deployment.
 
 The fencing guarantee assumes Redis does not lose the epoch counter (persistence on, see
 docs/operations.md): a Redis that restarts empty starts the counter again at 1.
@@ -73,26 +71,24 @@ end
 return 0
 """
 
-# KEYS: epoch counter, log stream, target. ARGV: epoch, check(1/0), instance, op, log maxlen, op args...
+# KEYS: epoch counter, log stream, target. ARGV: epoch, instance, op, log maxlen, op args...
 _FENCED = """
 local epoch = tonumber(ARGV[1])
-if ARGV[2] == '1' then
-  local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if current > epoch then return 0 end
-end
-local op = ARGV[4]
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current > epoch then return 0 end
+local op = ARGV[3]
 if op == 'set' then
-  redis.call('SET', KEYS[3], ARGV[6])
+  redis.call('SET', KEYS[3], ARGV[5])
 elseif op == 'hset' then
-  redis.call('HSET', KEYS[3], unpack(ARGV, 6))
+  redis.call('HSET', KEYS[3], unpack(ARGV, 5))
 elseif op == 'xadd' then
-  redis.call('XADD', KEYS[3], '*', 'epoch', ARGV[1], unpack(ARGV, 6))
+  redis.call('XADD', KEYS[3], '*', 'epoch', ARGV[1], unpack(ARGV, 5))
 elseif op == 'del' then
   redis.call('DEL', KEYS[3])
 else
   return redis.error_reply('unknown fenced op ' .. op)
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'epoch', ARGV[1], 'instance', ARGV[3], 'key', KEYS[3], 'op', op)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'epoch', ARGV[1], 'instance', ARGV[2], 'key', KEYS[3], 'op', op)
 return 1
 """
 
@@ -110,7 +106,7 @@ class LeaderLease:
     """
 
     def __init__(self, gateway: RedisGateway, instance_id: str, *, lease_s: float = 3.0, renew_s: float = 1.0,
-                 step_down_ratio: float = 0.7, fencing: bool = True):
+                 step_down_ratio: float = 0.7):
         if not 0 < step_down_ratio < 1:
             raise ValueError("step_down_ratio must be in (0, 1)")
         if renew_s >= lease_s * step_down_ratio:
@@ -123,7 +119,6 @@ class LeaderLease:
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.step_down_ratio = step_down_ratio
-        self.fencing = fencing
         self.lease_key = gateway.key("leader")
         self.epoch_key = gateway.key("leader", "epoch")
         self.log_key = gateway.key("leader", "log")
@@ -203,7 +198,7 @@ class LeaderLease:
             raise FencingRejected("no epoch: this instance never was leader", subject=key)
         accepted = bool(self._fenced(
             keys=[self.epoch_key, self.log_key, key],
-            args=[token, "1" if self.fencing else "0", self.instance_id, op, LOG_MAXLEN, *args]))
+            args=[token, self.instance_id, op, LOG_MAXLEN, *args]))
         if not accepted and strict:
             raise FencingRejected(f"write with epoch {token} rejected: a newer leader exists", subject=key)
         return accepted

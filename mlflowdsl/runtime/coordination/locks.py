@@ -27,6 +27,7 @@ Lease semantics (read before relying on a lock)
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -34,6 +35,8 @@ import time
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.coordination.gateway import RedisGateway, RedisUnavailable
+
+log = logging.getLogger(__name__)
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -150,8 +153,9 @@ class DistributedLock:
             try:
                 if not self.extend():
                     return
-            except RedisUnavailable:
-                continue  # try again next period; the TTL still bounds the damage
+            except RedisUnavailable as exc:  # try again next period; the TTL still bounds the damage
+                log.debug("lock %s: renew failed: %s", self.name, exc)
+                continue
 
     # ------------------------------------------------------------------ release
 

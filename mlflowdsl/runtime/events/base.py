@@ -1,4 +1,5 @@
-"""The event model and the bus interface.
+"""The event model and the bus interface (the backends are its sibling modules; the
+bus the settings select comes from :func:`mlflowdsl.runtime.events.factory.open_bus`).
 
 An event is versioned JSON: ``event_id`` (uuid4, for de-duplication downstream),
 ``schema_version``, ``type``, ``time``, ``execution_id``, ``workflow_id``, ``instance_id`` and a
@@ -22,8 +23,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlflowdsl.settings import Settings
-
 SCHEMA_VERSION = 1
 
 EventType = Literal[
@@ -38,8 +37,8 @@ EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 # One id per process that emits events (an orchestrator instance in cluster mode).
 DEFAULT_INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}"
 
-# uuid4() reads os.urandom for every id (~0.1 ms on some VMs, a visible cost at thousands of
-# events per run); a PRNG seeded from urandom gives ids just as unique for de-duplication.
+# uuid4() reads os.urandom for every id, a visible cost at thousands of events a run; a PRNG
+# seeded from urandom (again in a forked child) gives ids just as unique for de-duplication.
 _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
@@ -88,52 +87,3 @@ class EventBus(abc.ABC):
 class NullBus(EventBus):
     def emit(self, event: Event) -> None:
         self.emitted += 1
-
-
-BACKENDS = ("jsonl", "kafka")
-
-
-def event_backends(settings: Settings) -> tuple[str, ...]:
-    """The backends the settings select: ``events`` ("jsonl", "kafka", "jsonl,kafka", "none");
-    unset means JSONL, plus Kafka when ``kafka_bootstrap`` (``MLW_KAFKA_BOOTSTRAP``) is set.
-
-    >>> event_backends(Settings()), event_backends(Settings(kafka_bootstrap="k:9092"))
-    (('jsonl',), ('jsonl', 'kafka'))
-    """
-    from mlflowdsl.errors import ConfigError
-
-    raw = getattr(settings, "events", None)
-    if raw is None or str(raw).strip() == "":
-        return ("jsonl", "kafka") if settings.kafka_bootstrap else ("jsonl",)
-    names = tuple(dict.fromkeys(n.strip().lower() for n in str(raw).replace("+", ",").split(",") if n.strip()))
-    if names == ("none",):
-        return ()
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown:
-        raise ConfigError(f"unknown event backend {unknown[0]!r} in events = {raw!r}", subject="events (MLW_EVENTS)",
-                          hint="use jsonl, kafka, jsonl,kafka or none")
-    if "kafka" in names and not settings.kafka_bootstrap:
-        raise ConfigError("events include kafka but no broker is set", subject="kafka_bootstrap (MLW_KAFKA_BOOTSTRAP)",
-                          hint="set kafka_bootstrap = \"host:9092\" or drop kafka from events")
-    return names
-
-
-def open_bus(settings: Settings) -> EventBus:
-    """The bus the settings select (see :func:`event_backends`); several backends fan out."""
-    buses: list[EventBus] = []
-    for name in event_backends(settings):
-        if name == "jsonl":
-            from mlflowdsl.runtime.events.jsonl import JsonlBus
-
-            buses.append(JsonlBus(settings.home_path / "events.jsonl", capacity=settings.events_queue_capacity))
-        else:
-            from mlflowdsl.runtime.events.kafka import KafkaBus
-
-            buses.append(KafkaBus.from_settings(settings))
-    if not buses:
-        return NullBus()
-    if len(buses) == 1:
-        return buses[0]
-    from mlflowdsl.runtime.events.multi import MultiBus
-
-    return MultiBus(buses)

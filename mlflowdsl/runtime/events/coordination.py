@@ -20,7 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from mlflowdsl.runtime.events.base import Event, event_backends
+from mlflowdsl.runtime.events.base import Event
+from mlflowdsl.runtime.events.factory import event_backends
+from mlflowdsl.runtime.events.kafka import KafkaBus, client_config, ensure_topic
 from mlflowdsl.runtime.events.schema import COORDINATION_TYPES
 from mlflowdsl.settings import Settings
 
@@ -60,8 +62,6 @@ def publish(settings: Settings, event: Event, *, timeout: float = 3.0) -> bool:
     broker acknowledged it. Without Kafka in the settings this does nothing."""
     if not kafka_enabled(settings):
         return False
-    from mlflowdsl.runtime.events.kafka import KafkaBus
-
     bus = KafkaBus.from_settings(settings)
     try:
         bus.emit(event)
@@ -78,8 +78,6 @@ class CoordinationListener:
 
     def __init__(self, settings: Settings, handler: Callable[[Event], None], *, retry_s: float = 1.0,
                  types: frozenset[str] = COORDINATION_TYPES):
-        from mlflowdsl.runtime.events.kafka import client_config
-
         self.config = client_config(settings)
         self.topic = settings.kafka_topic
         self.handler = handler
@@ -118,13 +116,11 @@ class CoordinationListener:
                 if consumer is not None:
                     try:
                         consumer.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                    except Exception as exc:  # noqa: BLE001 - a consumer of a broker that went away
+                        log.debug("coordination events: closing the consumer: %s", exc)
 
     def _open(self, *, from_end: bool):
-        from kafka import KafkaConsumer, TopicPartition
-
-        from mlflowdsl.runtime.events.kafka import ensure_topic
+        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - heavy: kafka-python only when listening
 
         ensure_topic(self.config, self.topic)
         consumer = KafkaConsumer(**self.config, enable_auto_commit=False, group_id=None,
@@ -179,8 +175,6 @@ class InstanceEvents:
         self.bus = None
         self.listener = None
         if self.enabled:
-            from mlflowdsl.runtime.events.kafka import KafkaBus
-
             self.bus = KafkaBus.from_settings(settings)
             self.listener = CoordinationListener(settings, handler)
 

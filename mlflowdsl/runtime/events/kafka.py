@@ -5,12 +5,11 @@ touches the network). A background thread takes batches, serializes each event o
 execution id, so one execution's events stay in order on one partition; value = the JSON; the
 event type for a ``type`` header so consumers can filter without parsing JSON) and hands each
 batch as one pickled frame to a **child process** (:mod:`~mlflowdsl.runtime.events.kafka_child`)
-that owns the kafka-python producer (``acks="all"``, idempotent). kafka-python's pure-Python
-per-record work (~100 µs of CPU an event) so runs outside the workflow's process, where it
-competed for the GIL with the Dask scheduler and client. The child reports back, batched every
-~50 ms (at once after a flush), how many events it delivered and dropped, whether the broker
-is reachable and how often it tried to connect, so the counters keep their meaning:
-``emitted == delivered + dropped + pending``.
+that owns the kafka-python producer (``acks="all"``, idempotent). kafka-python's per-record
+work is pure Python; in a child it does not compete for the GIL with the Dask scheduler and
+client. The child reports back, batched (at once after a flush), how many events it delivered
+and dropped, whether the broker is reachable and how often it tried to connect, so the counters
+keep their meaning: ``emitted == delivered + dropped + pending``.
 
 The child starts in the background (events queue meanwhile) and exits at EOF on its stdin, so
 it dies with its parent. A child that dies is restarted (backoff from 0.5 s, doubling to 8 s);
@@ -34,41 +33,33 @@ with a warning at most every 30 s.
 ``close()`` waits up to ``close_timeout_s`` for delivery while the broker is reachable and
 returns at once while it is known to be down; what was not delivered then is counted as
 dropped. A child that delivered everything (nothing pending, nothing in flight, every report
-read) and is connected is then **parked**: the next ``KafkaBus`` of this process with the same
-interpreter, connection config, topic, window and breaker options **adopts** it instead of
-starting a new one (≈ 0.12 s of CPU for the interpreter, kafka-python's imports, the topic and
-the connection, per run). Its counters start at zero: reports are deltas and the reader thread
-hands each to the child's current ``owner``; a parked child holds nothing, so it has nothing to
-report. At most :data:`PARKED_PER_KEY` children are parked per key and :data:`PARKED_MAX` in
-all; one not adopted within :data:`KEEP_ALIVE_S` is stopped, and so are all at interpreter exit
-(it also still exits by itself at EOF on its stdin when the parent dies). Any other child is
-stopped at ``close()`` (bounded: a hung child is killed).
+read) and is connected is then parked for the next bus of this process with the same options
+(:mod:`~mlflowdsl.runtime.events.kafka_pool`: starting an interpreter, importing kafka-python,
+creating the topic and connecting cost more than a short run). Any other child is stopped at
+``close()`` (bounded: a hung child is killed).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
-import os
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from mlflowdsl.runtime.events import kafka_child
+from mlflowdsl.runtime.events import kafka_pool
 from mlflowdsl.runtime.events.base import Event, EventBus
 from mlflowdsl.runtime.events.kafka_child import (
     API_VERSION,
     PRODUCER_OPTIONS,
-    REPORT,
     ensure_topic,
     write_frame,
 )
+from mlflowdsl.runtime.events.kafka_pool import PublisherProcess, stop_idle_publishers
 from mlflowdsl.settings import Settings
 
-__all__ = ["API_VERSION", "PRODUCER_OPTIONS", "KafkaBus", "client_config", "ensure_topic"]
+__all__ = ["API_VERSION", "PRODUCER_OPTIONS", "KafkaBus", "client_config", "ensure_topic", "stop_idle_publishers"]
 
 log = logging.getLogger(__name__)
 # kafka-python logs every refused connection at ERROR; while the broker is down our own
@@ -77,19 +68,13 @@ if logging.getLogger("kafka").level == logging.NOTSET:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 WARN_EVERY_S = 30.0
-# The sender wakes at most ~20 times a second unless flushed: the child's CPU per event is
-# lower with fewer, larger frames (2,000 events at 1,000/s: 0.16 s with 20 ms, 0.13 s with 50 ms).
+# The sender wakes at most ~20 times a second unless flushed: the child spends less CPU per
+# event on fewer, larger frames.
 GATHER_S = 0.05
 MAX_CHILD_FAILURES = 5  # children in a row that died within CHILD_YOUNG_S: give up
 CHILD_YOUNG_S = 5.0
-# os.nice() increment for the publisher process (0: the same priority as the workflow). +10 was
-# tried on the shared 2-core benchmark machine: no clear effect on the 1,000-task DAG (RESULTS.md).
-PUBLISHER_NICE = 0
+PUBLISHER_NICE = 0  # os.nice() increment for the publisher process (0: the workflow's priority)
 CHILD_BACKOFF_S = (0.5, 8.0)  # first and longest wait before restarting a dead child
-# Parked (idle, connected) publisher processes kept for the next bus with the same options.
-KEEP_ALIVE_S = 30.0  # a parked child not adopted within this long is stopped
-PARKED_PER_KEY = 1  # more children closing cleanly with the same key are stopped as before
-PARKED_MAX = 4  # parked children in all (one per topic and connection config, at most this many)
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -111,58 +96,6 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-class _Child:
-    """One publisher process and the thread reading its reports.
-
-    The reader thread lives as long as the process and hands each report to ``owner`` (the
-    bus using the child; None while it is parked). ``lock`` orders a report against a change
-    of owner: it is taken before the owner's condition, never after."""
-
-    def __init__(self, proc: subprocess.Popen, key: tuple):
-        self.proc = proc
-        self.key = key  # the pool key (_pool_key): who may adopt it
-        self.lock = threading.Lock()
-        self.owner: KafkaBus | None = None
-        self.reader = threading.Thread(target=_read_reports, args=(self,), name="mlw-events-kafka-reports",
-                                       daemon=True)
-        self.started = time.monotonic()
-        self.reported = False  # it sent at least one report (it started properly)
-        self.reachable: bool | None = None  # the last reachability it reported
-        self.eof = False  # its reports ended: it exited or is exiting
-        self.parked_at = 0.0
-
-
-def _read_reports(child: _Child) -> None:
-    stream = child.proc.stdout
-    owner = None
-    try:
-        while True:
-            record = stream.read(REPORT.size)
-            if len(record) < REPORT.size:
-                break
-            delivered, dropped, reachable, connects = REPORT.unpack(record)
-            with child.lock:
-                child.reported = True
-                if reachable >= 0:
-                    child.reachable = bool(reachable)
-                owner = child.owner
-                if owner is not None:
-                    owner._on_report(delivered, dropped, reachable, connects)
-                elif delivered or dropped:  # pragma: no cover - a parked child holds nothing
-                    log.debug("Kafka events: a parked publisher reported %d/%d event(s)", delivered, dropped)
-    except (OSError, ValueError):
-        pass
-    finally:
-        with child.lock:
-            child.eof = True
-            owner = child.owner
-            if owner is not None:
-                with owner._cond:
-                    owner._cond.notify_all()
-        if owner is None:  # it died while parked (or was stopped): forget it
-            _unpark(child)
-
-
 class KafkaBus(EventBus):
     """See the module docstring. ``config`` is :func:`client_config`'s output."""
 
@@ -181,7 +114,7 @@ class KafkaBus(EventBus):
         self.breaker_failures = breaker_failures
         self.breaker_reset_s = breaker_reset_s
         self.emitted = self.dropped = self.delivered = 0
-        self.connects = 0  # connection attempts the children made (for tests: no storms)
+        self.connects = 0  # connection attempts the children made (a reconnect storm shows here)
         self.restarts = 0  # children started after the first
         self._queue: collections.deque[Event] = collections.deque()
         self._outstanding = 0  # sent to the current child, not yet reported delivered or dropped
@@ -195,7 +128,7 @@ class KafkaBus(EventBus):
         self._last_warn = -WARN_EVERY_S
         self._unwarned_drops = 0
         self._reachable: bool | None = None  # None until the child reports its first connection attempt
-        self._child: _Child | None = None
+        self._child: PublisherProcess | None = None
         self._failures = 0
         self._thread = threading.Thread(target=self._run, name="mlw-events-kafka", daemon=True)
         self._thread.start()
@@ -297,10 +230,10 @@ class KafkaBus(EventBus):
         self._thread.join(timeout=0.5)
         child = self._child
         if self._thread.is_alive() and child is not None:
-            _kill(child.proc)
+            kafka_pool.kill(child.proc)
             self._thread.join(timeout=1.0)
         if child is not None and (self._thread.is_alive() or not self._park(child)):
-            _stop(child, grace=0.5 if self._reachable else 0.0)  # its last reports are counted
+            kafka_pool.stop(child, grace=0.5 if self._reachable else 0.0)  # its last reports are counted
         with self._cond:
             lost = len(self._queue) + self._outstanding
             self._queue.clear()
@@ -330,7 +263,7 @@ class KafkaBus(EventBus):
             log.exception("Kafka events: publisher error; events from now on are dropped")
             self._give_up()
 
-    def _take_batch(self) -> tuple[_Child, list[tuple[bytes, bytes, bytes]], bool] | None:
+    def _take_batch(self) -> tuple[PublisherProcess, list[tuple[bytes, bytes, bytes]], bool] | None:
         with self._cond:
             child = self._child
             while not self._closed and not child.eof and not self._flush_pending and \
@@ -402,22 +335,14 @@ class KafkaBus(EventBus):
         """Take a parked child with this bus' key, if one is alive (counters start at zero)."""
         key = self._pool_key()
         while True:
-            with _pool_lock:
-                parked = _pool.get(key)
-                if not parked:
-                    return False
-                child = parked.pop()  # the most recently parked
-                if not parked:
-                    del _pool[key]
+            child = kafka_pool.take_parked(key)
+            if child is None:
+                return False
             with child.lock, self._cond:
                 alive = not child.eof and child.proc.poll() is None
                 if alive and self._closed:  # close() came meanwhile: leave it for the next bus
-                    with _pool_lock:
-                        parked = _pool.setdefault(key, [])
-                        if len(parked) < PARKED_PER_KEY:
-                            parked.append(child)
-                            _start_keeper()
-                            return False
+                    if kafka_pool.return_parked(child):
+                        return False
                     alive = False
                 if alive:
                     child.owner = self
@@ -426,11 +351,11 @@ class KafkaBus(EventBus):
                     self._cond.notify_all()
             if alive:
                 return True
-            _stop(child, grace=0.0)  # it died while parked: try the next one
+            kafka_pool.stop(child, grace=0.0)  # it died while parked: try the next one
 
-    def _park(self, child: _Child) -> bool:
+    def _park(self, child: PublisherProcess) -> bool:
         """Hand a child that holds nothing to the pool (True), or refuse (False: stop it)."""
-        if _exiting or child.key != self._pool_key():
+        if child.key != self._pool_key():
             return False
         # Every report of this bus has been counted once nothing is pending (reports are what
         # brings _outstanding down) and the sender has stopped (no frame is being written).
@@ -439,40 +364,25 @@ class KafkaBus(EventBus):
                      and self.delivered + self.dropped == self.emitted
                      and child.owner is self and child.reported and not child.eof
                      and self._reachable is True and child.reachable is True)
-            if not clean or child.proc.poll() is not None:
+            if not clean or child.proc.poll() is not None or not kafka_pool.park(child):
                 return False
-            with _pool_lock:
-                parked = _pool.get(child.key, [])
-                if len(parked) >= PARKED_PER_KEY or sum(map(len, _pool.values())) >= PARKED_MAX:
-                    return False
-                child.owner = None
-                child.parked_at = time.monotonic()
-                _pool[child.key] = [*parked, child]
-                _start_keeper()
-                _pool_cond.notify_all()
             self._child = None
         return True
 
-    def _spawn(self) -> _Child:
+    def _spawn(self) -> PublisherProcess:
         python = self.python or sys.executable
         if not python:
             raise RuntimeError("no Python interpreter (sys.executable is empty)")
-        proc = subprocess.Popen([python, "-P", kafka_child.__file__], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, close_fds=True)
         options = {"config": self.config, "topic": self.topic, "capacity": self.window,
                    "breaker_failures": self.breaker_failures, "breaker_reset_s": self.breaker_reset_s,
                    "max_block_ms": self.max_block_ms, "sys_path": list(sys.path),
                    "log_level": log.getEffectiveLevel(), "nice": PUBLISHER_NICE}
-        try:
-            write_frame(proc.stdin, ("config", options))
-        except OSError:
-            pass  # it died at once: its reader sees EOF
-        child = _Child(proc, self._pool_key())
+        child = kafka_pool.start_publisher(python, options, self._pool_key())
         if self._child is not None:
             self.restarts += 1
         return child
 
-    def _on_report(self, delivered: int, dropped: int, reachable: int, connects: int) -> None:
+    def on_report(self, delivered: int, dropped: int, reachable: int, connects: int) -> None:
         """A report of this bus' child (the reader thread, holding the child's lock)."""
         with self._cond:
             if self._settled:
@@ -486,9 +396,14 @@ class KafkaBus(EventBus):
                 self._reachable = bool(reachable)
             self._cond.notify_all()
 
-    def _reap(self, child: _Child) -> None:
+    def on_publisher_eof(self) -> None:
+        """The child's reports ended (the reader thread, holding the child's lock)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _reap(self, child: PublisherProcess) -> None:
         """A child died: wait for it, count what it held as dropped, note the failure."""
-        _kill(child.proc)
+        kafka_pool.kill(child.proc)
         child.reader.join(timeout=2.0)
         with self._cond:
             lost = self._outstanding
@@ -516,45 +431,6 @@ class KafkaBus(EventBus):
             self._cond.notify_all()
 
 
-def _stop(child: _Child, *, grace: float) -> None:
-    """Ask the child to finish (``grace`` s to deliver what it holds) and wait for it,
-    bounded; a child that does not exit in time is killed (with the broker down at once
-    after a moment: it may be inside a connection attempt, and what it holds cannot be
-    delivered anyway)."""
-    if child.proc.poll() is None:
-        try:
-            os.set_blocking(child.proc.stdin.fileno(), False)  # a hung child must not block close()
-            write_frame(child.proc.stdin, ("close", grace))
-        except (OSError, ValueError):
-            pass
-        try:
-            child.proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        try:
-            child.proc.wait(timeout=grace + 1.0 if grace else 0.2)
-        except subprocess.TimeoutExpired:
-            _kill(child.proc)
-    else:
-        child.proc.wait()
-    if child.reader.ident is not None and child.reader is not threading.current_thread():
-        child.reader.join(timeout=1.0)  # the last reports
-    for stream in (child.proc.stdin, child.proc.stdout):
-        try:
-            stream.close()
-        except (OSError, ValueError):
-            pass
-
-
-# ---------------------------------------------------------------------- parked children
-
-_pool: dict[tuple, list[_Child]] = {}  # key -> parked children, oldest first
-_pool_lock = threading.Lock()
-_pool_cond = threading.Condition(_pool_lock)  # wakes the keeper when a child is parked
-_keeper: threading.Thread | None = None
-_exiting = False  # at interpreter exit nothing is parked any more
-
-
 def _frozen(value: Any) -> Any:
     """A hashable form of connection options (dicts and lists of plain values)."""
     if isinstance(value, dict):
@@ -562,86 +438,3 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
     return value
-
-
-def _unpark(child: _Child) -> None:
-    """Forget a parked child that exited (its reader saw EOF) and reap it."""
-    with _pool_lock:
-        parked = _pool.get(child.key)
-        if parked is None or child not in parked:
-            return
-        parked.remove(child)
-        if not parked:
-            del _pool[child.key]
-    _stop(child, grace=0.0)
-
-
-def _start_keeper() -> None:
-    """Start the thread that stops children parked longer than KEEP_ALIVE_S. Holds _pool_lock."""
-    global _keeper
-    if _keeper is None or not _keeper.is_alive():
-        _keeper = threading.Thread(target=_keep, name="mlw-events-kafka-keeper", daemon=True)
-        _keeper.start()
-
-
-def _keep() -> None:
-    global _keeper
-    while True:
-        with _pool_cond:
-            if not _pool:
-                _keeper = None
-                return
-            now = time.monotonic()
-            expired = [c for parked in _pool.values() for c in parked if now - c.parked_at >= KEEP_ALIVE_S]
-            for child in expired:
-                parked = _pool[child.key]
-                parked.remove(child)
-                if not parked:
-                    del _pool[child.key]
-            if not expired:
-                first = min(c.parked_at for parked in _pool.values() for c in parked)
-                _pool_cond.wait(max(0.01, first + KEEP_ALIVE_S - now))
-                continue
-        for child in expired:
-            _stop(child, grace=0.0)
-
-
-def stop_idle_publishers() -> None:
-    """Stop every parked publisher process now (at interpreter exit; for tests and benchmarks)."""
-    with _pool_lock:
-        children = [c for parked in _pool.values() for c in parked]
-        _pool.clear()
-        _pool_cond.notify_all()
-    for child in children:
-        _stop(child, grace=0.0)
-
-
-@atexit.register
-def _at_exit() -> None:
-    global _exiting
-    _exiting = True
-    stop_idle_publishers()
-
-
-def _forget_after_fork() -> None:
-    """A forked process must not write to its parent's publisher processes."""
-    global _pool_lock, _pool_cond, _keeper
-    _pool.clear()
-    _pool_lock = threading.Lock()
-    _pool_cond = threading.Condition(_pool_lock)
-    _keeper = None
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            proc.kill()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=5.0)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process always exits
-        pass

@@ -1,10 +1,12 @@
 """The Kafka publisher process: kafka-python's per-record work, out of the workflow's process.
 
 :class:`~mlflowdsl.runtime.events.kafka.KafkaBus` starts this module as a child process
-(``python -P kafka_child.py``) and feeds it pre-serialized events over its stdin; kafka-python
-costs ~100 µs of pure-Python CPU per record, which in the workflow's process competed for the
-GIL with the Dask scheduler and client. This module imports only the standard library,
-pybreaker and (lazily) kafka-python, so the child starts in ~0.2 s.
+(``python -P kafka_child.py``; :mod:`~mlflowdsl.runtime.events.kafka_pool` manages it) and
+feeds it pre-serialized events over its stdin; kafka-python's per-record work is pure Python,
+and here it does not compete for the GIL with the Dask scheduler and client. The module runs
+as a script before the parent's ``sys.path`` is known, so it imports only the standard
+library at the top, pybreaker and kafka-python once the options arrived: it starts fast, and
+it is the one home of the wire protocol below (the parent imports it from here).
 
 Protocol (both directions are pipes; the child dies with its parent: EOF on stdin ends it):
 
@@ -18,12 +20,11 @@ Protocol (both directions are pipes; the child dies with its parent: EOF on stdi
 
 One child may serve several buses of its parent, one after the other: a bus that closed with
 everything delivered parks its (connected, idle) child and the next bus with the same options
-adopts it (see :mod:`~mlflowdsl.runtime.events.kafka`). The child does not notice: reports are
+adopts it (see :mod:`~mlflowdsl.runtime.events.kafka_pool`). The child does not notice: reports are
 deltas, and a parked child holds nothing, so the parent knows whose each report is.
 
 The child owns the producer, the topic creation, the circuit breaker, reconnects and re-sends
-undelivered events in order after reconnecting (the old in-process publisher, unchanged in
-behaviour). Its buffer is bounded (``capacity``, oldest dropped and reported) although the
+undelivered events in order after reconnecting. Its buffer is bounded (``capacity``, oldest dropped and reported) although the
 parent's flow control already keeps it below that.
 """
 
@@ -40,6 +41,7 @@ import threading
 import time
 from typing import Any, BinaryIO
 
+# Run as a script (__name__ is "__main__"): log under the bus' name.
 log = logging.getLogger("mlflowdsl.runtime.events.kafka")
 
 API_VERSION = (2, 6)  # pinned: no version probe against a broker that may be down at start-up
@@ -56,9 +58,9 @@ EOF_GRACE_S = 2.0  # the parent went away: deliver what is here for at most this
 
 def ensure_topic(config: dict[str, Any], topic: str, *, partitions: int = 3, timeout_ms: int = 1000) -> None:
     """Create ``topic`` if the broker does not have it (an existing topic is left alone)."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka import KafkaAdminClient  # noqa: PLC0415 - heavy: kafka-python only where a topic is made
+    from kafka.admin import NewTopic  # noqa: PLC0415 - heavy: kafka-python
+    from kafka.errors import TopicAlreadyExistsError  # noqa: PLC0415 - heavy: kafka-python
 
     admin = KafkaAdminClient(**config, request_timeout_ms=max(timeout_ms, 1000), bootstrap_timeout_ms=timeout_ms,
                              reconnect_backoff_max_ms=1000)
@@ -94,7 +96,7 @@ class Publisher:
     """The child's publisher: stdin -> bounded queue -> producer; counts -> stdout."""
 
     def __init__(self, options: dict[str, Any], out: BinaryIO):
-        import pybreaker
+        import pybreaker  # noqa: PLC0415 - found only on the parent's sys.path, set from the options
 
         self.pybreaker = pybreaker
         self.config = dict(options["config"])
@@ -107,7 +109,7 @@ class Publisher:
         self._queue: collections.deque[tuple[int, bytes, bytes, bytes]] = collections.deque()
         self._failed: list[tuple[int, bytes, bytes, bytes]] = []
         self._inflight = 0  # taken from the queue and not yet known delivered or failed
-        # Sent, in send order, with their futures: polled (no callback per record, ~3 µs each).
+        # Sent, in send order, with their futures: polled (cheaper than a callback per record).
         self._sent: collections.deque[tuple[tuple[int, bytes, bytes, bytes], Any]] = collections.deque()
         self._collect_lock = threading.Lock()
         self._seq = 0
@@ -129,7 +131,8 @@ class Publisher:
         while True:
             try:
                 frame = read_frame(stream)
-            except Exception:  # noqa: BLE001 - a garbled stream: treat as the parent gone
+            except Exception as exc:  # noqa: BLE001 - a garbled stream: treat as the parent gone
+                log.debug("Kafka events: unreadable frame from the parent: %s", exc)
                 frame = None
             if frame is None:
                 self._close(EOF_GRACE_S)
@@ -264,8 +267,8 @@ class Publisher:
             self._cond.notify_all()
 
     def _open_producer(self):
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaTimeoutError
+        from kafka import KafkaProducer  # noqa: PLC0415 - heavy: kafka-python, after the options set sys.path
+        from kafka.errors import KafkaTimeoutError  # noqa: PLC0415 - heavy: kafka-python
 
         with self._cond:
             self._connects += 1
@@ -285,8 +288,8 @@ class Publisher:
         if self._producer is not None:
             try:
                 self._producer.close(timeout=timeout)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001 - a producer that cannot close cleanly is dropped anyway
+                log.debug("Kafka events: closing the producer: %s", exc)
             self._producer = None
 
     def _send_batch(self) -> None:
@@ -342,8 +345,8 @@ class Publisher:
         self._disconnect(timeout=0)
         try:
             self.breaker.call(_raise, exc)
-        except Exception:  # noqa: BLE001 - the point was to count the failure
-            pass
+        except (type(exc), self.pybreaker.CircuitBreakerError):
+            pass  # the point was to count the failure: the breaker re-raises it, or opens
 
     def _requeue_failed(self) -> None:
         """Failed events go back to the front of the queue in emit order (drop the oldest
@@ -401,7 +404,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s mlw kafka publisher[%(process)d]: %(message)s")
     if logging.getLogger("kafka").level == logging.NOTSET:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our parent warns about drops, rate-limited
-    for unused in ("redis", "tornado"):  # pybreaker's optional back-ends: ~70 ms of imports at start-up
+    for unused in ("redis", "tornado"):  # pybreaker's optional back-ends: imports the child never needs
         sys.modules.setdefault(unused, None)  # type: ignore[assignment]
     publisher = Publisher(options, out)
     threading.Thread(target=publisher.read_input, args=(stdin,), name="stdin", daemon=True).start()

@@ -10,7 +10,9 @@ import atexit
 import logging
 import threading
 
-from mlflowdsl.runtime.events.base import Event, EventBus, event_backends, open_bus
+from mlflowdsl.runtime.events.base import Event, EventBus
+from mlflowdsl.runtime.events.factory import event_backends, open_bus
+from mlflowdsl.runtime.events.kafka import KafkaBus
 from mlflowdsl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ def emit_now(settings: Settings | None, event: Event, *, flush_s: float = 0.5) -
     if settings is None:
         return
     try:
-        from mlflowdsl.runtime.events.kafka import KafkaBus
-
         bus = process_bus(settings)
         bus.emit(event)
         for sub in getattr(bus, "buses", [bus]):
@@ -55,5 +55,5 @@ def _close_all() -> None:
     for bus in buses:
         try:
             bus.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - at exit: one bus failing to close must not stop the others
+            log.debug("closing an event bus at exit: %s", exc)

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlflowdsl.runtime.events.base import SCHEMA_VERSION
+
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -163,6 +165,4 @@ def event_schema(type_: str, schema_version: int) -> dict[str, Any]:
 
 def event_schemas(schema_version: int | None = None) -> dict[str, dict[str, Any]]:
     """Every event type's JSON Schema, by type."""
-    from mlflowdsl.runtime.events.base import SCHEMA_VERSION
-
     return {t: event_schema(t, schema_version or SCHEMA_VERSION) for t in sorted(PAYLOADS)}

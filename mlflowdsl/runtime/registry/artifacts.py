@@ -33,7 +33,7 @@ def artifact_dir(root: str, name: str, version: int) -> str:
 
 
 def dump_model(model: Any) -> bytes:
-    import joblib
+    import joblib  # noqa: PLC0415 - heavy: joblib only when a model is registered
 
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
@@ -61,7 +61,7 @@ def store_artifact(root: str, name: str, version: int, payload: bytes) -> tuple[
 
 def load_artifact(path: str, sha256: str, shown: str) -> Any:
     """Load a stored model after checking its checksum."""
-    import joblib
+    import joblib  # noqa: PLC0415 - heavy: joblib only when a model is loaded
 
     try:
         with open(path, "rb") as fh:

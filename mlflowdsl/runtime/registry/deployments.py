@@ -2,8 +2,8 @@
 
 ``deploy(settings, "models:/fraud@champion", {"target": "local", "scaling_config":
 {"min_replicas": 2, "max_replicas": 10}})`` writes a deployment record to the registry store,
-starts ``python -m mlflowdsl.runtime.registry.serving.supervisor`` in its own session (it
-outlives the caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
+starts ``python -m mlflowdsl.runtime.registry.serving`` in its own session (it outlives the
+caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
 supervisor keeps the record current (pid, replicas, state); ``stop``/``status``/``rollback``
 work from any process through that record.
 
@@ -14,6 +14,7 @@ previous (the models served before, newest last: what ``rollback`` goes back to)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -21,27 +22,23 @@ import sys
 import time
 from typing import Any
 
+import psutil
+
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
-from mlflowdsl.runtime.registry.serving.supervisor import ServeSpec, Supervisor, port_free
+from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor, free_port, port_free
 
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+log = logging.getLogger(__name__)
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs (a zombie, a vanished or an invisible process does not)."""
     if not pid:
         return False
     try:
-        import psutil
-
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001 - no such process, or not ours to see
+    except (psutil.Error, ValueError):  # no such process, or not ours to see
         return False
 
 
@@ -56,15 +53,12 @@ def scaling_of(config: dict[str, Any]) -> tuple[int, int]:
     return low, high
 
 
-AUTOSCALE_KEYS = {"scale_interval_s": float, "scale_up_samples": int, "scale_down_samples": int}
-
-
 def autoscale_of(config: dict[str, Any]) -> dict[str, Any]:
     """The autoscaler's timing from ``scaling_config`` (defaults: 1 s samples, 3 to scale up,
     10 to scale down)."""
     scaling = dict(config.get("scaling_config") or {})
     out = {}
-    for key, kind in AUTOSCALE_KEYS.items():
+    for key, (_field, kind) in AUTOSCALE_FIELDS.items():
         if key in scaling:
             try:
                 value = kind(scaling[key])
@@ -86,8 +80,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     deployment of that name is replaced (same port unless ``config["port"]`` says otherwise).
     Returns the running deployment record."""
     config = dict(config or {})
-    # Every target is served by processes on this machine; the name (the seed's "production")
-    # labels the environment in the record. Remote targets (Kubernetes...) are not built.
+    # Every target is served by processes on this machine; the target's name (e.g. "production")
+    # only labels the environment in the record.
     target = check_name(str(config.get("target", "local")), "deployment target")
     low, high = scaling_of(config)
     reg = registry or open_registry(settings)
@@ -101,21 +95,24 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     if previous and previous.get("model") and previous["model"] != mv.id:
         history = (history + [previous["model"]])[-20:]
     host = config.get("host", "127.0.0.1")
-    port = int(config.get("port") or (previous or {}).get("port") or _free_port(host))
+    port = int(config.get("port") or (previous or {}).get("port") or free_port(host))
     if not port_free(host, port):
-        raise MlwError(f"port {port} on {host} is already in use", hint="choose another port, or stop what listens there")
+        raise MlwError(f"port {port} on {host} is already in use",
+                       hint="choose another port, or stop what listens there")
     directory = run_dir(settings, name)
     os.makedirs(directory, exist_ok=True)
     log_path = os.path.join(directory, "supervisor.log")
     record = {
         "name": name, "target": target, "runs_on": "local", "model": mv.id, "model_uri": mv.uri, "version": mv.version,
         "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
-        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0, "state": "starting", "pid": None,
+        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0,
+        "state": "starting", "pid": None,
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
     }
     reg.store.put_deployment(record)
-    argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving.supervisor", "--deployment", name,
-            "--home", os.path.abspath(str(settings.home)), "--key-prefix", getattr(settings, "key_prefix", "mlw")]
+    argv = [sys.executable, "-m", "mlflowdsl.runtime.registry.serving", "--deployment", name,
+            "--home", os.path.abspath(str(settings.home)), "--run-dir", os.path.abspath(directory),
+            "--key-prefix", getattr(settings, "key_prefix", "mlw")]
     if getattr(settings, "redis_url", None):
         argv += ["--redis-url", settings.redis_url]
     with open(log_path, "ab") as log:
@@ -132,6 +129,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
             raise MlwError(f"deployment {name!r} failed to start: {current.get('error') or tail.splitlines()[-1:]}",
                            subject=log_path, hint="see the supervisor log")
         time.sleep(0.1)
+    log.warning("deployment %r did not start within %gs; terminating its supervisor (pid %d)", name, wait_s, proc.pid)
     proc.terminate()
     raise MlwError(f"deployment {name!r} did not start within {wait_s:g}s", subject=log_path,
                    hint="see the supervisor log")
@@ -146,47 +144,6 @@ def _tail(path: str, size: int = 2000) -> str:
         return ""
 
 
-def supervise_deployment(settings: Any, name: str) -> int:
-    """The body of the detached supervisor process for deployment ``name``."""
-    reg = open_registry(settings)
-    record = reg.store.get_deployment(name)
-    if record is None:
-        print(f"no deployment record {name!r}", file=sys.stderr)
-        return 2
-    me = os.getpid()
-
-    def update(changes: dict[str, Any]) -> None:
-        current = reg.store.get_deployment(name)
-        if current is None or current.get("pid") not in (None, me):
-            return  # the record now belongs to a newer deployment: do not overwrite it
-        current.update(changes, pid=me, updated_at=time.time())
-        reg.store.put_deployment(current)
-
-    try:
-        mv = reg.resolve(record["model"])
-        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
-                         host=record.get("host", "127.0.0.1"), run_dir=run_dir(settings, name),
-                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
-                         **_spec_timing(record.get("autoscale") or {}))
-        supervisor = Supervisor(spec, on_change=update)
-        signal.signal(signal.SIGTERM, supervisor.request_stop)
-        signal.signal(signal.SIGINT, supervisor.request_stop)
-        update({"state": "starting"})
-        supervisor.start()
-    except Exception as exc:  # noqa: BLE001 - recorded for `mlw deployments status`, then exit
-        update({"state": "failed", "error": str(exc)})
-        print(f"deployment {name!r} failed: {exc}", file=sys.stderr)
-        return 1
-    supervisor.run()
-    return 0
-
-
-def _spec_timing(autoscale: dict[str, Any]) -> dict[str, Any]:
-    names = {"scale_interval_s": "interval_s", "scale_up_samples": "scale_up_samples",
-             "scale_down_samples": "scale_down_samples"}
-    return {names[k]: v for k, v in autoscale.items() if k in names}
-
-
 def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
     """Stop a deployment's supervisor (and with it every replica); returns the final record."""
     reg = registry or open_registry(settings)
@@ -198,9 +155,12 @@ def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if pid_alive(pid):
+            log.warning("deployment %r: the supervisor (pid %d) did not stop within %gs; killing it",
+                        name, pid, timeout_s)
             os.kill(pid, signal.SIGKILL)
     server = record.get("server_pid")
     if pid_alive(server):  # the supervisor was killed hard: do not leave its server behind
+        log.info("deployment %r: stopping the server (pid %d) its supervisor left behind", name, server)
         os.kill(server, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while pid_alive(server) and time.monotonic() < deadline:
@@ -260,7 +220,7 @@ def serve_foreground(settings: Any, model_ref: str, *, port: int | None = None, 
     reg = open_registry(settings)
     mv = reg.resolve(model_ref)
     spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256,
-                     port=port or _free_port(host), host=host,
+                     port=port or free_port(host), host=host,
                      run_dir=os.path.join(str(settings.home), "serve", f"{mv.name}-{os.getpid()}"),
                      min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas))
     supervisor = Supervisor(spec)

@@ -8,10 +8,14 @@ under ``<home>/models`` (in cluster mode ``home`` must be a shared directory, as
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import time
 from typing import Any
 
+from mlflowdsl.runtime.events.base import Event
+from mlflowdsl.runtime.events.process import emit_now
 from mlflowdsl.runtime.registry.artifacts import (
     load_artifact,
     read_source,
@@ -27,7 +31,11 @@ from mlflowdsl.runtime.registry.models import (
     check_name,
     parse_ref,
 )
+from mlflowdsl.runtime.registry.store_sqlite import SQLiteRegistryStore
+from mlflowdsl.settings import load_settings
 from mlflowdsl.tasks.values import TrainedModel
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -37,9 +45,6 @@ class Registry:
         self.settings = settings  # where model.* events go (none without settings)
 
     def _event(self, type_: str, mv: ModelVersion, **payload: Any) -> None:
-        from mlflowdsl.runtime.events.base import Event
-        from mlflowdsl.runtime.events.process import emit_now
-
         emit_now(self.settings, Event.create(
             type_, execution_id=str(mv.lineage.get("execution_id") or ""), workflow_id=str(mv.lineage.get("workflow_id") or ""),
             payload={"name": mv.name, "version": mv.version, "label": mv.label, **payload}))
@@ -169,9 +174,9 @@ class Registry:
         self.store.delete_version(name, version)
         directory = os.path.dirname(mv.artifact_path)
         if os.path.commonpath([self.artifact_root, os.path.realpath(directory)]) == self.artifact_root:
-            import shutil
-
-            shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)  # the version is gone; leftovers only take space
+            if os.path.exists(directory):
+                log.debug("could not remove all of %s", directory)
         return mv
 
     def close(self) -> None:
@@ -201,17 +206,17 @@ def describe_model(model: Any) -> dict[str, Any]:
 def open_registry(settings: Any = None) -> Registry:
     """The registry for ``settings`` (default: :func:`load_settings`)."""
     if settings is None:
-        from mlflowdsl.settings import load_settings
-
         settings = load_settings()
     home = str(settings.home)
     if settings.redis_url:
-        from mlflowdsl.runtime.coordination.config import gateway_from_settings
-        from mlflowdsl.runtime.registry.store_redis import RedisRegistryStore
+        from mlflowdsl.runtime.coordination.config import (  # noqa: PLC0415 - heavy: redis only in cluster mode
+            gateway_from_settings,
+        )
+        from mlflowdsl.runtime.registry.store_redis import (  # noqa: PLC0415 - heavy: redis only in cluster mode
+            RedisRegistryStore,
+        )
 
         store: RegistryStore = RedisRegistryStore(gateway_from_settings(settings))
     else:
-        from mlflowdsl.runtime.registry.store_sqlite import SQLiteRegistryStore
-
         store = SQLiteRegistryStore(os.path.join(home, "registry.db"))
     return Registry(store, os.path.join(home, "models"), settings=settings)

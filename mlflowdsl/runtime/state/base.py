@@ -1,8 +1,9 @@
 """The state backend interface.
 
 The executor writes the execution header and task results as they change; ``mlw status``
-and ``mlw run --resume`` read them from another process. The embedded default is SQLite
-under ``<home>/state.db``; the cluster-mode issue adds a Redis backend with the same methods.
+and ``mlw run --resume`` read them from another process. The implementations are SQLite
+under ``<home>/state.db`` (:mod:`.sqlite`, the default) and Redis for cluster mode
+(:mod:`.redis`); :func:`mlflowdsl.runtime.state.factory.open_state` picks one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import abc
 from typing import Iterable
 
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
-from mlflowdsl.settings import Settings
 
 
 class StateBackend(abc.ABC):
@@ -47,14 +47,3 @@ class StateBackend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
-
-def open_state(settings: Settings, *, cluster: bool = False) -> StateBackend:
-    """The state backend the settings select: SQLite under ``<home>``, or the cluster's Redis
-    state when ``cluster`` is asked for and ``settings.redis_url`` is set."""
-    if cluster and settings.redis_url:
-        from mlflowdsl.runtime.state.redis import RedisState
-
-        return RedisState.from_settings(settings)
-    from mlflowdsl.runtime.state.sqlite import SQLiteState
-
-    return SQLiteState(settings.home_path / "state.db")

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterable
 
 from mlflowdsl.errors import StateError
+from mlflowdsl.runtime.coordination.config import gateway_from_settings
 from mlflowdsl.runtime.coordination.gateway import RedisGateway, RedisUnavailable
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
@@ -99,8 +100,6 @@ class RedisState(StateBackend):
 
     @classmethod
     def from_settings(cls, settings) -> RedisState:
-        from mlflowdsl.runtime.coordination.config import gateway_from_settings
-
         return cls(gateway_from_settings(settings))
 
     # ------------------------------------------------------------------ keys
@@ -219,10 +218,6 @@ class RedisState(StateBackend):
         ordered = {t: results[t] for t in order if t in results}
         ordered.update({t: r for t, r in results.items() if t not in ordered})
         return WorkflowExecution.model_validate({**data, "plan_json": (plan or b"").decode(), "tasks": ordered})
-
-    def task_statuses(self, execution_id: str) -> dict[str, str]:
-        raw = self.gateway.call(lambda r: r.hgetall(self._exec_key(execution_id, "tstatus")))
-        return {k.decode(): v.decode() for k, v in raw.items()}
 
     def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
         ids = [i.decode() for i in self.gateway.call(lambda r: r.zrevrange(self.index_key, 0, -1))]

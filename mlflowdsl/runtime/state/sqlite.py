@@ -8,16 +8,19 @@ next to the few columns that queries need.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterable
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_delay, wait_random
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state.base import StateBackend
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -66,7 +69,8 @@ class SQLiteState(StateBackend):
             # it to WAL takes an exclusive lock, and SQLite answers "database is locked" there
             # without waiting for the busy timeout, so that is retried (bounded).
             for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(30),
-                                    wait=wait_random(0.01, 0.1), reraise=True):
+                                    wait=wait_random(0.01, 0.1), reraise=True,
+                                    before_sleep=before_sleep_log(log, logging.DEBUG)):
                 with attempt:
                     self._create_schema()
         except sqlite3.DatabaseError as exc:

@@ -18,6 +18,13 @@ import threading
 import time
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mlflowdsl.runtime.registry.artifacts import load_artifact
+
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 100_000
 
@@ -107,16 +114,9 @@ class Stats:
             time.sleep(self.interval)
 
 
-def create_app(model: Any = None, *, model_id: str | None = None, stats_dir: str | None = None) -> Any:
+def create_app(model: Any = None, *, model_id: str | None = None, stats_dir: str | None = None) -> Starlette:
     """The Starlette app; without arguments (under gunicorn) it reads the ``MLW_SERVE_*`` env."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
     if model is None:
-        from mlflowdsl.runtime.registry.artifacts import load_artifact
-
         model_id = os.environ.get("MLW_SERVE_MODEL_ID", "model")
         model = load_artifact(os.environ["MLW_SERVE_MODEL"], os.environ["MLW_SERVE_SHA256"], model_id)
         stats_dir = os.environ.get("MLW_SERVE_STATS_DIR")

@@ -24,9 +24,12 @@ function of the recent utilization samples, so it is unit-tested without process
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Sequence
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,14 @@ class LoadMeter:
             if pid not in pids:  # a dead worker's file: its load is history
                 try:
                     os.unlink(path)
-                except OSError:
-                    pass
+                except OSError as exc:
+                    log.debug("cannot remove the stats file of a gone worker %s: %s", path, exc)
                 continue
             try:
                 with open(path) as fh:
                     out[pid] = json.load(fh)
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:  # removed meanwhile: the worker is gone
+                log.debug("skipping the stats file %s: %s", path, exc)
                 continue
         return out
 

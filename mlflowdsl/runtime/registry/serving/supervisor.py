@@ -7,15 +7,15 @@ replica management and scaling need no hand-written process pool. The workers ar
 (``uvicorn_worker.UvicornWorker``) running the Starlette app of :mod:`.app`.
 
 The supervisor itself only watches: it restarts the whole gunicorn master if *that* dies,
-samples the workers' load every ``interval_s`` and signals the master to scale. Detached
-deployments run it as ``python -m mlflowdsl.runtime.registry.serving.supervisor --deployment
-NAME ...``: it then keeps the deployment record (pid, replicas, state) up to date and stops
-cleanly on SIGTERM.
+samples the workers' load every ``interval_s`` and signals the master to scale. ``mlw serve``
+runs it in the foreground; a detached deployment runs it in its own process
+(``python -m mlflowdsl.runtime.registry.serving``, :mod:`.__main__`), which keeps the
+deployment record up to date through ``on_change``.
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import shutil
 import signal
@@ -28,10 +28,21 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import psutil
+
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
 
+log = logging.getLogger(__name__)
+
 APP = "mlflowdsl.runtime.registry.serving.app:create_app()"
+
+# The autoscaler timing a deployment's ``scaling_config`` may set: config key -> (ServeSpec field, type).
+AUTOSCALE_FIELDS: dict[str, tuple[str, type]] = {
+    "scale_interval_s": ("interval_s", float),
+    "scale_up_samples": ("scale_up_samples", int),
+    "scale_down_samples": ("scale_down_samples", int),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,13 @@ def gunicorn_argv(spec: ServeSpec, workers: int) -> list[str]:
             "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", f"{spec.host}:{spec.port}",
             "--pid", os.path.join(spec.run_dir, "gunicorn.pid"), "--graceful-timeout", "5", "--timeout", "60",
             "--log-level", "warning", "--no-control-socket", APP]
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def port_free(host: str, port: int) -> bool:
@@ -127,8 +145,6 @@ class Supervisor:
 
     def workers(self) -> list[int]:
         """The live worker pids of the gunicorn master."""
-        import psutil
-
         if self.master is None or self.master.poll() is not None:
             return []
         try:
@@ -141,6 +157,8 @@ class Supervisor:
         """One supervision round: revive the master, sample load, scale."""
         if self.master is not None and self.master.poll() is not None and not self.stopping.is_set():
             self.restarts += 1
+            log.warning("the server of %s exited with %s; starting it again (restart %d)",
+                        self.spec.model_id, self.master.returncode, self.restarts)
             self._spawn()  # the master itself died: start a new one with the current target
             self._report("running")
             return
@@ -148,6 +166,8 @@ class Supervisor:
         self.samples = (self.samples + [self.meter.sample(pids, self.spec.interval_s)])[-50:]
         wanted = self.policy.decide(self.target, self.samples)
         if wanted != self.target and self.master is not None:
+            log.info("%s: %d -> %d replicas (utilization %.2f)", self.spec.model_id, self.target, wanted,
+                     self.samples[-1])
             sig = signal.SIGTTIN if wanted > self.target else signal.SIGTTOU
             for _ in range(abs(wanted - self.target)):
                 self.master.send_signal(sig)
@@ -172,6 +192,7 @@ class Supervisor:
             try:
                 master.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                log.warning("the server of %s did not stop within 15 s; killing it", self.spec.model_id)
                 master.kill()
                 master.wait(timeout=5)
         self._report("stopped")
@@ -186,24 +207,3 @@ class Supervisor:
         if report != self._last_report:  # the record is written on change, not every second
             self._last_report = report
             self.on_change(report)
-
-
-# ---------------------------------------------------------------------- detached entry point
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run one deployment's replicas (started by `mlw` / deploy()).")
-    parser.add_argument("--deployment", required=True)
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--redis-url", default=None)
-    parser.add_argument("--key-prefix", default="mlw")
-    args = parser.parse_args(argv)
-
-    from mlflowdsl.runtime.registry.deployments import supervise_deployment
-    from mlflowdsl.settings import Settings
-
-    settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix)
-    return supervise_deployment(settings, args.deployment)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

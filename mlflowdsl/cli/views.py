@@ -1,0 +1,136 @@
+"""What the commands print: the rich console, the task table of an execution, live progress
+of a run (``mlw run``, ``mlw status --watch``, ``make demo``) and the dead letters of a
+cluster. Command modules import from here, never from each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+STATUS_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
+                "running": "blue", "pending": "dim", "cancelled": "yellow"}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def fmt_metrics(metrics: dict[str, float], limit: int = 3) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
+
+
+def console() -> Any:
+    """A rich console; off a terminal, wide enough that tables do not wrap every cell."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=120, soft_wrap=True)
+
+
+def task_table(execution) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlflowdsl.runtime.usage import fmt_bytes
+
+    table = Table(title=f"{execution.workflow_id} · {execution.id} · "
+                        f"[{STATUS_STYLE.get(execution.status, '')}]{execution.status}[/]")
+    for column in ("task", "status", "duration", "cpu", "peak mem", "attempts", "cache", "metrics"):
+        table.add_column(column, no_wrap=column in ("task", "status"))
+    for tid, r in execution.tasks.items():
+        note = fmt_metrics(r.metrics) or (r.error or "")
+        # ids like `train[knn]` would otherwise be read as rich markup and lose their brackets
+        table.add_row(escape(tid), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_duration(r.duration_s),
+                      fmt_duration(r.cpu_s), fmt_bytes(r.peak_rss),
+                      str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", note)
+    return table
+
+
+class Display:
+    """Live progress on a terminal (rich), one line per finished task otherwise."""
+
+    def __init__(self, *, live: bool, quiet: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=False)
+        self.quiet = quiet
+        self.live_mode = live and not quiet and self.console.is_terminal
+        self.progress = self.bar = None
+        self.printed: set[str] = set()
+        self.finished: set[str] = set()
+        self.running: dict[str, None] = {}  # insertion-ordered set
+
+    def __enter__(self) -> "Display":
+        if self.live_mode:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("{task.fields[running]}"),
+                                     console=self.console, transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, execution, result) -> None:
+        if self.quiet:
+            return
+        # Counted incrementally: a listener that scanned every task on every update would
+        # cost O(tasks^2) on a large DAG.
+        if result is None:
+            self.finished = {t for t, r in execution.tasks.items() if r.finished}
+            self.running = {t: None for t, r in execution.tasks.items() if r.status == "running"}
+        else:
+            self.running.pop(result.task_id, None)
+            if result.finished:
+                self.finished.add(result.task_id)
+            elif result.status == "running":
+                self.running[result.task_id] = None
+        done, total = len(self.finished), len(execution.tasks)
+        if self.progress is not None:
+            running = list(self.running)
+            label = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
+            if self.bar is None:
+                self.bar = self.progress.add_task(execution.workflow_id, total=total, running="")
+            self.progress.update(self.bar, completed=done, running=label)
+            return
+        if result is None:
+            if execution.status == "running" and not self.printed:
+                click.echo(f"running {execution.workflow_id} (execution {execution.id}, {total} tasks)")
+                finished = [r for r in execution.tasks.values() if r.finished]
+                for n, r in enumerate(finished, 1):
+                    self._line(n, total, r)
+            return
+        if result.finished:
+            self._line(done, total, result)
+
+    def _line(self, done: int, total: int, r) -> None:
+        if r.task_id in self.printed:
+            return
+        self.printed.add(r.task_id)
+        width = len(str(total))
+        extra = f"  {r.error}" if r.error and r.status in ("failed", "skipped") else ""
+        click.echo(f"[{done:>{width}}/{total}] {r.status:<9} {r.task_id} ({fmt_duration(r.duration_s)}){extra}")
+
+
+def print_letters(letters: list[dict]) -> None:
+    """The count of dead letters and the last ten of them."""
+    click.echo(f"dead letters: {len(letters)}")
+    for letter in letters[-10:]:
+        click.echo(f"  {letter.get('execution_id')} ({letter.get('domain')}): {letter.get('reason')}")
+
+
+def print_dead_letters(gateway) -> None:
+    """The cluster's dead-letter stream, for ``mlw status --redis``."""
+    from mlflowdsl.runtime.cluster_mode.submission import queue_stats
+
+    print_letters(queue_stats(gateway)["dead_letters"])
