@@ -27,7 +27,8 @@ EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
 @param_options
 @click.option("--scheduler", metavar="ADDR", help="Run on an existing Dask cluster (default: an embedded one; env MLW_DASK_SCHEDULER).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Disk cache directory (default <home>/cache; env MLW_CACHE_DIR).")
-@click.option("--fail-fast/--keep-going", default=True, help="On a failure, cancel what has not started (default), or run everything not downstream of it.")
+@click.option("--fail-fast/--keep-going", default=True,
+              help="On a failure, cancel what has not started (default), or run everything not downstream of it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the table.")
 @click.option("--resume", "resume_id", metavar="EXECUTION_ID", help="Finish a failed, cancelled or interrupted execution.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",

@@ -16,10 +16,13 @@ def _fmt(value: Any) -> str:
 def study_lines(task_id: str, study: dict[str, Any]) -> list[str]:
     """One headline and the importances, as plain text.
 
-    >>> study_lines("train", {"metric": "accuracy", "direction": "maximize", "best_value": 0.9,
+    >>> lines = study_lines("train", {"metric": "accuracy", "direction": "maximize", "best_value": 0.9,
     ...     "best_params": {"d": 3}, "best_trial": 2, "counts": {"complete": 4}, "trainings": 1,
     ...     "cache_hits": 3, "sampler": "tpe", "pruner": "none", "importances": {"d": 1.0}, "trials": []})
-    ['study of train (tpe, pruner none): best accuracy = 0.9 (maximize) at trial 2 with d=3', 'trials: complete 4; trained 1, from cache 3', 'importance: d 1']
+    >>> lines[0]
+    'study of train (tpe, pruner none): best accuracy = 0.9 (maximize) at trial 2 with d=3'
+    >>> lines[1:]
+    ['trials: complete 4; trained 1, from cache 3', 'importance: d 1']
     """
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted((study.get("best_params") or {}).items()))
     counts = ", ".join(f"{k} {v}" for k, v in sorted((study.get("counts") or {}).items()))

@@ -32,7 +32,7 @@ from mlflowdsl.ir import Task
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
-from mlflowdsl.runtime.tuning_space import trial_reporter
+from mlflowdsl.runtime.tuning.storage import trial_reporter
 from mlflowdsl.runtime.usage import UsageSampler
 from mlflowdsl.settings import Settings
 from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, get_task_type
@@ -53,7 +53,7 @@ class TaskSpec:
     base_dir: str
     topic: str  # Dask event topic the client listens on
     load_only: bool = False  # a cached task whose output a running task needs
-    # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning.py)
+    # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning/)
     trial: dict[str, Any] | None = None
     plan_fingerprint: str = ""  # lineage for models a task registers
 
@@ -175,7 +175,7 @@ _outbox = _Outbox()
 
 def _publish(spec: TaskSpec, msg: dict[str, Any]) -> None:
     """Queue a small message for the client; never fails the task."""
-    msg["execution_id"] = spec.execution_id  # a client's runs share its topic (executor.client_topic)
+    msg["execution_id"] = spec.execution_id  # a client's runs share its topic (messages.client_topic)
     try:
         _outbox.put(spec.topic, msg)
     except Exception as exc:  # noqa: BLE001 - off a worker (a task run in-process) nobody listens
@@ -225,7 +225,7 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
 
 
 def _open_cache(spec: TaskSpec):
-    if spec.task.cache.strategy == "none":
+    if spec.task.cache.off:
         return None
     return open_cache(spec.task.cache.strategy, spec.settings)
 

@@ -122,7 +122,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     while time.monotonic() < deadline:
         current = reg.store.get_deployment(name) or {}
         if current.get("state") == "running":
-            reg._event("model.deployed", mv, deployment=name, target=target, url=current.get("endpoint"))
+            reg.emit_event("model.deployed", mv, deployment=name, target=target, url=current.get("endpoint"))
             return current
         if proc.poll() is not None or current.get("state") == "failed":
             tail = _tail(log_path)

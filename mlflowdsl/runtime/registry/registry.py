@@ -44,7 +44,8 @@ class Registry:
         self.artifact_root = os.path.abspath(artifact_root)
         self.settings = settings  # where model.* events go (none without settings)
 
-    def _event(self, type_: str, mv: ModelVersion, **payload: Any) -> None:
+    def emit_event(self, type_: str, mv: ModelVersion, **payload: Any) -> None:
+        """Publish a ``model.*`` event about ``mv`` to the settings' event backends."""
         emit_now(self.settings, Event.create(
             type_, execution_id=str(mv.lineage.get("execution_id") or ""), workflow_id=str(mv.lineage.get("workflow_id") or ""),
             payload={"name": mv.name, "version": mv.version, "label": mv.label, **payload}))
@@ -80,7 +81,7 @@ class Registry:
             lineage={k: v for k, v in (lineage or {}).items() if v not in (None, "")},
             created_at=time.time())
         self.store.put_version(mv)
-        self._event("model.registered", mv, metrics=mv.metrics, run_id=mv.lineage.get("execution_id"))
+        self.emit_event("model.registered", mv, metrics=mv.metrics, run_id=mv.lineage.get("execution_id"))
         return mv
 
     # ------------------------------------------------------------------ look up
@@ -153,7 +154,7 @@ class Registry:
                 def check(_holder: ModelVersion | None) -> list[dict[str, Any]]:
                     return checks
         move = self.store.move_alias(candidate.name, alias, candidate.version, by=by or _who(), check=check)
-        self._event("model.promoted", candidate, alias=alias, by=by or _who())
+        self.emit_event("model.promoted", candidate, alias=alias, by=by or _who())
         return move
 
     def remove_alias(self, name: str, alias: str, *, by: str = "") -> AliasMove:

@@ -6,9 +6,10 @@
 - ``host``: :class:`StudyHost`, what the driver needs from the run it belongs to (make a
   trial's spec, submit it, read its result, cancel); ``runtime/studies.py`` implements it.
 - ``study``: the Optuna study's records (tell, trial attributes, recovery, the summary).
+- ``storage``: where studies are stored (a journal file or Redis) and how a trial's worker
+  reports to the pruner.
 
-Where studies are stored and how a trial's worker reports to the pruner are in
-``runtime/tuning_space.py``; spaces, samplers and pruners in ``mlflowdsl.tasks.search``.
+Spaces, samplers and pruners are in ``mlflowdsl.tasks.search``.
 """
 
 from mlflowdsl.runtime.tuning.driver import StudyDriver, StudyOutcome, check_objective, merge_values

@@ -28,7 +28,7 @@ from mlflowdsl.ir import Objective, Task, Tuning, key_part
 from mlflowdsl.runtime.cache.base import cache_key
 from mlflowdsl.runtime.tuning.host import StudyHost
 from mlflowdsl.runtime.tuning.study import mark_stale, recover_stale, set_attrs, summarize, tell, trial_id
-from mlflowdsl.runtime.tuning_space import open_storage, storage_descriptor, study_name
+from mlflowdsl.runtime.tuning.storage import open_storage, storage_descriptor, study_name
 from mlflowdsl.tasks import get_task_type
 from mlflowdsl.tasks.search import TuningError, distributions, grid_size, make_pruner, make_sampler
 

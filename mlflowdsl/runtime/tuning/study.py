@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflowdsl.ir import Tuning
-from mlflowdsl.runtime.tuning_space import importances
+from mlflowdsl.runtime.tuning.storage import importances
 
 
 def tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:

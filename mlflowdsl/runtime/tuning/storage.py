@@ -1,8 +1,7 @@
 """Where tuning studies live: journal storage on a file or Redis, reused per process; the
 pruning reporter a trial's worker uses; parameter importances.
 
-Spaces, samplers and pruners are in :mod:`mlflowdsl.tasks.search` (shared with task types);
-the names ``runtime/tuning.py`` uses are re-exported here.
+Spaces, samplers and pruners are in :mod:`mlflowdsl.tasks.search` (shared with task types).
 """
 
 from __future__ import annotations
@@ -13,9 +12,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from mlflowdsl.tasks.search import (  # noqa: F401 - re-exported for runtime/tuning.py
-    TuningError, distributions, grid_size, make_pruner, make_sampler,
-)
+from mlflowdsl.tasks.search import make_pruner
 
 log = logging.getLogger(__name__)
 
