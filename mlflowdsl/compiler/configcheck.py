@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS
 from mlflowdsl.compiler.evaluate import did_you_mean
-from mlflowdsl.compiler.model import CallValue, OutputRef, Qty, RAttr, RTask, TypeInfo
+from mlflowdsl.compiler.checked import TypeInfo
+from mlflowdsl.compiler.model import CallValue, OutputRef, Qty, RAttr, RTask
 from mlflowdsl.grammar.diagnostics import Span
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,4 @@
-"""Data handed between compiler passes: resolved tasks (after ``resolve``) and checked tasks
-(after ``typecheck``).
+"""Data handed between compiler passes after ``resolve``.
 
 The resolver turns the AST into *resolved* tasks: templates and ``foreach`` expanded, task
 ids final (``rf.train``, ``train[svm]``), parameters and loop variables substituted, ``when``
@@ -11,9 +10,6 @@ decided. Values are plain Python/JSON values plus three markers that later passe
   meaningful inside ``tune``).
 
 Every attribute keeps its span so diagnostics can point at the exact value.
-
-The type checker turns them into :class:`CheckedTask`: the task's type, its validated params
-(inputs as ``{"$ref": "task.output"}``), its dependencies and its merged directives.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflowdsl import tasks as task_api
 from mlflowdsl.grammar.diagnostics import Span
 
 
@@ -140,47 +135,3 @@ class ResolvedWorkflow:
     tasks: tuple[RTask, ...] = ()
     tunes: tuple[RTune, ...] = ()
 
-
-# ----------------------------------------------------------------------------- after typecheck
-
-
-@dataclass(frozen=True)
-class TypeInfo:
-    """What the compiler needs to know about a task's type (custom tasks get theirs from
-    the function)."""
-
-    name: str
-    cls: type
-    params_model: type
-    inputs: dict[str, task_api.InputSpec]
-    outputs: dict[str, str]
-    default_output: str
-    aliases: dict[str, str]
-    version: str
-
-    def output_name(self, written: str) -> str | None:
-        """The real output name ``TASK.written`` means, or None when there is none."""
-        if written in self.outputs:
-            return written
-        if written == "output" and self.default_output in self.outputs:
-            return self.default_output
-        return None
-
-
-@dataclass(frozen=True)
-class CheckedTask:
-    """A task that passed typecheck: what the graph, lint and lower passes read."""
-
-    id: str
-    type: TypeInfo
-    span: Span
-    id_span: Span
-    uses: str | None
-    params: dict[str, Any]  # canonical names; inputs as {"$ref": "task.output"}
-    config: dict[str, Any]  # the literal configuration (for tunable_hyperparameters)
-    deps: dict[str, Span]  # dependency id -> span of what created the edge
-    after: tuple[tuple[str, Span], ...]
-    directives: dict[str, Any]
-    when: bool
-    when_span: Span | None
-    when_constant: bool

@@ -19,9 +19,10 @@ from typing import Any
 
 from mlflowdsl import tasks as task_api
 from mlflowdsl.compiler.configcheck import ConfigChecker
-from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS, check_directives, merge
+from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS, UNSET, CacheFields, Directives, check_directives, merge
 from mlflowdsl.compiler.evaluate import did_you_mean
-from mlflowdsl.compiler.model import CheckedTask, OutputRef, RAttr, ResolvedWorkflow, RTask, TypeInfo
+from mlflowdsl.compiler.checked import CheckedTask, TypeInfo
+from mlflowdsl.compiler.model import OutputRef, RAttr, ResolvedWorkflow, RTask
 from mlflowdsl.compiler.tunecheck import check_tunes
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.ir import Tuning
@@ -48,7 +49,7 @@ def typecheck(wf: ResolvedWorkflow) -> TypecheckResult:
     return result
 
 
-def _defaults(wf: ResolvedWorkflow) -> tuple[dict[str, Any], list[Diagnostic]]:
+def _defaults(wf: ResolvedWorkflow) -> tuple[Directives, list[Diagnostic]]:
     d = wf.defaults
     diags: list[Diagnostic] = []
     attrs = []
@@ -135,7 +136,7 @@ class _Checker:
 
     # ------------------------------------------------------------------ one task
 
-    def check(self, t: RTask, defaults: dict[str, Any]) -> CheckedTask | None:
+    def check(self, t: RTask, defaults: Directives) -> CheckedTask | None:
         info = self.type_of(t)
         if info is None:
             return None
@@ -194,11 +195,11 @@ class _Checker:
                     params[group[0]] = filled
         own, ddiags = check_directives(tuple(directive_attrs), t.blocks)
         directives = merge(defaults, own)
-        if "strategy" not in own.get("cache", {}) and _not_cacheable(info, params):
+        if own.cache.strategy is UNSET and _not_cacheable(info, params):
             # A deployment or a written file is an effect, not a value, and a result that
             # depends on the registry's state (an alias, the latest version) is not a function
             # of the cache key: rerun it unless the task itself asks for caching.
-            directives = merge(directives, {"cache": {"strategy": "none"}})
+            directives = merge(directives, _NOT_CACHED)
         self.diags.extend(ddiags)
         if not ok or ddiags:
             return None
@@ -309,6 +310,9 @@ def _import_path(directory: str):
     finally:
         if added and directory in sys.path:
             sys.path.remove(directory)
+
+
+_NOT_CACHED = Directives(cache=CacheFields(strategy="none"))
 
 
 def _not_cacheable(info: TypeInfo, params: dict[str, Any]) -> bool:
