@@ -1,4 +1,4 @@
-"""The lower pass: checked tasks -> ``ir.Plan`` (LANGUAGE.md, ARCHITECTURE.md "IR").
+"""The lower pass: checked tasks -> ``ir.Plan``.
 
 Tasks are listed in topological-then-id order; a task whose ``when`` is false is
 ``skip = true``, and so is every task that depends on a skipped task.
@@ -96,7 +96,7 @@ def lower(wf: ResolvedWorkflow, tasks: list[CheckedTask], tunings: list[ir.Tunin
     workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
                            params=wf.params, source=source)
     plan = ir.Plan(workflow=workflow, tasks=out, tunings=sorted(tunings, key=lambda x: x.task))
-    fingerprint = plan_text.fingerprint(plan, params_json)  # Plan.compute_fingerprint's value, made faster
+    fingerprint = plan_text.fingerprint(plan, params_json)  # Plan.compute_fingerprint()'s value
     if fingerprint is None:  # values the fast path leaves to the reference (see plan_text)
         return plan.with_fingerprint()
     return plan.model_copy(update={"fingerprint": fingerprint})

@@ -1,5 +1,5 @@
 """Workflow parameters: declared types, defaults, ``-p`` overrides, params files, ranges
-and choices (LANGUAGE.md §3).
+and choices.
 
 Values are checked against the declared type and converted to their canonical form
 (durations in seconds, sizes in bytes). Overrides come as strings and are parsed by the
@@ -155,7 +155,7 @@ def parse_override(text: str, t: ast.TypeRef) -> Any:
         items = [s.strip() for s in stripped.split(",")] if stripped else []
         return [parse_override(i, t.args[0]) for i in items]
     try:
-        import yaml
+        import yaml  # noqa: PLC0415 - PyYAML only for a list/map override
 
         value = yaml.safe_load(stripped)
     except Exception:

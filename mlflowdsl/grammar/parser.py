@@ -46,7 +46,7 @@ def _parser() -> tuple[Lark, AstBuilder, FastLALR]:
             "mlw.lark",
             rel_to=__file__,
             parser="lalr",
-            lexer=MlwLexer,  # Lark's `basic` lexer, only faster (see lexer.py)
+            lexer=MlwLexer,  # the tokens of Lark's `basic` lexer (see lexer.py)
             keep_all_tokens=True,
             maybe_placeholders=False,
             transformer=builder,

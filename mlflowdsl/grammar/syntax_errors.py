@@ -13,11 +13,15 @@ error right after a recovery point is not reported.
 
 from __future__ import annotations
 
+import logging
+
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.grammar.lark_adapter import skip_text, value_stack
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS = 10
 
@@ -185,7 +189,8 @@ class Recovery:
         # `expected` (the LALR state's lookaheads) can be wider. Use it only as a fallback.
         try:
             accepts = set(e.accepts or ()) if ip is not None else set()
-        except Exception:  # noqa: BLE001 - computing `accepts` re-runs reductions; never fail on it
+        except Exception as exc:  # noqa: BLE001 - computing `accepts` re-runs reductions; never fail on it
+            log.debug("cannot compute the accepted tokens at %r, using the expected ones: %r", tok, exc)
             accepts = set()
         expected = accepts or set(e.expected or ())
         if tok.type != "$END":
