@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
 from mlflowdsl import ir
+from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
 from mlflowdsl.compiler.perf import no_gc_pauses
+from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
-from mlflowdsl.grammar.diagnostics import Diagnostic, sort_key
+from mlflowdsl.grammar.diagnostics import Diagnostic, Span, sort_key
+from mlflowdsl.grammar.parser import parse_text
 
 SEED_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -65,8 +70,8 @@ def _unreadable(path: str, exc: Exception) -> Diagnostic:
 
 
 def is_seed_document(file: str, text: str | None = None) -> bool:
-    """A seed JSON/YAML document: by suffix, or for a name without one (``<string>``) by
-    content (a JSON object).
+    """A document in the JSON/YAML workflow form: by suffix, or for a name without one
+    (``<string>``) by content (a JSON object).
 
     >>> is_seed_document("w.yaml"), is_seed_document("w.mlw", "{"), is_seed_document("<string>", ' {"a": 1}')
     (True, False, True)
@@ -84,7 +89,7 @@ def is_seed_document(file: str, text: str | None = None) -> bool:
 
 def compile_file(path: str | os.PathLike, *, params: dict[str, str] | None = None, params_file=None,
                  strict: bool = False) -> CompileResult:
-    """Compile a ``.mlw`` file or a seed-form ``.json``/``.yaml`` document."""
+    """Compile a ``.mlw`` file or a ``.json``/``.yaml`` workflow document."""
     return _run_file(str(path), params, params_file, strict, lower_plan=True)
 
 
@@ -96,7 +101,7 @@ def lint_file(path: str | os.PathLike, *, params: dict[str, str] | None = None, 
 
 def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | None = None, params_file=None,
                  strict: bool = False, lower_plan: bool = True) -> CompileResult:
-    """Compile source text (``.mlw``, or a seed document when ``file`` ends in .json/.yaml or
+    """Compile source text (``.mlw``, or a workflow document when ``file`` ends in .json/.yaml or
     the text starts with ``{``)."""
     result = CompileResult(sources={file: text})
     with no_gc_pauses():
@@ -108,9 +113,7 @@ def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | 
 
 def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | None = None, params_file=None,
                  strict: bool = False, lower_plan: bool = True) -> CompileResult:
-    """Compile the seed's dict form (``{"workflow_id": ..., "tasks": [...]}``)."""
-    from mlflowdsl.compiler.seed_spec import spec_to_module
-
+    """Compile the JSON/YAML workflow form as a dict (``{"workflow_id": ..., "tasks": [...]}``)."""
     result = CompileResult()
     try:
         module = spec_to_module(spec, file)
@@ -122,8 +125,8 @@ def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | N
 
 
 def load_plan(obj: Any, *, params: dict[str, str] | None = None, params_file=None) -> ir.Plan:
-    """A ``Plan`` from a ``.mlw`` path, a seed ``.json``/``.yaml`` document, a compiled plan
-    JSON file (it has ``ir_version``), a ``Plan``, or a dict (seed form or plan). Raises
+    """A ``Plan`` from a ``.mlw`` path, a ``.json``/``.yaml`` workflow document, a compiled plan
+    JSON file (it has ``ir_version``), a ``Plan``, or a dict (workflow document or plan). Raises
     ``CompileError`` with diagnostics when it cannot."""
     if isinstance(obj, ir.Plan):
         return obj
@@ -138,8 +141,6 @@ def load_plan(obj: Any, *, params: dict[str, str] | None = None, params_file=Non
         except (OSError, UnicodeDecodeError) as exc:
             raise CompileError([_unreadable(path, exc)]) from None
         if '"ir_version"' in text or "ir_version:" in text:
-            from mlflowdsl.compiler.seed_spec import load_document
-
             data = load_document(text, path)
             if "ir_version" in data:
                 return _validate_plan(data, path)
@@ -147,8 +148,6 @@ def load_plan(obj: Any, *, params: dict[str, str] | None = None, params_file=Non
 
 
 def _validate_plan(data: dict, where: str) -> ir.Plan:
-    from pydantic import ValidationError
-
     if str(data.get("ir_version")) != ir.IR_VERSION:
         raise CompileError([Diagnostic("MLW104", f"plan has ir_version {data.get('ir_version')!r}; this mlw reads "
                                        f"{ir.IR_VERSION!r}", subject=where, hint="recompile the workflow source")])
@@ -190,18 +189,12 @@ def _run_file(path: str, params, params_file, strict: bool, lower_plan: bool) ->
 def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
     try:
         if is_seed_document(file, text):
-            from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
-
             return spec_to_module(load_document(text, file), file, text)
-        from mlflowdsl.grammar.parser import parse_text
-
         return parse_text(text, file)
     except CompileError as exc:
         result.diagnostics.extend(exc.diagnostics)
         return None
     except RecursionError:
-        from mlflowdsl.grammar.diagnostics import Span
-
         code = "MLW106" if is_seed_document(file, text) else "MLW101"
         result.diagnostics.append(Diagnostic(code, "input nested too deeply", Span(file, 1, 1, 1, 2),
                                              hint="flatten the nested lists or maps"))
@@ -210,8 +203,6 @@ def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
 
 def _importer(result: CompileResult) -> Callable[[str], ast.Module]:
     def parse(path: str) -> ast.Module:
-        from mlflowdsl.grammar.parser import parse_text
-
         text = _read(path)  # OSError is reported at the import by load_imports
         result.sources[path] = text
         return parse_text(text, path)
@@ -229,7 +220,7 @@ def _params_file(params_file, result: CompileResult) -> tuple[dict | None, str]:
         return None, path
     try:
         if path.lower().endswith((".yaml", ".yml")):
-            import yaml
+            import yaml  # noqa: PLC0415 - PyYAML only for a YAML params file
 
             data = yaml.safe_load(text)
         else:
@@ -257,8 +248,6 @@ def _compile_module(module: ast.Module, result: CompileResult, params, params_fi
 
 def _passes(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
             lower_plan: bool) -> CompileResult:
-    from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
-
     diags = result.diagnostics
 
     def stop() -> bool:

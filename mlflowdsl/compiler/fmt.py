@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Span
+from mlflowdsl.grammar.parser import parse_text
 from mlflowdsl.grammar.strings import escape, quote, quote_triple_text
 
 WIDTH = 100
@@ -65,8 +66,6 @@ def _line(depth: int, text: str, node: ast.Node | None = None, closing: bool = F
 
 def format_text(text: str, file: str = "<string>") -> str:
     """Parse ``text`` and print it in the canonical layout (raises ``CompileError``)."""
-    from mlflowdsl.grammar.parser import parse_text
-
     return format_module(parse_text(text, file))
 
 

@@ -1,32 +1,19 @@
 """The graph pass: dependencies as a networkx DiGraph (edge = dependency -> dependent).
 
 MLW303 for an ``after`` naming no task, MLW301 for a cycle (the whole path
-``a -> b -> c -> a``), and helpers for the order the IR lists tasks in, levels and the
-critical path.
+``a -> b -> c -> a``), and the order the IR lists tasks in.
 
->>> g = build_graph_from_edges(["a", "b", "c"], [("a", "b"), ("b", "c")])
->>> topological_order(g)
+>>> topological_order(nx.DiGraph([("a", "b"), ("b", "c")]))
 ['a', 'b', 'c']
->>> levels(g)
-{'a': 0, 'b': 1, 'c': 2}
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Iterable
-
 import networkx as nx
 
 from mlflowdsl.compiler.evaluate import did_you_mean
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
-
-
-def build_graph_from_edges(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> nx.DiGraph:
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    g.add_edges_from(edges)
-    return g
 
 
 def build_graph(tasks) -> tuple[nx.DiGraph, list[str], list[Diagnostic]]:
@@ -95,11 +82,12 @@ def topological_order(g: nx.DiGraph) -> list[str]:
     """Topological order, ties broken by task id (the IR's order): the order
     ``nx.lexicographical_topological_sort`` gives, and its ``NetworkXUnfeasible`` for a cycle.
 
-    Kahn's algorithm with a heap of ready nodes, as networkx does, over the graph's own
-    adjacency dicts: networkx builds a view object per node visited, which made it a tenth
-    of a 100,000-task compile.
+    Kahn's algorithm with a heap of ready nodes, as networkx does, but over the graph's own
+    adjacency dicts instead of the view object networkx builds per node visited.
 
-    >>> topological_order(build_graph_from_edges(["b", "a", "c"], [("c", "a")]))
+    >>> g = nx.DiGraph([("c", "a")])
+    >>> g.add_node("b")
+    >>> topological_order(g)
     ['b', 'c', 'a']
     """
     waiting = {node: len(preds) for node, preds in g.pred.items()}
@@ -117,33 +105,3 @@ def topological_order(g: nx.DiGraph) -> list[str]:
     if len(order) != len(waiting):
         raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
     return order
-
-
-def levels(g: nx.DiGraph) -> dict[str, int]:
-    """Each task's level: 0 for tasks without dependencies, else 1 + the deepest dependency."""
-    out: dict[str, int] = {}
-    for node in topological_order(g):
-        out[node] = max((out[p] + 1 for p in g.predecessors(node)), default=0)
-    return out
-
-
-def critical_path(g: nx.DiGraph, weight: dict[str, float] | None = None) -> list[str]:
-    """The longest chain of dependent tasks (by the sum of ``weight``, default 1 per task).
-
-    >>> critical_path(build_graph_from_edges("abcd", [("a", "b"), ("b", "d"), ("c", "d")]))
-    ['a', 'b', 'd']
-    """
-    weight = weight or {}
-    best: dict[str, tuple[float, str | None]] = {}
-    for node in topological_order(g):
-        w = weight.get(node, 1.0)
-        preds = [(best[p][0], p) for p in sorted(g.predecessors(node))]
-        top = max(preds, key=lambda x: x[0], default=(0.0, None))
-        best[node] = (top[0] + w, top[1])
-    if not best:
-        return []
-    end = max(sorted(best), key=lambda n: best[n][0])
-    path = [end]
-    while best[path[-1]][1] is not None:
-        path.append(best[path[-1]][1])
-    return list(reversed(path))

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 import networkx as nx
 
+from mlflowdsl.compiler.checked import CheckedTask
 from mlflowdsl.compiler.model import ResolvedWorkflow
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic
@@ -23,7 +24,7 @@ _IGNORE = re.compile(r"#\s*mlw:\s*ignore\[([A-Za-z0-9_,\s]+)\]")
 @dataclass(frozen=True)
 class LintContext:
     workflow: ResolvedWorkflow
-    tasks: list  # CheckedTask
+    tasks: list[CheckedTask]
     graph: nx.DiGraph
 
 
@@ -60,7 +61,7 @@ def cache_disabled_on_expensive_task(ctx: LintContext) -> Iterator[Diagnostic]:
     """MLW403: ``cache { strategy = none }`` on an expensive type (training, tuning) recomputes
     it on every run. Use ``disk`` (the default) or another strategy."""
     for t in ctx.tasks:
-        if getattr(t.type.cls, "expensive", False) and t.directives.get("cache", {}).get("strategy") == "none":
+        if getattr(t.type.cls, "expensive", False) and t.directives.cache.strategy == "none":
             yield Diagnostic("MLW403", f"task `{t.id}` ({t.type.name}) is expensive but its cache is disabled",
                              t.id_span, hint="remove `strategy = none` (or use disk, memory, redis or hybrid)")
 

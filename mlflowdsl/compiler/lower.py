@@ -1,4 +1,4 @@
-"""The lower pass: checked tasks -> ``ir.Plan`` (LANGUAGE.md, ARCHITECTURE.md "IR").
+"""The lower pass: checked tasks -> ``ir.Plan``.
 
 Tasks are listed in topological-then-id order; a task whose ``when`` is false is
 ``skip = true``, and so is every task that depends on a skipped task.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from mlflowdsl import ir
 from mlflowdsl.compiler import plan_text
+from mlflowdsl.compiler.checked import CheckedTask
+from mlflowdsl.compiler.directives import Directives
 from mlflowdsl.compiler.model import ResolvedWorkflow
 from mlflowdsl.grammar.diagnostics import Span
 
@@ -18,15 +20,14 @@ def source_span(s: Span | None) -> ir.SourceSpan | None:
     return ir.SourceSpan(file=s.file, line=s.line, column=s.column, end_line=s.end_line, end_column=s.end_column)
 
 
-def _directive_objects(d: dict, shared: "_Shared", made: dict[int, tuple]) -> tuple:
+def _directive_objects(d: Directives, shared: "_Shared", made: dict[int, tuple]) -> tuple:
     """(resources, cache, retry) for a task's merged directives; tasks that inherit the
-    same ``defaults`` dict share one triple (keyed by the dict's identity: the dicts live
+    same ``defaults`` share one triple (keyed by the object's identity: the directives live
     as long as the checked tasks that hold them)."""
     triple = made.get(id(d))
     if triple is None:
-        triple = made[id(d)] = (shared.get(ir.Resources, d.get("resources", {})),
-                                shared.get(ir.CachePolicy, d.get("cache", {})),
-                                shared.get(ir.RetryPolicy, d.get("retry", {})))
+        triple = made[id(d)] = (shared.get(ir.Resources, d.resources), shared.get(ir.CachePolicy, d.cache),
+                                shared.get(ir.RetryPolicy, d.retry))
     return triple
 
 
@@ -38,15 +39,16 @@ class _Shared:
     def __init__(self) -> None:
         self._made: dict[tuple, object] = {}
 
-    def get(self, cls, fields: dict):
-        key = (cls, tuple(sorted(fields.items())))
+    def get(self, cls, fields):
+        """``cls`` built from the written ``fields`` (frozen, so they are the key too)."""
+        key = (cls, fields)
         made = self._made.get(key)
         if made is None:
-            made = self._made[key] = cls(**fields)
+            made = self._made[key] = cls(**fields.written())
         return made
 
 
-def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: list[str],
+def lower(wf: ResolvedWorkflow, tasks: list[CheckedTask], tunings: list[ir.Tuning], order: list[str],
           source: str | None = None) -> ir.Plan:
     by_id = {t.id: t for t in tasks}
     shared = _Shared()
@@ -81,8 +83,8 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
             resources=resources,
             cache=cache,
             retry=retry,
-            timeout=d.get("timeout"),
-            domain=d.get("domain", "default"),
+            timeout=d.timeout_seconds,
+            domain=d.domain_name,
             skip=task_id in skipped,
             impl_version=t.type.version,
             key_part=key,
@@ -94,7 +96,7 @@ def lower(wf: ResolvedWorkflow, tasks: list, tunings: list[ir.Tuning], order: li
     workflow = ir.Workflow(id=wf.id, name=wf.name, version=wf.version, description=wf.description,
                            params=wf.params, source=source)
     plan = ir.Plan(workflow=workflow, tasks=out, tunings=sorted(tunings, key=lambda x: x.task))
-    fingerprint = plan_text.fingerprint(plan, params_json)  # Plan.compute_fingerprint's value, made faster
+    fingerprint = plan_text.fingerprint(plan, params_json)  # Plan.compute_fingerprint()'s value
     if fingerprint is None:  # values the fast path leaves to the reference (see plan_text)
         return plan.with_fingerprint()
     return plan.model_copy(update={"fingerprint": fingerprint})

@@ -134,3 +134,4 @@ class ResolvedWorkflow:
     defaults: RDefaults = RDefaults()
     tasks: tuple[RTask, ...] = ()
     tunes: tuple[RTune, ...] = ()
+

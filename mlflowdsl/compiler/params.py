@@ -1,13 +1,15 @@
 """Workflow parameters: declared types, defaults, ``-p`` overrides, params files, ranges
-and choices (LANGUAGE.md §3).
+and choices.
 
 Values are checked against the declared type and converted to their canonical form
 (durations in seconds, sizes in bytes). Overrides come as strings and are parsed by the
 declared type.
 
->>> parse_override("0.01", TYPE_FLOAT)
+>>> from mlflowdsl.grammar.diagnostics import Span
+>>> s = Span("<doc>", 1, 1, 1, 2)
+>>> parse_override("0.01", ast.TypeRef(s, "float"))
 0.01
->>> parse_override("a,b", TYPE_LIST_STR)
+>>> parse_override("a,b", ast.TypeRef(s, "list", (ast.TypeRef(s, "str"),)))
 ['a', 'b']
 """
 
@@ -19,13 +21,10 @@ from typing import Any
 from mlflowdsl.compiler.evaluate import ERROR, Evaluator, Scope, did_you_mean, quantity_from_text, to_text
 from mlflowdsl.compiler.model import Qty
 from mlflowdsl.grammar import ast, units
-from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.grammar.diagnostics import Diagnostic
 
 SCALAR_TYPES = ("str", "int", "float", "bool", "path", "duration", "size")
 ALL_TYPES = SCALAR_TYPES + ("list", "map")
-_NOWHERE = Span("<params>", 1, 1, 1, 2)
-TYPE_FLOAT = ast.TypeRef(_NOWHERE, "float")
-TYPE_LIST_STR = ast.TypeRef(_NOWHERE, "list", (ast.TypeRef(_NOWHERE, "str"),))
 
 
 class TypeMismatch(ValueError):
@@ -53,7 +52,8 @@ def coerce(value: Any, t: ast.TypeRef) -> Any:
     """``value`` (an evaluated or JSON value) checked against ``t`` and converted to its
     canonical form; raises ``TypeMismatch`` with a reason.
 
-    >>> coerce(3, TYPE_FLOAT)
+    >>> from mlflowdsl.grammar.diagnostics import Span
+    >>> coerce(3, ast.TypeRef(Span("<doc>", 1, 1, 1, 2), "float"))
     3.0
     """
     name = t.name
@@ -155,7 +155,7 @@ def parse_override(text: str, t: ast.TypeRef) -> Any:
         items = [s.strip() for s in stripped.split(",")] if stripped else []
         return [parse_override(i, t.args[0]) for i in items]
     try:
-        import yaml
+        import yaml  # noqa: PLC0415 - PyYAML only for a list/map override
 
         value = yaml.safe_load(stripped)
     except Exception:

@@ -2,28 +2,26 @@
 indented canonical JSON that ``mlw compile`` writes.
 
 The reference definitions are in ``mlflowdsl.ir``: ``Plan.compute_fingerprint`` (sha256 of
-``canonical_dumps(plan.canonical_dict(spans=False), indent=None)``) and the canonical JSON
-(``dumps_indented(plan.canonical_dict())``). Both dump every task to a dict and encode it in
-full, although most tasks of a large workflow share their directives, span and outputs: for
-a 100,000-task ``foreach`` that was 2 s for the fingerprint and 2.6 s for the text. Here the
-text of each shared sub-object is made once (keyed by identity) and a task's own fields are
-written directly, which produces the same bytes.
+the compact canonical JSON of ``plan.canonical_dict(spans=False)``) and the canonical JSON
+(``canonical_json.dumps(plan.canonical_dict())``). Both dump every task to a dict and encode
+it in full, although most tasks of a large workflow share their directives, span and
+outputs. Here the text of each shared sub-object is made once (keyed by identity) and a
+task's own fields are written directly, which produces the same bytes.
 
 Exactness rests on two guards; when either fails the functions return ``None`` and callers
 take the reference path:
 
 * the field names of ``ir.Task`` and ``ir.Plan`` are the ones this module writes (a field
-  added to the IR later falls back until this module learns it);
-* parameter values are plain JSON (str, int, finite float, bool, None, lists, dicts with str
-  keys) — the values pydantic's JSON-mode dump passes through unchanged. Tuples, non-str
-  keys, infinities or YAML dates, which that dump would convert, fall back.
+  added to the IR falls back until this module learns it);
+* parameter values are plain JSON (``canonical_json.plain_compact``): the values pydantic's
+  JSON-mode dump passes through unchanged. Tuples, non-str keys, infinities or YAML dates,
+  which that dump would convert, fall back.
 
->>> from mlflowdsl import ir
+>>> from mlflowdsl import canonical_json, ir
 >>> p = ir.Plan(workflow=ir.Workflow(id="w"), tasks=[ir.Task(id="a", type="custom", params={"n": [1, 2.5]})])
 >>> fingerprint(p) == p.compute_fingerprint()
 True
->>> from mlflowdsl.compiler.render.plan_json import dumps_indented
->>> indented(p) == dumps_indented(p.canonical_dict())
+>>> indented(p) == canonical_json.dumps(p.canonical_dict())
 True
 >>> fingerprint(ir.Plan(workflow=ir.Workflow(id="w"), tasks=[ir.Task(id="a", type="t", params={"n": (1,)})])) is None
 True
@@ -32,10 +30,10 @@ True
 from __future__ import annotations
 
 import hashlib
-from json.encoder import encode_basestring  # the C implementation when available
 from typing import Any
 
 from mlflowdsl import ir
+from mlflowdsl.canonical_json import NotPlain, compact, dumps_at, encode_basestring, plain_compact, plain_indented
 
 # Sorted like the canonical JSON; checked against the models before each use.
 TASK_FIELDS = ("cache", "dependencies", "domain", "id", "impl_version", "key_part", "outputs", "params",
@@ -43,13 +41,9 @@ TASK_FIELDS = ("cache", "dependencies", "domain", "id", "impl_version", "key_par
 PLAN_FIELDS = ("fingerprint", "ir_version", "tasks", "tunings", "workflow")
 
 
-class _NotPlain(Exception):
-    """A value the fast path does not write the way pydantic's JSON dump would."""
-
-
 def fingerprint(plan: ir.Plan, params_json: dict[int, str] | None = None) -> str | None:
     """``plan.compute_fingerprint()``, or None when the fast path does not apply. The text
-    is hashed piece by piece: for 100,000 tasks it is 56 MB, not worth holding at once.
+    is hashed piece by piece, so the text of a large plan is never held at once.
 
     ``params_json`` maps ``id(task)`` to ``params_text(params)`` of the values the task was
     built from, when the caller has it already (lowering does, for the cache keys): the
@@ -65,16 +59,14 @@ def fingerprint(plan: ir.Plan, params_json: dict[int, str] | None = None) -> str
 
 
 def indented(plan: ir.Plan, end: str = "") -> str | None:
-    """``dumps_indented(plan.canonical_dict()) + end``, or None. Made by one join of all the
-    pieces (each concatenation of a 100 MB text would copy it)."""
-    from mlflowdsl.compiler.render.plan_json import dumps_at
-
+    """``canonical_json.dumps(plan.canonical_dict()) + end``, or None. Made by one join of
+    all the pieces (concatenating them one by one would copy the growing text each time)."""
     if not _fields_known():
         return None
     try:
         writer = _TaskWriter(indent=True)
         task_texts = [writer.write(t) for t in plan.tasks]
-    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+    except (NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
         return None
     texts = {key: dumps_at(value, 1) for key, value in plan.model_dump(mode="json", exclude={"tasks"}).items()}
     pieces = []
@@ -103,7 +95,7 @@ _BATCH = 2048  # tasks per piece of the compact text
 
 
 def _compact_pieces(plan: ir.Plan, params_json: dict[int, str]):
-    """``canonical_dumps(plan.canonical_dict(spans=False), indent=None)`` in pieces; raises
+    """``canonical_json.compact(plan.canonical_dict(spans=False))`` in pieces; raises
     ``_Fallback`` (possibly after some pieces) when the fast path does not apply."""
     if not _fields_known():
         raise _Fallback
@@ -112,7 +104,7 @@ def _compact_pieces(plan: ir.Plan, params_json: dict[int, str]):
     rest["workflow"].pop("source", None)
     for tuning in rest["tunings"]:
         tuning.pop("span", None)
-    texts = {key: ir.canonical_dumps(value, indent=None) for key, value in rest.items()}
+    texts = {key: compact(value) for key, value in rest.items()}
     writer = _TaskWriter(indent=False, params_json=params_json)
     tasks = plan.tasks
     for i, key in enumerate(sorted([*texts, "tasks"])):
@@ -124,7 +116,7 @@ def _compact_pieces(plan: ir.Plan, params_json: dict[int, str]):
         for start in range(0, len(tasks), _BATCH):
             try:
                 batch = ",".join([writer.write(t) for t in tasks[start:start + _BATCH]])
-            except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+            except (NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
                 raise _Fallback from None
             yield batch if start == 0 else "," + batch
         yield "]"
@@ -138,78 +130,6 @@ def _fields_known() -> bool:
 # ----------------------------------------------------------------------------- one task
 
 
-def plain_compact(value: Any) -> str:
-    """The compact canonical JSON of a plain JSON value; ``_NotPlain`` for anything the
-    JSON-mode dump of an ``Any`` field would convert (tuples, non-str keys, inf/nan, dates).
-    One pass that checks and writes (checking first and then calling the C encoder took
-    longer).
-
-    >>> plain_compact({"b": [1, 2.5, None, True], "a": {"$ref": "x.output"}})
-    '{"a":{"$ref":"x.output"},"b":[1,2.5,null,true]}'
-    """
-    t = type(value)
-    if t is str:
-        return encode_basestring(value)
-    if t is dict:
-        parts = []
-        for key in sorted(value):
-            if type(key) is not str:
-                raise _NotPlain
-            parts.append(encode_basestring(key) + ":" + plain_compact(value[key]))
-        return "{" + ",".join(parts) + "}"
-    if t is list:
-        return "[" + ",".join([plain_compact(v) for v in value]) + "]"
-    return _plain_scalar(value, t)
-
-
-def plain_indented(value: Any, level: int) -> str:
-    """Like ``plain_compact``, indented as a value ``level`` deep in the canonical document
-    (the text ``dumps_at(value, level)`` makes).
-
-    >>> print(plain_indented({"a": [1], "b": {}}, 1))
-    {
-        "a": [
-          1
-        ],
-        "b": {}
-      }
-    """
-    t = type(value)
-    if t is str:
-        return encode_basestring(value)
-    if t is dict:
-        if not value:
-            return "{}"
-        sep = _SEPARATORS[level + 1] if level + 1 < len(_SEPARATORS) else ",\n" + "  " * (level + 1)
-        parts = []
-        for key in sorted(value):
-            if type(key) is not str:
-                raise _NotPlain
-            parts.append(encode_basestring(key) + ": " + plain_indented(value[key], level + 1))
-        return "{" + sep[1:] + sep.join(parts) + "\n" + "  " * level + "}"
-    if t is list:
-        if not value:
-            return "[]"
-        sep = _SEPARATORS[level + 1] if level + 1 < len(_SEPARATORS) else ",\n" + "  " * (level + 1)
-        return "[" + sep[1:] + sep.join([plain_indented(v, level + 1) for v in value]) + "\n" + "  " * level + "]"
-    return _plain_scalar(value, t)
-
-
-_SEPARATORS = tuple(",\n" + "  " * n for n in range(16))
-
-
-def _plain_scalar(value: Any, t: type) -> str:
-    if t is int:
-        return int.__repr__(value)
-    if t is bool:
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if t is float and value - value == 0:  # not inf or nan, which the dump writes as null
-        return float.__repr__(value)
-    raise _NotPlain
-
-
 def params_text(params: Any) -> str | None:
     """The compact canonical JSON of a task's params, or None when they are not plain JSON.
 
@@ -220,7 +140,7 @@ def params_text(params: Any) -> str | None:
         return None
     try:
         return plain_compact(params)
-    except (_NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
+    except (NotPlain, TypeError, RecursionError):  # TypeError: keys that do not sort
         return None
 
 
@@ -248,13 +168,10 @@ class _TaskWriter:
     or indented as an element of the plan's ``tasks`` list (level 2)."""
 
     def __init__(self, indent: bool, params_json: dict[int, str] | None = None) -> None:
-        from mlflowdsl.compiler.render.plan_json import dumps_at
-
         self.indent = indent
         self._params_json = params_json or {}  # id(task) -> compact params text (see fingerprint)
         self._memo: dict[int, tuple[object, str]] = {}  # id(sub-model) -> (it, its text)
         if indent:
-            self._dumps_at = dumps_at
             self._open, self._sep, self._close, self._colon = "{\n      ", ",\n      ", "\n    }", ": "
             self._fields = TASK_FIELDS
         else:
@@ -264,7 +181,7 @@ class _TaskWriter:
             encode_basestring(f).replace("%", "%%") + self._colon + "%s" for f in self._fields) + self._close
 
     def write(self, t: ir.Task) -> str:
-        # Written out field by field (a loop over the field names took twice as long); the
+        # Written out field by field, not by a loop over the field names; the
         # values are in TASK_FIELDS order, which the template was built from.
         model, strings, text = self._model, self._strings, encode_basestring
         values = (model(t.cache), strings(t.dependencies), text(t.domain), text(t.id), text(t.impl_version),
@@ -281,7 +198,7 @@ class _TaskWriter:
         made = self._memo.get(id(obj))
         if made is None:
             data = obj.model_dump(mode="json")
-            text = self._dumps_at(data, 3) if self.indent else ir.canonical_dumps(data, indent=None)
+            text = dumps_at(data, 3) if self.indent else compact(data)
             made = self._memo[id(obj)] = (obj, text)  # holding obj keeps its id unique
         return made[1]
 
@@ -308,5 +225,5 @@ def _optional_float(value: float | None) -> str:
     if value is None:
         return "null"
     if type(value) is not float or value - value != 0:  # inf/nan: the dump writes null
-        raise _NotPlain
+        raise NotPlain
     return float.__repr__(value)

@@ -1,4 +1,4 @@
-"""The seed's JSON/YAML workflow form (LANGUAGE.md §10) -> the same AST the parser builds.
+"""The JSON/YAML workflow form -> the same AST the parser builds.
 
 Every later pass sees one representation, so a JSON document and the equivalent ``.mlw``
 file compile to the same IR. Spans point at the line of each task's ``"task_id"`` (and of
@@ -40,7 +40,7 @@ def load_document(text: str, file: str) -> dict:
         if not is_yaml:
             data = json.loads(text)
         else:
-            import yaml
+            import yaml  # noqa: PLC0415 - PyYAML only for a YAML document
 
             data = yaml.safe_load(text)
     except json.JSONDecodeError as exc:
@@ -135,7 +135,7 @@ class _Locator:
 
 
 def spec_to_module(spec: dict, file: str = "<spec>", text: str | None = None) -> ast.Module:
-    """Convert a seed-form workflow document to an ``ast.Module``; raises ``CompileError``
+    """Convert a JSON/YAML workflow document to an ``ast.Module``; raises ``CompileError``
     (MLW106) listing every structural problem."""
     loc = _Locator(file, text, yaml=file.lower().endswith((".yaml", ".yml")))
     whole = Span(file, 1, 1, 1, 2)
@@ -279,7 +279,7 @@ def _value_span(loc: _Locator, value: str, fallback: Span, start: int, end: int 
 
 def _directives(raw: dict, span: Span, loc: _Locator, start: int, end: int | None, diags: list[Diagnostic]) -> list[Any]:
     """``resources``/``cache``/``retry`` objects become blocks; ``"cache": "disk"`` is the
-    seed's shorthand for ``cache { strategy = disk }``; ``timeout``/``domain`` are attributes."""
+    shorthand for ``cache { strategy = disk }``; ``timeout``/``domain`` are attributes."""
     out: list[Any] = []
     for key in ("resources", "cache", "retry"):
         if key not in raw:

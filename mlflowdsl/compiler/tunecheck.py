@@ -1,4 +1,4 @@
-"""``tune`` blocks (LANGUAGE.md §6) checked and turned into ``ir.Tuning``.
+"""``tune`` blocks checked and turned into ``ir.Tuning``.
 
 MLW207 unknown target task, MLW213 a task type with nothing to tune, MLW214 unknown
 hyperparameter (checked against the type's ``tunable_hyperparameters``), MLW215 a bad space
@@ -8,13 +8,16 @@ MLW203/MLW204/MLW205 for the block's own fields.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mlflowdsl.compiler.directives import Problem, integer, quantity
 from mlflowdsl.compiler.evaluate import did_you_mean, to_text
 from mlflowdsl.compiler.model import CallValue, Qty, RAttr, RTune
 from mlflowdsl.grammar.diagnostics import Diagnostic
-from mlflowdsl.ir import Objective, SearchDim, Tuning
+from mlflowdsl.ir import Objective, SearchDim, SourceSpan, Tuning
+
+log = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 PRUNERS = ("none", "median", "hyperband")
@@ -92,8 +95,6 @@ def _check(tune: RTune, task, diags: list[Diagnostic]) -> Tuning | None:
                                         hint="give the float dimension a step, or use choice(...)"))
     if len(diags) > n or task is None:
         return None
-    from mlflowdsl.ir import SourceSpan
-
     s = tune.span
     return Tuning(task=tune.target, search=sorted(dims, key=lambda d: d.name), span=SourceSpan(
         file=s.file, line=s.line, column=s.column, end_line=s.end_line, end_column=s.end_column), **fields)
@@ -104,7 +105,8 @@ def _tunable(task) -> set[str] | None:
         return None
     try:
         return task.type.cls().tunable_hyperparameters(task.config)
-    except Exception:  # a plug-in that cannot tell: leave the names unchecked
+    except Exception as exc:  # a plug-in that cannot tell: leave the names unchecked
+        log.debug("%s.tunable_hyperparameters failed, search names unchecked: %r", task.type.name, exc)
         return None
 
 

@@ -1,11 +1,10 @@
 """The typecheck pass: every resolved task against its task type's schema.
 
 * the type exists (MLW201, with "did you mean");
-* attributes: seed aliases mapped to canonical names; configuration values validated by the
-  type's pydantic ``Params`` (MLW203 unknown, MLW204 wrong type, MLW205 missing, MLW206 out
-  of range); inputs must be references to known tasks (MLW207) and outputs (MLW208) of a
-  fitting kind (MLW204); a left-out required input is filled from the task's only
-  dependency with a fitting output, else MLW217;
+* attributes: the type's aliases mapped to canonical names; configuration values validated
+  by the type's pydantic ``Params`` (``configcheck.py``); inputs must be references to known
+  tasks (MLW207) and outputs (MLW208) of a fitting kind (MLW204); a left-out required input
+  is filled from the task's only dependency with a fitting output, else MLW217;
 * directives (``directives.py``) merged with ``defaults``;
 * ``tune`` blocks (``tunecheck.py``).
 """
@@ -13,62 +12,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from mlflowdsl import tasks as task_api
-from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS, check_directives, merge
+from mlflowdsl.compiler.configcheck import ConfigChecker
+from mlflowdsl.compiler.directives import DIRECTIVE_ATTRS, UNSET, CacheFields, Directives, check_directives, merge
 from mlflowdsl.compiler.evaluate import did_you_mean
-from mlflowdsl.compiler.model import CallValue, OutputRef, Qty, RAttr, ResolvedWorkflow, RTask
+from mlflowdsl.compiler.checked import CheckedTask, TypeInfo
+from mlflowdsl.compiler.model import OutputRef, RAttr, ResolvedWorkflow, RTask
 from mlflowdsl.compiler.tunecheck import check_tunes
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.ir import Tuning
-
-
-@dataclass(frozen=True)
-class TypeInfo:
-    """What the compiler needs to know about a task's type (custom tasks get theirs from
-    the function)."""
-
-    name: str
-    cls: type
-    params_model: type
-    inputs: dict[str, task_api.InputSpec]
-    outputs: dict[str, str]
-    default_output: str
-    aliases: dict[str, str]
-    version: str
-
-    def output_name(self, written: str) -> str | None:
-        """The real output name ``TASK.written`` means, or None when there is none."""
-        if written in self.outputs:
-            return written
-        if written == "output" and self.default_output in self.outputs:
-            return self.default_output
-        return None
-
-
-@dataclass(frozen=True)
-class CheckedTask:
-    id: str
-    type: TypeInfo
-    span: Span
-    id_span: Span
-    uses: str | None
-    params: dict[str, Any]  # canonical names; inputs as {"$ref": "task.output"}
-    config: dict[str, Any]  # the literal configuration (for tunable_hyperparameters)
-    deps: dict[str, Span]  # dependency id -> span of what created the edge
-    after: tuple[tuple[str, Span], ...]
-    directives: dict[str, Any]
-    when: bool
-    when_span: Span | None
-    when_constant: bool
 
 
 @dataclass
@@ -92,7 +49,7 @@ def typecheck(wf: ResolvedWorkflow) -> TypecheckResult:
     return result
 
 
-def _defaults(wf: ResolvedWorkflow) -> tuple[dict[str, Any], list[Diagnostic]]:
+def _defaults(wf: ResolvedWorkflow) -> tuple[Directives, list[Diagnostic]]:
     d = wf.defaults
     diags: list[Diagnostic] = []
     attrs = []
@@ -113,7 +70,7 @@ class _Checker:
         self.registry = task_api.registry()
         self.task_ids = {t.id: t for t in wf.tasks}
         self._types: dict[str, TypeInfo | None] = {}
-        self._validated: dict[tuple[str, str], tuple[dict, list]] = {}
+        self.config = ConfigChecker(self.fail)
         self._custom_errors: dict[str, tuple[str, str]] = {}
 
     def fail(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
@@ -179,7 +136,7 @@ class _Checker:
 
     # ------------------------------------------------------------------ one task
 
-    def check(self, t: RTask, defaults: dict[str, Any]) -> CheckedTask | None:
+    def check(self, t: RTask, defaults: Directives) -> CheckedTask | None:
         info = self.type_of(t)
         if info is None:
             return None
@@ -219,7 +176,7 @@ class _Checker:
             ok = ok and value is not None
             if value is not None:
                 params[name] = value
-        literal = self._config(t, info, config)
+        literal = self.config.check(t, info, config)
         ok = ok and literal is not None
         if literal is not None:
             params.update(literal)
@@ -238,11 +195,11 @@ class _Checker:
                     params[group[0]] = filled
         own, ddiags = check_directives(tuple(directive_attrs), t.blocks)
         directives = merge(defaults, own)
-        if "strategy" not in own.get("cache", {}) and _not_cacheable(info, params):
+        if own.cache.strategy is UNSET and _not_cacheable(info, params):
             # A deployment or a written file is an effect, not a value, and a result that
             # depends on the registry's state (an alias, the latest version) is not a function
             # of the cache key: rerun it unless the task itself asks for caching.
-            directives = merge(directives, {"cache": {"strategy": "none"}})
+            directives = merge(directives, _NOT_CACHED)
         self.diags.extend(ddiags)
         if not ok or ddiags:
             return None
@@ -327,130 +284,6 @@ class _Checker:
                       t.id_span, hint=f"say which one: `{name} = {candidates[0][0]}.{candidates[0][1]}`")
         return None
 
-    # ------------------------------------------------------------------ configuration
-
-    def _config(self, t: RTask, info: TypeInfo, config: dict[str, RAttr]) -> dict[str, Any] | None:
-        values: dict[str, Any] = {}
-        ok = True
-        for name, a in config.items():
-            try:
-                values[name] = _plain(a.value)
-            except _NotPlain as exc:
-                ok = False
-                known = set(info.params_model.model_fields)
-                if name not in known:
-                    self.fail("MLW203", f"unknown attribute `{name}` for task type {info.name}", a.name_span,
-                              hint=did_you_mean(name, known | set(info.inputs)) or
-                              f"attributes: {', '.join(sorted(known))}; inputs: {', '.join(info.inputs) or 'none'}")
-                elif isinstance(exc.value, OutputRef):
-                    inputs = ", ".join(info.inputs) or "none"
-                    self.fail("MLW204", f"`{name}` is a setting of {info.name}, not an input: it cannot take `{exc.value.dotted()}`",
-                              a.span, hint=f"inputs of {info.name}: {inputs}")
-                else:
-                    self.fail("MLW219", f"`{name}`: a call is only allowed inside `tune {{ search {{ }} }}`", a.span)
-        if not ok:
-            return None
-        body = _CACHE_KEY_JSON.encode(values)
-        key = (info.name if info.name != "custom" else f"custom:{id(info.params_model)}", body)
-        cached = self._validated.get(key)
-        if cached is None:
-            try:
-                model = info.params_model.model_validate_json(body, strict=True)
-                cached = (model.model_dump(mode="json", exclude_unset=True), [])
-            except ValidationError as exc:
-                cached = ({}, exc.errors(include_url=False))
-            self._validated[key] = cached
-        dumped, errors = cached
-        for err in errors:
-            self._pydantic_error(t, info, config, err)
-        return None if errors else dumped
-
-    def _pydantic_error(self, t: RTask, info: TypeInfo, config: dict[str, RAttr], err: dict) -> None:
-        loc = err.get("loc") or ()
-        kind = err.get("type", "")
-        field_name = str(loc[0]) if loc else None
-        attr = config.get(field_name) if field_name else None
-        where = ".".join(str(p) for p in loc)
-        if kind == "extra_forbidden" and attr is not None and len(loc) == 1:
-            known = set(info.params_model.model_fields) | set(info.inputs) | set(DIRECTIVE_ATTRS) | {"when"}
-            self.fail("MLW203", f"unknown attribute `{field_name}` for task type {info.name}", attr.name_span,
-                      hint=did_you_mean(field_name, known) or _hyperparameter_hint(info, config, field_name)
-                      or f"attributes: {', '.join(sorted(info.params_model.model_fields))}")
-            return
-        if kind == "missing" and len(loc) == 1:
-            self.fail("MLW205", f"task `{t.id}` ({info.name}) needs the attribute `{field_name}`", t.id_span,
-                      hint=f"add `{field_name} = ...`")
-            return
-        msg = err.get("msg", "invalid value")
-        key = str(loc[1]) if len(loc) > 1 else None
-        if attr is None:  # a model-level check: point at the attribute the message names
-            attr, key = _attr_named_in(msg, config)
-        span = attr.span if attr is not None else t.id_span
-        if attr is not None and key is not None:
-            span = attr.span_of_key(key) or span
-        if kind == "extra_forbidden":
-            code = "MLW203"
-        elif kind.startswith(("greater_than", "less_than", "too_short", "too_long", "literal_error", "enum", "multiple_of")):
-            code = "MLW206"
-        elif kind == "value_error" and msg.removeprefix("Value error, ").lower().startswith("unknown"):
-            code = "MLW203"
-        else:
-            code = "MLW204"
-        text = msg.removeprefix("Value error, ")
-        prefix = f"`{where}`: " if where else ""
-        given = err.get("input")
-        if code == "MLW204" and isinstance(given, (str, int, float, bool)) and kind != "value_error":
-            text += f", got {json.dumps(given)}"
-        self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span)
-
-
-# json.dumps(values, sort_keys=True) without building an encoder per task (same text).
-_CACHE_KEY_JSON = json.JSONEncoder(sort_keys=True)
-
-
-class _NotPlain(Exception):
-    def __init__(self, value: Any):
-        self.value = value
-
-
-def _plain(value: Any) -> Any:
-    """Quantities become their numbers; references and calls cannot be configuration."""
-    if isinstance(value, Qty):
-        return value.value
-    if isinstance(value, (OutputRef, CallValue)):
-        raise _NotPlain(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _hyperparameter_hint(info: TypeInfo, config: dict[str, RAttr], name: str) -> str | None:
-    """``n_estimators = 200`` written on a training task: point at ``hyperparameters``."""
-    try:
-        tunable = info.cls().tunable_hyperparameters({k: a.value for k, a in config.items()})
-    except Exception:  # a plug-in that cannot tell
-        return None
-    if not tunable:
-        return None
-    close = did_you_mean(name, tunable)
-    if close is None:
-        return None
-    suggestion = close.split("`")[1]
-    return f"`{suggestion}` is a hyperparameter: write `hyperparameters = {{ {suggestion} = ... }}`"
-
-
-def _attr_named_in(message: str, config: dict[str, RAttr]) -> tuple[RAttr | None, str | None]:
-    """The attribute (and map key) a model-level error message names in quotes."""
-    for token in re.findall(r"'([^']*)'", message):
-        for a in config.values():
-            if isinstance(a.value, dict) and token in a.value:
-                return a, token
-            if token == a.name or a.value == token:
-                return a, None
-    return None, None
-
 
 def _fits(spec: task_api.InputSpec, kind: str) -> bool:
     """An output of kind ``any`` (a custom function without a precise return type) may be
@@ -477,6 +310,9 @@ def _import_path(directory: str):
     finally:
         if added and directory in sys.path:
             sys.path.remove(directory)
+
+
+_NOT_CACHED = Directives(cache=CacheFields(strategy="none"))
 
 
 def _not_cacheable(info: TypeInfo, params: dict[str, Any]) -> bool:

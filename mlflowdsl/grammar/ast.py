@@ -1,7 +1,7 @@
 """Frozen AST of a `.mlw` file. Every node carries its source ``span``.
 
-The parser (``parser.py``) builds these from the Lark tree with a Transformer; the seed's
-JSON/YAML form (``compiler/seed_spec.py``) builds the same nodes, so every compiler pass
+The parser builds these from the grammar's reductions (``builder.py``); the JSON/YAML
+workflow form (``compiler/seed_spec.py``) builds the same nodes, so every compiler pass
 after parsing sees one representation. Nodes are plain data: no behaviour beyond
 small helpers.
 

@@ -26,11 +26,6 @@ class Span:
     end_line: int
     end_column: int
 
-    @classmethod
-    def from_meta(cls, file: str, meta) -> "Span":
-        """Build a span from a Lark ``Meta``/``Token`` (``propagate_positions=True``)."""
-        return cls(file, meta.line, meta.column, meta.end_line, meta.end_column)
-
     def to(self, other: "Span") -> "Span":
         """The span from the start of ``self`` to the end of ``other``."""
         return replace(self, end_line=other.end_line, end_column=other.end_column)

@@ -1,12 +1,11 @@
 """A lean LALR(1) driver over Lark's own parse table and rule callbacks — the happy path.
 
-Why: after the lexer, Lark's per-token ``ParserState.feed_token`` was the largest cost of
-parsing a big file (a method call, assertions and rule-object hashing per token). This loop
-does the same shifts and reductions with the table pre-digested into plain dicts: a shift is
-an ``int`` (the next state), a reduction a ``(size, callback, goto symbol)`` tuple. The unit
-reductions of inlined ``?rules`` (``?expr: or_expr``, ``?atom: ...``: five of them for every
-value) only change the state; their callback would return the child unchanged, so it is not
-called.
+Lark's per-token ``ParserState.feed_token`` makes a method call, checks assertions and hashes
+rule objects for every token. This loop does the same shifts and reductions over the table
+pre-digested into plain dicts by ``lark_adapter.lalr_tables``: a shift is an ``int`` (the
+next state), a reduction a ``(size, callback, goto symbol)`` tuple. The unit reductions of
+inlined ``?rules`` (``?expr: or_expr``, ``?atom: ...``: five of them for every value) only
+change the state; their callback would return the child unchanged, so it is not called.
 
 It has no error handling on purpose: on the first unexpected token or character it gives
 up (returns ``FAILED``) and the caller re-parses with Lark's own parser, whose error recovery
@@ -18,40 +17,19 @@ from __future__ import annotations
 
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters
-from lark.lexer import LexerThread
-from lark.parse_tree_builder import ExpandSingleChild
-from lark.parsers.lalr_analysis import Shift
+
+from mlflowdsl.grammar.lark_adapter import lex, lalr_tables
 
 FAILED = object()
 
 
 class FastLALR:
     def __init__(self, lark: Lark, start: str = "start") -> None:
-        frontend = lark.parser
-        parser = frontend.parser.parser  # ParsingFrontend -> LALR_Parser -> _Parser
-        table = parser.parse_table
-        callbacks = parser.callbacks
-        self.lexer = frontend.lexer
-        self.start_state = table.start_states[start]
-        self.end_state = table.end_states[start]
-        reductions: dict[int, tuple] = {}
-        self.states: dict = {}
-        for state, row in table.states.items():
-            digested = {}
-            for symbol, (action, arg) in row.items():
-                if action is Shift:
-                    digested[symbol] = arg
-                else:
-                    key = id(arg)
-                    if key not in reductions:
-                        size, callback = len(arg.expansion), callbacks[arg]
-                        if size == 1 and isinstance(callback, ExpandSingleChild):
-                            callback = None  # an inlined `?rule` of one child: the value passes through
-                        reductions[key] = (size, callback, arg.origin.name)
-                    digested[symbol] = reductions[key]
-            self.states[state] = digested
-        if not all(type(s) is int for row in self.states.values() for s in row.values() if type(s) is not tuple):
-            raise TypeError("unexpected Lark parse table layout")  # pragma: no cover - guards a Lark upgrade
+        tables = lalr_tables(lark, start)
+        self.lexer = tables.lexer
+        self.start_state = tables.start_state
+        self.end_state = tables.end_state
+        self.states = tables.states
 
     def parse(self, text: str):
         """The value of the start rule, or ``FAILED`` on any syntax error."""
@@ -61,7 +39,7 @@ class FastLALR:
         push_state = stack.append
         push_value = values.append
         try:
-            for tok in LexerThread.from_text(self.lexer, text).lex(None):
+            for tok in lex(self.lexer, text):
                 ttype = tok.type
                 while True:
                     act = states[stack[-1]].get(ttype)

@@ -1,14 +1,14 @@
-"""A faster drop-in for Lark's ``basic`` lexer, built from the same terminals of ``mlw.lark``.
+"""A drop-in for Lark's ``basic`` lexer, built from the same terminals of ``mlw.lark``.
 
-Why: lexing was about half of parsing a 10,000-task file. Lark's basic lexer runs one Python
-iteration per token *and* per ignored whitespace run, and keeps its line counter by feeding it
-every token. This lexer matches one master regex (``re.Pattern.match`` at a position), skips
-whitespace and comments in the same loop, and counts newlines only where a token can contain
-them. It produces exactly the tokens Lark's basic lexer would (types, values and positions —
-a hypothesis test compares the two), so the grammar stays the single source of truth.
+Lark's basic lexer runs one Python iteration per token *and* per ignored whitespace run, and
+keeps its line counter by feeding it every token. This lexer matches one master regex
+(``re.Pattern.match`` at a position), skips whitespace and comments in the same loop, and
+counts newlines only where a token can contain them. It produces exactly the tokens Lark's
+basic lexer would (types, values and positions — a hypothesis test compares the two), so the
+grammar stays the single source of truth.
 
-It keeps Lark's ``LexerState`` up to date after every token, which Lark's LALR error recovery
-(``on_error``) relies on to resume lexing after an error.
+It keeps Lark's lexer state up to date after every token, which Lark's LALR error recovery
+(``on_error``) relies on to resume lexing after an error (see ``lark_adapter``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 
 from lark.exceptions import UnexpectedCharacters
-from lark.lexer import Lexer, PatternStr, Token
+
+from mlflowdsl.grammar.lark_adapter import CustomLexer, is_literal, lexer_input, new_token
 
 # Terminals matched by their own regex, in the order they are tried (TRIPLE before STRING:
 # it has the higher priority in the grammar). Literal keywords and punctuation come after.
@@ -24,19 +25,15 @@ _ORDERED = ("COMMENT", "WS", "TRIPLE", "STRING", "NUMBER", "NAME", "CMPOP")
 _MULTILINE = frozenset({"TRIPLE"})  # tokens that may contain newlines (WS is handled apart)
 
 
-class MlwLexer(Lexer):
+class MlwLexer(CustomLexer):
     """Lark custom lexer (``Lark(..., lexer=MlwLexer)``) for the `.mlw` grammar."""
-
-    # Lark's newest custom-lexer interface: ``lex(lexer_state, parser_state)`` with the
-    # ``LexerState`` itself (text slice and line counter), as Lark's own lexers get it.
-    __future_interface__ = 2
 
     def __init__(self, lexer_conf) -> None:
         self.terminals = list(lexer_conf.terminals)
         self.ignore = frozenset(lexer_conf.ignore)
         self.callbacks = dict(lexer_conf.callbacks or {})
         self.terminals_by_name = {t.name: t for t in self.terminals}
-        literals = {t.pattern.value: t.name for t in self.terminals if isinstance(t.pattern, PatternStr)}
+        literals = {t.pattern.value: t.name for t in self.terminals if is_literal(t.pattern)}
         # A name that spells a keyword is that keyword (Lark's basic lexer does the same).
         self.keywords = {v: n for v, n in literals.items() if v.isidentifier()}
         self.punctuation = {v: n for v, n in literals.items() if not v.isidentifier()}
@@ -50,10 +47,7 @@ class MlwLexer(Lexer):
         self.master = re.compile("|".join(parts), flags)
 
     def lex(self, lexer_state, parser_state):
-        text_slice = lexer_state.text
-        text = text_slice.text
-        end = text_slice.end
-        ctr = lexer_state.line_ctr
+        text, end, ctr = lexer_input(lexer_state)
         pos = ctr.char_pos
         line = ctr.line
         line_start = ctr.line_start_pos
@@ -62,7 +56,7 @@ class MlwLexer(Lexer):
         punctuation = self.punctuation
         callbacks = self.callbacks
         ignore = self.ignore
-        new_token = Token._future_new  # Token(...) minus its keyword-deprecation shim
+        make_token = new_token  # a local: looked up once, not per token
         while pos < end:
             m = match(text, pos, end)
             if m is None:
@@ -91,10 +85,10 @@ class MlwLexer(Lexer):
             if kind in _MULTILINE and "\n" in value:
                 end_line = line + value.count("\n")
                 new_start = pos + value.rindex("\n") + 1
-                tok = new_token(kind, value, pos, line, column, end_line, stop - new_start + 1, stop)
+                tok = make_token(kind, value, pos, line, column, end_line, stop - new_start + 1, stop)
                 line, line_start = end_line, new_start
             else:
-                tok = new_token(kind, value, pos, line, column, line, column + (stop - pos), stop)
+                tok = make_token(kind, value, pos, line, column, line, column + (stop - pos), stop)
             pos = stop
             ctr.char_pos, ctr.line, ctr.column, ctr.line_start_pos = pos, line, pos - line_start + 1, line_start
             if kind in ignore:  # a comment

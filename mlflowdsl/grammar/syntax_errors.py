@@ -13,10 +13,15 @@ error right after a recovery point is not reported.
 
 from __future__ import annotations
 
+import logging
+
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.grammar.lark_adapter import skip_text, value_stack
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS = 10
 
@@ -123,7 +128,7 @@ class Recovery:
     def _bad_character(self, e: UnexpectedCharacters) -> bool:
         pos = e.pos_in_stream
         char = self.text[pos] if pos < len(self.text) else ""
-        state = e.interactive_parser.lexer_thread.state if e.interactive_parser else None
+        ip = e.interactive_parser
         if char == '"':
             if pos >= 2 and self.text[pos - 2 : pos + 1] == '"""':
                 start = pos - 2
@@ -143,10 +148,10 @@ class Recovery:
                     pos,
                 )
                 skip_to = eol
-            if state is not None:
+            if ip is not None:
                 self._feed_stand_in(e, Token("STRING", '""', start_pos=pos, line=e.line, column=e.column,
                                              end_line=e.line, end_column=e.column + 1, end_pos=pos + 1))
-                state.line_ctr.feed(self.text[pos:skip_to])
+                skip_text(ip, self.text[pos:skip_to])
                 self._resume_pos = skip_to
             return True
         shown = {"\t": "\\t", "\r": "\\r"}.get(char, char)
@@ -179,12 +184,13 @@ class Recovery:
     def _bad_token(self, e: UnexpectedToken, final: bool = False) -> bool:
         tok = e.token
         ip = e.interactive_parser
-        stack = ip.parser_state.value_stack if ip is not None else []
+        stack = value_stack(ip) if ip is not None else []
         # `accepts` (tokens that really let the parse go on, found by trying each) is exact;
         # `expected` (the LALR state's lookaheads) can be wider. Use it only as a fallback.
         try:
             accepts = set(e.accepts or ()) if ip is not None else set()
-        except Exception:  # noqa: BLE001 - computing `accepts` re-runs reductions; never fail on it
+        except Exception as exc:  # noqa: BLE001 - computing `accepts` re-runs reductions; never fail on it
+            log.debug("cannot compute the accepted tokens at %r, using the expected ones: %r", tok, exc)
             accepts = set()
         expected = accepts or set(e.expected or ())
         if tok.type != "$END":

@@ -43,8 +43,6 @@ UNITS: dict[str, tuple[str, int | float]] = {
     "Gbps": ("rate", 10**9),
 }
 
-KINDS: tuple[str, ...] = ("duration", "size", "rate")
-
 
 class UnknownUnit(ValueError):
     """``unit`` is not a known quantity unit; ``kind`` is the kind it most resembles."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mlflowdsl import ir
 from mlflowdsl.compiler.render import render
-from mlflowdsl.compiler.render.plan_json import dumps_indented
+from mlflowdsl.canonical_json import dumps as dumps_indented
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                     st.text())

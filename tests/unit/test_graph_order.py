@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlflowdsl.compiler.graph import build_graph_from_edges, topological_order
+from mlflowdsl.compiler.graph import topological_order
+
+
+
+def build_graph_from_edges(nodes, edges) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
+    return g
+
 
 names = st.text(alphabet="abt0123[]._", min_size=1, max_size=4)
 

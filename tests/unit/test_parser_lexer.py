@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters
-from lark.lexer import LexerThread
 
+from mlflowdsl.grammar.lark_adapter import lex
 from mlflowdsl.grammar.lexer import MlwLexer
 from mlw_strategies import programs
 
@@ -34,7 +34,7 @@ def reference(text: str):
 
 
 def fast(text: str):
-    return LexerThread.from_text(FAST, text).lex(None)
+    return lex(FAST, text)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from mlflowdsl import ir
 from mlflowdsl.compiler import plan_text
 from mlflowdsl.compiler.api import compile_file, compile_text
-from mlflowdsl.compiler.render.plan_json import dumps_indented, render_json_plan
+from mlflowdsl.canonical_json import dumps as dumps_indented
+from mlflowdsl.compiler.render.plan_json import render_json_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*") if p.suffix in (".mlw", ".json"))
