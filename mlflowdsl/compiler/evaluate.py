@@ -285,8 +285,9 @@ class Evaluator:
             return [OutputRef(c + rest, last.name, e.span, first.span, e.parts[-2].span, last.span) for c in copies]
         if first.index is None and first.name in scope.groups and not rest:
             copies = scope.groups[first.name]
+            example = f"{copies[0] if copies else first.name}.{last.name}"
             return self.fail("MLW207", f"`{first.name}` is expanded by `foreach`; name one copy or all of them",
-                             first.span, hint=f"write `{first.name}[*].{last.name}` or e.g. `{copies[0] if copies else first.name}.{last.name}`"
+                             first.span, hint=f"write `{first.name}[*].{last.name}` or e.g. `{example}`"
                              if copies else None)
         name = first.name + (f"[{first.index}]" if first.index is not None else "")
         task = (scope.prefix + name if first.name in scope.local or first.name in scope.uses else name) + rest

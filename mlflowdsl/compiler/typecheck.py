@@ -26,6 +26,7 @@ from mlflowdsl.compiler.model import OutputRef, RAttr, ResolvedWorkflow, RTask
 from mlflowdsl.compiler.tunecheck import check_tunes
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.ir import Tuning
+from mlflowdsl.tasks.custom import schema_for
 
 
 @dataclass
@@ -115,8 +116,6 @@ class _Checker:
         key = "custom:" + uses
         if key not in self._types:
             try:
-                from mlflowdsl.tasks.custom import schema_for
-
                 # A custom task's module is looked up beside the workflow file first, as the
                 # runtime does for its workers, so no PYTHONPATH is needed for local steps.
                 with _import_path(os.path.dirname(os.path.abspath(file))):
