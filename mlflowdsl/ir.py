@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 from typing import Any, Collection, Iterable, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlflowdsl import canonical_json
 
 IR_VERSION = "1"
 
@@ -252,30 +253,16 @@ def topological_order(dependencies: Mapping[str, Collection[str]],
     return order
 
 
-def canonical_dumps(data: Any, *, indent: int | None = 2) -> str:
-    """JSON with sorted keys and no platform-dependent spacing.
-
-    >>> canonical_dumps({"b": [1, 2.5], "a": "é"}, indent=None)
-    '{"a":"é","b":[1,2.5]}'
-    """
-    if indent is None:
-        return _COMPACT.encode(data)
-    return json.dumps(data, sort_keys=True, indent=indent, ensure_ascii=False, allow_nan=False)
-
-
-# What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-# allow_nan=False) builds on every call; made once because the compiler encodes every task's
-# cache-key body with it (the same bytes: json.dumps is this encoder's encode()).
-_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The one canonical JSON encoder (sorted keys, compact or indented by two): see
+# mlflowdsl/canonical_json.py. Kept under this name for the plan's readers and the runtime.
+canonical_dumps = canonical_json.dumps
 
 
 def key_part(task_type: str, impl_version: str, uses: str | None, params: dict, cache_version: str) -> str:
     """The static part of a task's cache key: what the task is, before its inputs are known
     (the runtime adds the keys of its inputs and the fingerprints of files it reads)."""
-    body = canonical_dumps(
-        {"type": task_type, "impl": impl_version, "uses": uses, "params": params, "cache_version": cache_version},
-        indent=None,
-    )
+    body = canonical_json.compact(
+        {"type": task_type, "impl": impl_version, "uses": uses, "params": params, "cache_version": cache_version})
     return hashlib.sha256(body.encode()).hexdigest()
 
 

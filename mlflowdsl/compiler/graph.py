@@ -9,9 +9,9 @@ MLW303 for an ``after`` naming no task, MLW301 for a cycle (the whole path
 
 from __future__ import annotations
 
-import heapq
 import networkx as nx
 
+from mlflowdsl import ir
 from mlflowdsl.compiler.evaluate import did_you_mean
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 
@@ -33,7 +33,7 @@ def build_graph(tasks) -> tuple[nx.DiGraph, list[str], list[Diagnostic]]:
         return g, [], diags
     try:
         return g, topological_order(g), diags
-    except nx.NetworkXUnfeasible:  # a cycle: find and print every one
+    except ir.DependencyCycle:  # a cycle: find and print every one
         by_id = {t.id: t for t in tasks}
         return g, [], find_cycles(g, lambda dep, task: by_id[task].deps.get(dep))
 
@@ -79,29 +79,12 @@ def _cycle_from(g: nx.DiGraph, start: str) -> list[str]:
 
 
 def topological_order(g: nx.DiGraph) -> list[str]:
-    """Topological order, ties broken by task id (the IR's order): the order
-    ``nx.lexicographical_topological_sort`` gives, and its ``NetworkXUnfeasible`` for a cycle.
-
-    Kahn's algorithm with a heap of ready nodes, as networkx does, but over the graph's own
-    adjacency dicts instead of the view object networkx builds per node visited.
+    """Topological order, ties broken by task id: the IR's order (:func:`mlflowdsl.ir.topological_order`
+    over the graph's own adjacency dicts); :class:`mlflowdsl.ir.DependencyCycle` for a cycle.
 
     >>> g = nx.DiGraph([("c", "a")])
     >>> g.add_node("b")
     >>> topological_order(g)
     ['b', 'c', 'a']
     """
-    waiting = {node: len(preds) for node, preds in g.pred.items()}
-    ready = [node for node, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    successors = g.succ
-    order: list[str] = []
-    while ready:
-        node = heapq.heappop(ready)
-        order.append(node)
-        for succ in successors[node]:
-            waiting[succ] -= 1
-            if waiting[succ] == 0:
-                heapq.heappush(ready, succ)
-    if len(order) != len(waiting):
-        raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
-    return order
+    return ir.topological_order(g.pred, g.succ)

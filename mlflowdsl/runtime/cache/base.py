@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from mlflowdsl.errors import RuntimeFailure
-from mlflowdsl.ir import canonical_dumps
+from mlflowdsl.canonical_json import compact
 
 class CacheUnavailable(RuntimeFailure):
     """A cache backend cannot be reached for an operation the user asked for directly
@@ -54,5 +54,5 @@ def cache_key(key_part: str, input_keys: Iterable[str] = (), data_fingerprints: 
     """The full cache key of a task: its static ``key_part`` (type, implementation version,
     resolved params, cache version) plus the keys of its inputs (in dependency order) and the
     fingerprints of files it reads."""
-    body = canonical_dumps({"part": key_part, "inputs": list(input_keys), "data": list(data_fingerprints)}, indent=None)
+    body = compact({"part": key_part, "inputs": list(input_keys), "data": list(data_fingerprints)})
     return hashlib.sha256(body.encode()).hexdigest()
