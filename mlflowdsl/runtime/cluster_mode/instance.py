@@ -121,6 +121,9 @@ class OrchestratorInstance:
             if job is not None and not job.cancel_reason:
                 job.cancel_reason = event.payload.get("reason") or "cancelled"
                 log.info("execution %s: cancel requested (event from %s)", job.execution_id, event.instance_id)
+            elif job is not None:  # the poll of the Redis flag, set before the event was sent, came first
+                log.info("execution %s: cancel requested (event from %s, after the flag's poll)",
+                         job.execution_id, event.instance_id)
         elif event.instance_id != self.id and event.type in ("shards.changed", "instance.joined", "instance.left"):
             self._wake.set()  # re-read the shard map (or, as leader, rebalance) now
 
