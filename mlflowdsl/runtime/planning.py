@@ -117,15 +117,13 @@ def cache_probe(settings: Settings, *, errors_are_misses: bool = False) -> Conta
     opened: dict[str, Any] = {}
 
     def contains(strategy: str, key: str) -> bool:
-        if not errors_are_misses:
-            if strategy not in opened:
-                opened[strategy] = open_cache(strategy, settings)
-            return opened[strategy].contains(key)
         try:
             if strategy not in opened:
                 opened[strategy] = open_cache(strategy, settings)
             return opened[strategy].contains(key)
         except Exception as exc:  # noqa: BLE001 - an unreachable cache is a miss, as at run time
+            if not errors_are_misses:
+                raise
             log.debug("cache %s could not be asked for %s, counted as a miss: %s", strategy, key[:12], exc)
             return False
 
