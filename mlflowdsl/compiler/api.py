@@ -38,6 +38,10 @@ class CompileResult:
     plan: ir.Plan | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # file -> text, for caret rendering
+    # The parsed main file and the files it imports (by path), when parsing got that far:
+    # what an editor needs for symbols, definitions and hovers.
+    module: ast.Module | None = None
+    imported: dict[str, ast.Module] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -100,15 +104,17 @@ def lint_file(path: str | os.PathLike, *, params: dict[str, str] | None = None, 
 
 
 def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | None = None, params_file=None,
-                 strict: bool = False, lower_plan: bool = True) -> CompileResult:
+                 strict: bool = False, lower_plan: bool = True,
+                 read: Callable[[str], str] | None = None) -> CompileResult:
     """Compile source text (``.mlw``, or a workflow document when ``file`` ends in .json/.yaml or
-    the text starts with ``{``)."""
+    the text starts with ``{``). ``read(path)`` supplies the text of imported files (an editor's
+    unsaved buffers); by default they are read from disk."""
     result = CompileResult(sources={file: text})
     with no_gc_pauses():
         module = _parse(text, file, result)
         if module is None:
             return result
-        return _compile_module(module, result, params, params_file, strict, lower_plan)
+        return _compile_module(module, result, params, params_file, strict, lower_plan, read)
 
 
 def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | None = None, params_file=None,
@@ -201,9 +207,9 @@ def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
         return None
 
 
-def _importer(result: CompileResult) -> Callable[[str], ast.Module]:
+def _importer(result: CompileResult, read: Callable[[str], str] | None = None) -> Callable[[str], ast.Module]:
     def parse(path: str) -> ast.Module:
-        text = _read(path)  # OSError is reported at the import by load_imports
+        text = (read or _read)(path)  # OSError is reported at the import by load_imports
         result.sources[path] = text
         return parse_text(text, path)
     return parse
@@ -236,9 +242,10 @@ def _params_file(params_file, result: CompileResult) -> tuple[dict | None, str]:
 
 
 def _compile_module(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
-                    lower_plan: bool) -> CompileResult:
+                    lower_plan: bool, read: Callable[[str], str] | None = None) -> CompileResult:
+    result.module = module
     try:
-        return _passes(module, result, params, params_file, strict, lower_plan)
+        return _passes(module, result, params, params_file, strict, lower_plan, read)
     except RecursionError:  # the passes recurse over expressions; absurd nesting ends here
         result.plan = None
         result.diagnostics.append(Diagnostic("MLW219", "expression nested too deeply", module.span,
@@ -247,7 +254,7 @@ def _compile_module(module: ast.Module, result: CompileResult, params, params_fi
 
 
 def _passes(module: ast.Module, result: CompileResult, params, params_file, strict: bool,
-            lower_plan: bool) -> CompileResult:
+            lower_plan: bool, read: Callable[[str], str] | None = None) -> CompileResult:
     diags = result.diagnostics
 
     def stop() -> bool:
@@ -261,7 +268,8 @@ def _passes(module: ast.Module, result: CompileResult, params, params_file, stri
     file_values, subject = _params_file(params_file, result)
     if stop():
         return result
-    templates, imported, import_diags = imports.load_imports(module, _importer(result))
+    templates, imported, import_diags = imports.load_imports(module, _importer(result, read))
+    result.imported = imported
     diags.extend(import_diags)
     if stop():
         return result

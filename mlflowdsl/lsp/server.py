@@ -1,0 +1,214 @@
+"""``mlw lsp``: the language server (pygls) for ``.mlw`` files and JSON/YAML workflow specs.
+
+Every open document is checked as ``mlw lint`` checks a saved file (``analysis.py``); the
+diagnostics are published per file (an import's own errors go to the imported file). Checks
+run one at a time in a worker thread; edits that arrive meanwhile are coalesced into one
+more check of the newest text, so a slow check (a huge file) never queues a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from mlflowdsl import __version__
+from mlflowdsl.compiler.api import SEED_SUFFIXES
+from mlflowdsl.lsp import actions, assist, navigation
+from mlflowdsl.lsp.analysis import Analysis, Lines, analyze, by_file, disk_text, path_to_uri, to_lsp, uri_to_path
+
+log = logging.getLogger(__name__)
+
+
+class MlwServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("mlw", __version__)
+        self.analyses: dict[str, Analysis] = {}
+        # target uri -> source uri -> diagnostics (a file's list is the union over the checks
+        # that found something in it: its own, and those of the files importing it)
+        self.published: dict[str, dict[str, list[types.Diagnostic]]] = {}
+        self._lock = asyncio.Lock()
+        self._dirty: set[str] = set()
+        self._running: set[str] = set()
+
+    # ------------------------------------------------------------------ checking
+
+    def _read(self, path: str) -> str:
+        """An imported file's text: the editor's buffer when it is open, else the disk."""
+        uri = path_to_uri(path)
+        doc = self.workspace.text_documents.get(uri)
+        return doc.source if doc is not None else disk_text(path)
+
+    def handles(self, uri: str) -> bool:
+        path = uri_to_path(uri).lower()
+        if path.endswith(".mlw"):
+            return True
+        if path.endswith(SEED_SUFFIXES):
+            doc = self.workspace.text_documents.get(uri)
+            return doc is not None and "workflow_id" in doc.source
+        return False
+
+    async def check(self, uri: str) -> None:
+        """Check the document now, or (when a check of it is running) once more afterwards."""
+        if uri in self._running:
+            self._dirty.add(uri)
+            return
+        self._running.add(uri)
+        try:
+            while True:
+                self._dirty.discard(uri)
+                doc = self.workspace.text_documents.get(uri)
+                if doc is None:
+                    return
+                text, version = doc.source, doc.version
+                units = doc.position_codec.client_num_units
+                async with self._lock:
+                    a = await asyncio.to_thread(analyze, uri, text, version, self._read, self.analyses.get(uri), units)
+                if uri not in self._dirty:
+                    self.analyses[uri] = a
+                    self.publish(a)
+                    return
+        finally:
+            self._running.discard(uri)
+
+    def publish(self, a: Analysis) -> None:
+        found = by_file(a.result, a.path)
+        targets = {path_to_uri(p): ds for p, ds in found.items()}
+        for target, per_source in self.published.items():  # clear what this check said before
+            if a.uri in per_source and target not in targets:
+                targets[target] = []
+        for target, ds in targets.items():
+            if target == a.uri:
+                lines = a.lines
+            else:
+                lines = Lines(a.result.sources.get(uri_to_path(target), ""))
+            self.published.setdefault(target, {})[a.uri] = [to_lsp(d, lines) for d in ds]
+            merged = [d for per in self.published[target].values() for d in per]
+            version = a.version if target == a.uri else None
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=target, diagnostics=merged, version=version))
+
+    def forget(self, uri: str) -> None:
+        self.analyses.pop(uri, None)
+        for target, per_source in list(self.published.items()):
+            if per_source.pop(uri, None) is not None or target == uri:
+                merged = [d for per in per_source.values() for d in per]
+                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=target, diagnostics=merged))
+
+    async def recheck_importers(self, changed: str) -> None:
+        """Check again the open files whose last check read ``changed`` (an import)."""
+        path = os.path.abspath(uri_to_path(changed))
+        for uri, a in list(self.analyses.items()):
+            if uri != changed and path in {os.path.abspath(p) for p in a.result.imported}:
+                await self.check(uri)
+
+
+server = MlwServer()
+
+
+def _analysis(ls: MlwServer, uri: str) -> Analysis | None:
+    return ls.analyses.get(uri)
+
+
+def _current(ls: MlwServer, uri: str) -> Analysis | None:
+    """The last check of ``uri`` seen with the editor's newest text (marked stale when the
+    text changed since: the symbols are the last check's)."""
+    a = ls.analyses.get(uri)
+    doc = ls.workspace.text_documents.get(uri)
+    if a is None or doc is None or doc.source == a.text:
+        return a
+    units = doc.position_codec.client_num_units
+    return Analysis(a.uri, a.path, doc.source, doc.version, a.result, Lines(doc.source, units), a.index, True,
+                    a.imported)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+async def did_open(ls: MlwServer, params: types.DidOpenTextDocumentParams) -> None:
+    if ls.handles(params.text_document.uri):
+        await ls.check(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+async def did_change(ls: MlwServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    if ls.handles(uri):
+        await ls.check(uri)
+        await ls.recheck_importers(uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+async def did_save(ls: MlwServer, params: types.DidSaveTextDocumentParams) -> None:
+    if ls.handles(params.text_document.uri):
+        await ls.recheck_importers(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: MlwServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.forget(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: MlwServer, params: types.HoverParams) -> types.Hover | None:
+    a = _analysis(ls, params.text_document.uri)
+    return assist.hover(a, params.position) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", ":", '"', "="]))
+def completion(ls: MlwServer, params: types.CompletionParams) -> types.CompletionList | None:
+    a = _current(ls, params.text_document.uri)
+    if a is None:
+        return None
+    return types.CompletionList(is_incomplete=False, items=assist.completion(a, params.position))
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: MlwServer, params: types.DefinitionParams) -> list[types.Location] | None:
+    a = _analysis(ls, params.text_document.uri)
+    return navigation.definition(a, params.position) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def references(ls: MlwServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    a = _analysis(ls, params.text_document.uri)
+    return navigation.references(a, params.position, params.context.include_declaration) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+def prepare_rename(ls: MlwServer, params: types.PrepareRenameParams) -> types.Range | None:
+    a = _analysis(ls, params.text_document.uri)
+    return navigation.prepare_rename(a, params.position) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME)
+def rename(ls: MlwServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+    a = _analysis(ls, params.text_document.uri)
+    return navigation.rename(a, params.position, params.new_name) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbol(ls: MlwServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
+    a = _analysis(ls, params.text_document.uri)
+    return navigation.document_symbols(a) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+def formatting(ls: MlwServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+    a = _current(ls, params.text_document.uri)
+    return actions.formatting(a) if a else None
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+def code_action(ls: MlwServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    a = _analysis(ls, params.text_document.uri)
+    return actions.code_actions(a, params) if a else None
+
+
+def main(tcp: int | None = None, host: str = "127.0.0.1") -> None:
+    if tcp is not None:
+        server.start_tcp(host, tcp)
+    else:
+        server.start_io()

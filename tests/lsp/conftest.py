@@ -1,0 +1,33 @@
+"""A real ``mlw lsp`` process per test module, driven by pytest-lsp's client, and helpers to
+open documents and wait for their diagnostics."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MLW = str(Path(sys.executable).parent / "mlw")
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+CONFIG = ClientServerConfig(server_command=[MLW, "lsp"], server_env=server_env())
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="module")
+async def client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), root_uri=EXAMPLES.as_uri()))
+    yield
+    await lsp_client.shutdown_session()

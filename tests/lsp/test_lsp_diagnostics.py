@@ -1,0 +1,162 @@
+"""Diagnostics of the real ``mlw lsp`` process against ``mlw lint --format json`` on the same
+text: code, range, message, severity and hint, for every test case of
+tests/unit/test_diagnostic_codes.py (collected by running those tests with the compiler's
+entry points recorded), for imports of open buffers, and for ``# mlw: ignore[...]``."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from lsp_support import change_doc, close_doc, diagnostics_after, open_doc
+from pytest_lsp import LanguageClient
+
+from mlflowdsl.compiler import api
+from mlflowdsl.grammar.diagnostics import CODES, render_json
+
+from conftest import MLW, REPO_ROOT, server_env
+
+ASYNC = pytest.mark.asyncio(loop_scope="module")
+
+CODES_TESTS = REPO_ROOT / "tests" / "unit" / "test_diagnostic_codes.py"
+CASES_DIR = Path(tempfile.mkdtemp(prefix="mlw-lsp-cases-"))
+
+
+def _collect_cases() -> list[tuple[str, Path]]:
+    """(test name, main file) for every text the diagnostic-code tests compile: each test runs
+    with ``compile_text``/``compile_file`` recorded; a text is written to a file of its name in
+    a directory of its own (a file the test wrote itself, for imports, stays where it is).
+    Calls with ``-p``/params-file overrides are left out: an editor has no such settings."""
+    spec = importlib.util.spec_from_file_location("mlw_diagnostic_code_cases", CODES_TESTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cases: list[tuple[str, Path]] = []
+    current = [""]
+
+    def record_text(text, file="<string>", **kw):
+        if not kw.get("params") and not kw.get("params_file"):
+            where = CASES_DIR / f"{current[0]}-{len(cases)}"
+            where.mkdir()
+            path = where / Path(file).name
+            path.write_text(text)
+            cases.append((current[0], path))
+        return api.compile_text(text, file, **kw)
+
+    def record_file(path, **kw):
+        if Path(path).exists() and not kw.get("params"):
+            cases.append((current[0], Path(path)))
+        return api.compile_file(path, **kw)
+
+    module.compile_text = record_text
+    module.compile_file = record_file
+    for name, fn in inspect.getmembers(module, inspect.isfunction):
+        if not name.startswith("test_mlw"):
+            continue
+        current[0] = name
+        marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
+        calls = [{marks[0].args[0]: v} for v in marks[0].args[1]] if marks else [{}]
+        for kwargs in calls:
+            if "tmp_path" in inspect.signature(fn).parameters:
+                tmp = CASES_DIR / f"{name}-tmp-{len(cases)}"
+                tmp.mkdir()
+                kwargs = {**kwargs, "tmp_path": tmp}
+            fn(**kwargs)
+    return cases
+
+
+CASES = _collect_cases()
+
+
+def lint_json(path: Path) -> list[dict]:
+    """What ``mlw lint --format json PATH`` prints (the same function renders it)."""
+    return json.loads(render_json(api.lint_file(path).diagnostics))
+
+
+def as_lint(d, file: str) -> dict:
+    """An LSP diagnostic in the shape of ``mlw lint --format json``."""
+    r = d.range
+    return {"code": d.code, "severity": "error" if d.severity == 1 else "warning", "message": d.message,
+            "file": file, "line": r.start.line + 1, "column": r.start.character + 1,
+            "end_line": r.end.line + 1, "end_column": r.end.character + 1, "hint": d.data["hint"]}
+
+
+def test_the_cases_cover_every_diagnostic_code():
+    covered = set()
+    for _, path in CASES:
+        covered |= {d["code"] for d in lint_json(path)}
+    assert covered == set(CODES), sorted(set(CODES) - covered)
+
+
+@ASYNC
+@pytest.mark.parametrize("name,path", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+async def test_diagnostics_are_those_of_mlw_lint(client: LanguageClient, name: str, path: Path):
+    expected = lint_json(path)
+    uri = path.resolve().as_uri()
+    got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
+    try:
+        mine = [e for e in expected if e["line"] is None or Path(e["file"]).resolve() == path.resolve()]
+        elsewhere = [e for e in expected if e not in mine]
+        assert [as_lint(d, str(path)) for d in got] == [
+            {**e, "file": str(path), "line": e["line"] or 1, "column": e["column"] or 1,
+             "end_line": e["end_line"] or 1, "end_column": e["end_column"] or 1} for e in mine]
+        for e in elsewhere:  # a diagnostic in an imported file is published on that file
+            other = Path(e["file"]).resolve().as_uri()
+            assert [as_lint(d, e["file"]) for d in client.diagnostics.get(other, [])] == [e]
+    finally:
+        close_doc(client, uri)
+
+
+@ASYNC
+async def test_an_import_is_read_from_its_open_buffer(client: LanguageClient, tmp_path: Path):
+    lib = tmp_path / "lib.mlw"
+    lib.write_text("template tr(data) {\n  task train: model_training { data = data }\n  output model = train.model\n}\n")
+    main = tmp_path / "main.mlw"
+    main.write_text('import "lib.mlw"\nworkflow w {\n  task prep: data_preprocessing { source = "x.csv" }\n'
+                    "  use a = tr(data = prep.output)\n"
+                    '  task ev: model_evaluation { model = a.model  data = prep.output }\n}\n')
+    uri = main.resolve().as_uri()
+    assert await diagnostics_after(client, uri, lambda: open_doc(client, main)) == []
+    # the template loses its `data` parameter in the editor, unsaved: the use is now wrong
+    edited = lib.read_text().replace("tr(data)", "tr(dataset)").replace("data = data", "data = dataset")
+    lib_uri = open_doc(client, lib, edited)
+    got = await diagnostics_after(client, uri, lambda: change_doc(client, lib_uri, edited + "\n", 2))
+    lib.write_text(edited)
+    assert [(d.code, d.range.start.line + 1, d.range.start.character + 1) for d in got] == [
+        (e["code"], e["line"], e["column"]) for e in lint_json(main)]
+    assert {d.code for d in got} == {"MLW216"}
+    close_doc(client, lib_uri)
+    close_doc(client, uri)
+
+
+@ASYNC
+async def test_ignore_comments_silence_warnings_as_in_lint(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "w.mlw"
+    text = 'workflow w {\n  task prep: data_preprocessing { source = "x.csv" }\n}\n'
+    path.write_text(text)
+    uri = path.resolve().as_uri()
+    got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
+    assert [d.code for d in got] == ["MLW402"]
+    quiet = text.replace('"x.csv" }', '"x.csv" }  # mlw: ignore[MLW402]')
+    got = await diagnostics_after(client, uri, lambda: change_doc(client, uri, quiet, 2))
+    path.write_text(quiet)
+    assert got == [] and lint_json(path) == []
+    close_doc(client, uri)
+
+
+def test_lint_json_is_the_cli_output(tmp_path: Path):
+    """``lint_json`` above is what the command prints (checked once through the real CLI)."""
+    path = tmp_path / "w.mlw"
+    path.write_text('workflow w {\n  task prep: data_preprocessing { source = "x.csv" }\n}\n')
+    out = subprocess.run([MLW, "lint", "--format", "json", str(path)], capture_output=True, text=True,
+                         env=server_env(), timeout=60)
+    assert json.loads(out.stdout) == lint_json(path) and lint_json(path)
+
+
+def teardown_module() -> None:
+    shutil.rmtree(CASES_DIR, ignore_errors=True)
