@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-tuning test bench install clean
+.PHONY: demo demo-tuning test bench install clean vsix
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
@@ -34,6 +34,12 @@ bench: $(STAMP)
 	$(PY) bench/failover.py
 	$(PY) bench/tuning.py
 	$(PY) bench/serving.py
+
+# The VS Code extension (editors/vscode/) as a .vsix: npm installs its client library and
+# @vscode/vsce into editors/vscode/node_modules (not committed), then vsce packages it.
+vsix:
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js 20 or later"; exit 2; }
+	cd editors/vscode && npm install --no-audit --no-fund --loglevel=error && npx --no-install vsce package --skip-license --out mlw.vsix
 
 clean:
 	rm -rf $(VENV) .mlw .pytest_cache .hypothesis
