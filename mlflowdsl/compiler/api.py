@@ -117,6 +117,16 @@ def compile_text(text: str, file: str = "<string>", *, params: dict[str, str] | 
         return _compile_module(module, result, params, params_file, strict, lower_plan, read)
 
 
+def compile_module(module: ast.Module, text: str, *, params: dict[str, str] | None = None, params_file=None,
+                   strict: bool = False, lower_plan: bool = True,
+                   read: Callable[[str], str] | None = None) -> CompileResult:
+    """Compile a module already parsed from ``text`` (an editor that re-parsed only the part of
+    the file that changed): every pass after parsing, as ``compile_text`` runs them."""
+    result = CompileResult(sources={module.file: text})
+    with no_gc_pauses():
+        return _compile_module(module, result, params, params_file, strict, lower_plan, read)
+
+
 def compile_spec(spec: dict, file: str = "<spec>", *, params: dict[str, str] | None = None, params_file=None,
                  strict: bool = False, lower_plan: bool = True) -> CompileResult:
     """Compile the JSON/YAML workflow form as a dict (``{"workflow_id": ..., "tasks": [...]}``)."""

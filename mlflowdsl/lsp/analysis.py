@@ -16,9 +16,10 @@ from typing import Callable
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from mlflowdsl.compiler.api import CompileResult, compile_text
+from mlflowdsl.compiler.api import CompileResult, compile_module, compile_text, is_seed_document
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.lsp.incremental import reparse
 from mlflowdsl.lsp.symbols import SymbolIndex
 
 SOURCE = "mlw"
@@ -99,7 +100,13 @@ def analyze(uri: str, text: str, version: int | None, read: Callable[[str], str]
             previous: Analysis | None = None, units: Callable[[str], int] | None = None) -> Analysis:
     """Check ``text`` as the file at ``uri`` (what ``mlw lint`` would say if it were saved)."""
     path = uri_to_path(uri)
-    result = compile_text(text, path, lower_plan=False, read=read)
+    module = None
+    if previous is not None and previous.result.module is not None and not is_seed_document(path, text):
+        module = reparse(previous.text, previous.result.module, text)
+    if module is not None:  # only the edited item was parsed again
+        result = compile_module(module, text, lower_plan=False, read=read)
+    else:
+        result = compile_text(text, path, lower_plan=False, read=read)
     index: SymbolIndex | None = None
     stale = False
     if result.module is not None:
