@@ -9,13 +9,13 @@ Positions: the compiler's spans are 1-based with columns in code points; LSP pos
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
+from mlflowdsl.compiler.perf import no_gc_pauses
 from mlflowdsl.compiler.api import CompileResult, compile_module, compile_text, is_seed_document
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
@@ -77,23 +77,55 @@ class Lines:
         return self.lines[row] if 0 <= row < len(self.lines) else ""
 
 
-@dataclass
 class Analysis:
-    uri: str
-    path: str
-    text: str
-    version: int | None
-    result: CompileResult
-    lines: Lines
-    # The index of this text's parse, or of the last text that parsed (while the user types
-    # a syntax error, hovers and completion keep working on the previous parse).
-    index: SymbolIndex | None
-    stale: bool = False
-    imported: dict[str, SymbolIndex] = field(default_factory=dict)
+    """One check of one document; the symbol index is built when a feature first asks for
+    it (publishing diagnostics never needs it)."""
+
+    def __init__(self, uri: str, path: str, text: str, version: int | None, result: CompileResult, lines: Lines,
+                 module: ast.Module | None, stale: bool = False, imported: dict[str, ast.Module] | None = None):
+        self.uri, self.path, self.text, self.version = uri, path, text, version
+        self.result, self.lines = result, lines
+        # this text's parse, or the last one that parsed (while the user types a syntax
+        # error, hovers and completion keep working on the previous parse)
+        self.module = module
+        self.stale = stale
+        self.imported_modules = imported or {}
+        self._index: SymbolIndex | None = None
+        self._imported: dict[str, SymbolIndex] | None = None
+        # file (absolute path) -> its diagnostics as LSP, filled by ``convert``
+        self.published: dict[str, list[types.Diagnostic]] = {}
+
+    def convert(self) -> "Analysis":
+        """Turn the diagnostics into LSP ones, grouped by file (in the checking thread)."""
+        with no_gc_pauses():
+            for where, ds in by_file(self.result, self.path).items():
+                if where == os.path.abspath(self.path):
+                    lines = self.lines
+                else:
+                    lines = Lines(self.result.sources.get(where) or next(
+                        (t for p, t in self.result.sources.items() if os.path.abspath(p) == where), ""))
+                self.published[where] = [to_lsp(d, lines) for d in ds]
+        return self
 
     @property
-    def module(self) -> ast.Module | None:
-        return self.index.module if self.index is not None else None
+    def index(self) -> SymbolIndex | None:
+        if self._index is None and self.module is not None:
+            with no_gc_pauses():
+                self._index = SymbolIndex(self.module)
+        return self._index
+
+    @property
+    def imported(self) -> dict[str, SymbolIndex]:
+        if self._imported is None:
+            self._imported = {p: SymbolIndex(m) for p, m in self.imported_modules.items()}
+        return self._imported
+
+    def with_text(self, text: str, version: int | None, lines: Lines) -> "Analysis":
+        """This check seen with a newer text (marked stale: the symbols are this check's)."""
+        other = Analysis(self.uri, self.path, text, version, self.result, lines, self.module, True,
+                         self.imported_modules)
+        other._index, other._imported = self._index, self._imported
+        return other
 
 
 def analyze(uri: str, text: str, version: int | None, read: Callable[[str], str],
@@ -107,16 +139,15 @@ def analyze(uri: str, text: str, version: int | None, read: Callable[[str], str]
         result = compile_module(module, text, lower_plan=False, read=read)
     else:
         result = compile_text(text, path, lower_plan=False, read=read)
-    index: SymbolIndex | None = None
-    stale = False
     if result.module is not None:
-        index = SymbolIndex(result.module)
-    elif previous is not None and previous.index is not None:
-        index, stale = previous.index, True
-    imported = {p: SymbolIndex(m) for p, m in result.imported.items()}
-    if stale and previous is not None:
-        imported = previous.imported
-    return Analysis(uri, path, text, version, result, Lines(text, units), index, stale, imported)
+        return Analysis(uri, path, text, version, result, Lines(text, units), result.module, False,
+                        result.imported).convert()
+    if previous is not None and previous.module is not None:
+        stale = Analysis(uri, path, text, version, result, Lines(text, units), previous.module, True,
+                         previous.imported_modules)
+        stale._index, stale._imported = previous._index, previous._imported
+        return stale.convert()
+    return Analysis(uri, path, text, version, result, Lines(text, units), None).convert()
 
 
 def to_lsp(d: Diagnostic, lines: Lines) -> types.Diagnostic:

@@ -17,8 +17,9 @@ from pygls.lsp.server import LanguageServer
 
 from mlflowdsl import __version__
 from mlflowdsl.compiler.api import SEED_SUFFIXES
+from mlflowdsl.compiler.perf import no_gc_pauses
 from mlflowdsl.lsp import actions, assist, navigation
-from mlflowdsl.lsp.analysis import Analysis, Lines, analyze, by_file, disk_text, path_to_uri, to_lsp, uri_to_path
+from mlflowdsl.lsp.analysis import Analysis, Lines, analyze, disk_text, path_to_uri, uri_to_path
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +76,18 @@ class MlwServer(LanguageServer):
             self._running.discard(uri)
 
     def publish(self, a: Analysis) -> None:
-        found = by_file(a.result, a.path)
-        targets = {path_to_uri(p): ds for p, ds in found.items()}
+        targets = {path_to_uri(p): ds for p, ds in a.published.items()}
         for target, per_source in self.published.items():  # clear what this check said before
             if a.uri in per_source and target not in targets:
                 targets[target] = []
         for target, ds in targets.items():
-            if target == a.uri:
-                lines = a.lines
-            else:
-                lines = Lines(a.result.sources.get(uri_to_path(target), ""))
-            self.published.setdefault(target, {})[a.uri] = [to_lsp(d, lines) for d in ds]
-            merged = [d for per in self.published[target].values() for d in per]
+            per_source = self.published.setdefault(target, {})
+            per_source[a.uri] = ds
+            merged = ds if len(per_source) == 1 else [d for per in per_source.values() for d in per]
             version = a.version if target == a.uri else None
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=target, diagnostics=merged, version=version))
+            with no_gc_pauses():  # serializing thousands of diagnostics makes no cycles
+                self.text_document_publish_diagnostics(
+                    types.PublishDiagnosticsParams(uri=target, diagnostics=merged, version=version))
 
     def forget(self, uri: str) -> None:
         self.analyses.pop(uri, None)
@@ -120,9 +118,7 @@ def _current(ls: MlwServer, uri: str) -> Analysis | None:
     doc = ls.workspace.text_documents.get(uri)
     if a is None or doc is None or doc.source == a.text:
         return a
-    units = doc.position_codec.client_num_units
-    return Analysis(a.uri, a.path, doc.source, doc.version, a.result, Lines(doc.source, units), a.index, True,
-                    a.imported)
+    return a.with_text(doc.source, doc.version, Lines(doc.source, doc.position_codec.client_num_units))
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

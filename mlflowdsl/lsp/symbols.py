@@ -18,8 +18,7 @@ A reference ``a.b`` names the task (or template use) ``a``; ``params.x`` names t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Iterator, NamedTuple, Union
 
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Span
@@ -27,8 +26,7 @@ from mlflowdsl.grammar.diagnostics import Span
 WORKFLOW = "workflow"
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
+class Occurrence(NamedTuple):  # a tuple: a large file has tens of thousands
     kind: str  # "task", "param", "template", "use", "import", "type", "attr", "output"
     name: str
     span: Span
