@@ -190,8 +190,8 @@ def _outputs(idx: SymbolIndex, scope: str, owner: str) -> list[types.CompletionI
         cls = schema.task_types().get(t.type)
         if cls is None:
             return []
-        return [types.CompletionItem(label=o, kind=_K.Property, detail=k) for o, k in
-                list(cls.outputs.items()) + [("output", cls.outputs.get(cls.default_output, "?"))]]
+        outs = {**cls.outputs, "output": cls.outputs.get(cls.default_output, "?")}
+        return [types.CompletionItem(label=o, kind=_K.Property, detail=k) for o, k in outs.items()]
     use = idx.uses.get((scope, owner))
     if use is not None and use.template in idx.templates:
         outs = [o.name for o in idx.templates[use.template].items if isinstance(o, ast.Output)]
