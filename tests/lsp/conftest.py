@@ -3,24 +3,10 @@ open documents and wait for their diagnostics."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest_lsp
 from lsprotocol import types
+from lsp_support import EXAMPLES, MLW, server_env
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MLW = str(Path(sys.executable).parent / "mlw")
-EXAMPLES = REPO_ROOT / "examples"
-
-
-def server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
-
 
 CONFIG = ClientServerConfig(server_command=[MLW, "lsp"], server_env=server_env())
 

@@ -4,12 +4,24 @@ server's next diagnostics of it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 _MISSING = object()
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MLW = str(Path(sys.executable).parent / "mlw")
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
 
 
 async def diagnostics_after(client: LanguageClient, uri: str, action, timeout: float = 30.0) -> list[types.Diagnostic]:

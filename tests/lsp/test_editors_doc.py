@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 
-from conftest import MLW, REPO_ROOT, server_env
+from lsp_support import MLW, REPO_ROOT, server_env
 
 DOC = REPO_ROOT / "docs" / "editors.md"
 

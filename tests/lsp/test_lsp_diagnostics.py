@@ -14,13 +14,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from lsp_support import change_doc, close_doc, diagnostics_after, open_doc
+from lsp_support import MLW, REPO_ROOT, change_doc, close_doc, diagnostics_after, open_doc, server_env
 from pytest_lsp import LanguageClient
 
 from mlflowdsl.compiler import api
 from mlflowdsl.grammar.diagnostics import CODES, render_json
 
-from conftest import MLW, REPO_ROOT, server_env
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from lsp_support import change_doc, close_doc, diagnostics_after, open_doc
+from lsp_support import EXAMPLES, change_doc, close_doc, diagnostics_after, open_doc
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from mlflowdsl.compiler.api import lint_file
 from mlflowdsl.compiler.fmt import format_text
 
-from conftest import EXAMPLES
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
 FRAUD = EXAMPLES / "fraud_detection.mlw"

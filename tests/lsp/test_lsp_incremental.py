@@ -10,7 +10,7 @@ from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar.parser import parse_text
 from mlflowdsl.lsp.incremental import reparse
 
-from conftest import EXAMPLES
+from lsp_support import EXAMPLES
 
 FILES = [EXAMPLES / "fraud_detection.mlw", EXAMPLES / "templated.mlw", EXAMPLES / "tuning.mlw"]
 

@@ -16,7 +16,7 @@ from textmate_grammar.parsers.base import LanguageParser
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.parser import parse_text
 
-from conftest import EXAMPLES, REPO_ROOT
+from lsp_support import EXAMPLES, REPO_ROOT
 
 GRAMMAR = REPO_ROOT / "editors" / "vscode" / "syntaxes" / "mlw.tmLanguage.json"
 FILES = sorted(EXAMPLES.rglob("*.mlw"))

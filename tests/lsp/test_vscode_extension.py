@@ -12,7 +12,7 @@ import pytest
 from mlflowdsl.compiler.api import compile_text
 from mlflowdsl.grammar.parser import parse_text
 
-from conftest import REPO_ROOT
+from lsp_support import REPO_ROOT
 
 EXT = REPO_ROOT / "editors" / "vscode"
 PACKAGE = json.loads((EXT / "package.json").read_text())
