@@ -22,6 +22,7 @@ function activate(context) {
   }
   client = new LanguageClient("mlw", "mlw language server", { run: server, debug: server }, {
     documentSelector,
+    initializationOptions: { planLens: config.get("planLens", false) },
     synchronize: { fileEvents: vscode.workspace.createFileSystemWatcher("**/*.mlw") },
   });
   context.subscriptions.push({ dispose: () => client && client.stop() });

@@ -18,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 from mlflowdsl import __version__
 from mlflowdsl.compiler.api import SEED_SUFFIXES
 from mlflowdsl.compiler.perf import no_gc_pauses
-from mlflowdsl.lsp import actions, assist, navigation
+from mlflowdsl.lsp import actions, assist, lens, navigation
 from mlflowdsl.lsp.analysis import Analysis, Lines, analyze, disk_text, path_to_uri, uri_to_path
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ class MlwServer(LanguageServer):
         self._lock = asyncio.Lock()
         self._dirty: set[str] = set()
         self._running: set[str] = set()
+        self.plan_lens = False  # initialization option "planLens"
+        self.plans: dict[str, list[dict]] = {}  # uri -> the tasks of `mlw plan` at the last save
+        self.background: set[asyncio.Future] = set()
 
     # ------------------------------------------------------------------ checking
 
@@ -91,6 +94,7 @@ class MlwServer(LanguageServer):
 
     def forget(self, uri: str) -> None:
         self.analyses.pop(uri, None)
+        self.plans.pop(uri, None)
         for target, per_source in list(self.published.items()):
             if per_source.pop(uri, None) is not None or target == uri:
                 merged = [d for per in per_source.values() for d in per]
@@ -104,7 +108,25 @@ class MlwServer(LanguageServer):
                 await self.check(uri)
 
 
+    async def replan(self, uri: str) -> None:
+        """Run `mlw plan` on the saved file and ask the client to fetch the code lenses again."""
+        statuses = await lens.plan_statuses(uri_to_path(uri))
+        if statuses is None:
+            self.plans.pop(uri, None)
+        else:
+            self.plans[uri] = statuses
+        refresh = self.client_capabilities.workspace
+        if refresh and refresh.code_lens and refresh.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+
+
 server = MlwServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: MlwServer, params: types.InitializeParams) -> None:
+    options = params.initialization_options
+    ls.plan_lens = bool(isinstance(options, dict) and options.get("planLens"))
 
 
 def _analysis(ls: MlwServer, uri: str) -> Analysis | None:
@@ -137,8 +159,20 @@ async def did_change(ls: MlwServer, params: types.DidChangeTextDocumentParams) -
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 async def did_save(ls: MlwServer, params: types.DidSaveTextDocumentParams) -> None:
-    if ls.handles(params.text_document.uri):
-        await ls.recheck_importers(params.text_document.uri)
+    uri = params.text_document.uri
+    if ls.handles(uri):
+        await ls.recheck_importers(uri)
+        if ls.plan_lens and uri_to_path(uri).lower().endswith(".mlw"):
+            task = asyncio.ensure_future(ls.replan(uri))  # planning takes a process start: not in line
+            ls.background.add(task)
+            task.add_done_callback(ls.background.discard)
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+def code_lens(ls: MlwServer, params: types.CodeLensParams) -> list[types.CodeLens] | None:
+    a = _analysis(ls, params.text_document.uri)
+    statuses = ls.plans.get(params.text_document.uri)
+    return lens.code_lenses(a, statuses) if a is not None and statuses else []
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
