@@ -134,7 +134,8 @@ def analyze(uri: str, text: str, version: int | None, read: Callable[[str], str]
     path = uri_to_path(uri)
     module = None
     if previous is not None and previous.result.module is not None and not is_seed_document(path, text):
-        module = reparse(previous.text, previous.result.module, text)
+        with no_gc_pauses():  # moving the later nodes makes many objects and no cycles
+            module = reparse(previous.text, previous.result.module, text)
     if module is not None:  # only the edited item was parsed again
         result = compile_module(module, text, lower_plan=False, read=read)
     else:

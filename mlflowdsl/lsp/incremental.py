@@ -1,7 +1,8 @@
 """Re-parse only what an edit touched: when the change lies inside one item of the workflow (a
-task, a tune, a use, the params...) and leaves every other item where it was, that item
-alone is parsed again and put into the last good parse; otherwise the caller parses the whole
-text. The result equals a full parse of the new text (tests/lsp/test_lsp_incremental.py
+task, a tune, a use, the params...), that item alone is parsed again and put into the last
+good parse; when the edit adds or removes lines, the nodes after it are moved by that many
+lines (copied with shifted spans, cheaper than parsing them). Otherwise (an edit across items,
+or touching an item's first or last character) the caller parses the whole text. The result equals a full parse of the new text (tests/lsp/test_lsp_incremental.py
 checks it on every edit of a sample), so the compiler's passes see the same module.
 
 >>> from mlflowdsl.grammar.parser import parse_text
@@ -19,6 +20,7 @@ import dataclasses
 
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
+from mlflowdsl.grammar.diagnostics import Span
 from mlflowdsl.grammar.parser import parse_text
 
 _HEADER = "workflow w {"
@@ -60,8 +62,7 @@ def reparse(old: str, module: ast.Module, new: str) -> ast.Module | None:
     start, end_old, end_new = _changed(old, new)
     if start == end_old == end_new:
         return module
-    if old.count("\n", start, end_old) != new.count("\n", start, end_new):
-        return None  # the lines after the edit would move: every later span changes
+    delta = new.count("\n", start, end_new) - old.count("\n", start, end_old)  # lines added
     starts = _line_starts(old)
 
     def offset(line: int, column: int) -> int:
@@ -86,13 +87,45 @@ def reparse(old: str, module: ast.Module, new: str) -> ast.Module | None:
         return None  # a syntax error: the full parse reports it (with its recovery)
     if part.workflow is None or len(part.workflow.items) != 1 or type(part.workflow.items[0]) is not type(item):
         return None
-    items = wf.items[:k] + part.workflow.items + wf.items[k + 1:]
-    new_wf = dataclasses.replace(wf, items=items)
-    inside = [c for c in module.comments if not (first <= offset(c.span.line, c.span.column) < last)]
-    comments = tuple(sorted(inside + list(part.comments), key=lambda c: (c.span.line, c.span.column)))
-    order = tuple(new_wf if x is wf else x for x in module.order)
-    return dataclasses.replace(module, workflow=new_wf, comments=comments, order=order,
-                               span=_file_span(new, module.span))
+    later = wf.items[k + 1:]
+    items = wf.items[:k] + part.workflow.items + (_shift(later, delta) if delta else later)
+    new_wf = dataclasses.replace(wf, items=items, span=_shift_end(wf.span, delta))
+    comments = [c for c in module.comments if offset(c.span.line, c.span.column) < first] + list(part.comments) + [
+        _shift(c, delta) if delta else c for c in module.comments if offset(c.span.line, c.span.column) >= last]
+    after = False  # imports and templates after the workflow move too
+    order = []
+    for x in module.order:
+        if x is wf:
+            order.append(new_wf)
+            after = True
+        else:
+            order.append(_shift(x, delta) if after and delta else x)
+    return dataclasses.replace(
+        module, workflow=new_wf, comments=tuple(sorted(comments, key=lambda c: (c.span.line, c.span.column))),
+        order=tuple(order), imports=tuple(x for x in order if isinstance(x, ast.Import)),
+        templates=tuple(x for x in order if isinstance(x, ast.Template)), span=_file_span(new, module.span))
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _shift(x, delta: int):
+    """``x`` (a node, a span, a tuple of them, or a plain value) ``delta`` lines further down."""
+    if isinstance(x, Span):
+        return Span(x.file, x.line + delta, x.column, x.end_line + delta, x.end_column)
+    if isinstance(x, tuple):
+        return tuple(_shift(i, delta) for i in x)
+    if isinstance(x, ast.Node):
+        cls = type(x)
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        return cls(*[_shift(getattr(x, n), delta) for n in names])
+    return x
+
+
+def _shift_end(span: Span, delta: int) -> Span:
+    return dataclasses.replace(span, end_line=span.end_line + delta)
 
 
 def _file_span(text: str, old):

@@ -57,5 +57,22 @@ def test_an_edit_inside_a_task_value_is_incremental():
     new = old.replace("n_estimators = 50", "n_estimators = 60")
     got = reparse(old, parse_text(old, str(path)), new)
     assert got is not None and got == parse_text(new, str(path))
-    # a new line moves every later span: the full parse does it
-    assert reparse(old, parse_text(old, str(path)), old.replace("seed      = params.seed", "seed = 1\n")) is None
+    # a new line inside a task: the later items (and comments) move down one line
+    new = old.replace("    seed            = params.seed\n", "    seed            = params.seed\n\n", 1)
+    got = reparse(old, parse_text(old, str(path)), new)
+    assert got is not None and got == parse_text(new, str(path))
+    # an edit across two items is parsed in full
+    across = old.replace("  }\n\n  # A small Bayesian", "  # A small Bayesian", 1)
+    assert across != old and reparse(old, parse_text(old, str(path)), across) is None
+
+
+def test_lines_added_or_removed_move_what_follows_the_workflow_too():
+    old = ('workflow w {\n  task prep: data_preprocessing {\n    source = "x.csv"  # a comment\n  }\n'
+           '  use a = tr(data = prep.output)  # after\n}\n# tail comment\n'
+           'template tr(data) {\n  task train: model_training { data = data }\n  output model = train.model\n}\n')
+    module = parse_text(old, "w.mlw")
+    for new in (old.replace('source = "x.csv"', 'source = "x.csv"\n    seed = 3\n'),
+                old.replace('    source = "x.csv"  # a comment\n', "")):
+        got = reparse(old, module, new)
+        assert got is not None and got == parse_text(new, "w.mlw")
+        assert got.templates[0].span.line == parse_text(new, "w.mlw").templates[0].span.line != 8
