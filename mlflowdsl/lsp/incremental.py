@@ -2,8 +2,9 @@
 task, a tune, a use, the params...), that item alone is parsed again and put into the last
 good parse; when the edit adds or removes lines, the nodes after it are moved by that many
 lines (copied with shifted spans, cheaper than parsing them). Otherwise (an edit across items,
-or touching an item's first or last character) the caller parses the whole text. The result equals a full parse of the new text (tests/lsp/test_lsp_incremental.py
-checks it on every edit of a sample), so the compiler's passes see the same module.
+or touching an item's first or last character) the caller parses the whole text. The result
+equals a full parse of the new text (tests/lsp/test_lsp_incremental.py checks it on edits all
+over the examples), so the compiler's passes see the same module.
 
 >>> from mlflowdsl.grammar.parser import parse_text
 >>> old = 'workflow w {\\n  task a: data_preprocessing { source = "x.csv" }\\n}\\n'
