@@ -5,6 +5,7 @@ entry points recorded), for imports of open buffers, and for ``# mlw: ignore[...
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
 import json
@@ -159,3 +160,23 @@ def test_lint_json_is_the_cli_output(tmp_path: Path):
 
 def teardown_module() -> None:
     shutil.rmtree(CASES_DIR, ignore_errors=True)
+
+
+@ASYNC
+async def test_a_burst_of_edits_ends_with_the_diagnostics_of_the_last_text(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "w.mlw"
+    base = 'workflow w {\n  task prep: data_preprocessing { source = "x.csv" }\n  task t: model_training { data = prep.output  X }\n}\n'
+    path.write_text(base.replace("X", ""))
+    uri = path.resolve().as_uri()
+    await diagnostics_after(client, uri, lambda: open_doc(client, path))
+    texts = [base.replace("X", "seed = " + "1" * n) for n in range(1, 8)] + [base.replace("X", "sed = 1")]
+    for version, text in enumerate(texts, start=2):  # sent without waiting: checks run meanwhile
+        change_doc(client, uri, text, version)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while client.diagnostics.get(uri) is None or not any(d.code == "MLW203" for d in client.diagnostics[uri]):
+        assert loop.time() < deadline, "the last text's diagnostics never came"
+        await asyncio.sleep(0.01)
+    path.write_text(texts[-1])
+    assert [as_lint(d, str(path)) for d in client.diagnostics[uri]] == lint_json(path)
+    close_doc(client, uri)
