@@ -180,3 +180,31 @@ async def test_a_burst_of_edits_ends_with_the_diagnostics_of_the_last_text(clien
     path.write_text(texts[-1])
     assert [as_lint(d, str(path)) for d in client.diagnostics[uri]] == lint_json(path)
     close_doc(client, uri)
+
+
+@ASYNC
+async def test_columns_after_non_ascii_text_are_utf16_units(client: LanguageClient, tmp_path: Path):
+    # "🚀" is one code point (the compiler's column unit) and two UTF-16 units (LSP's default)
+    path = tmp_path / "w.mlw"
+    path.write_text('workflow w {\n  task prep: data_preprocessing { source = "🚀é.csv"  seeed = 1 }\n}\n', encoding="utf-8")
+    uri = path.resolve().as_uri()
+    got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
+    (lint,) = [e for e in lint_json(path) if e["code"] == "MLW203"]
+    (d,) = [d for d in got if d.code == "MLW203"]
+    line = path.read_text(encoding="utf-8").split("\n")[1]
+    assert line[lint["column"] - 1:lint["end_column"] - 1] == "seeed"
+    assert d.range.start.character == lint["column"] - 1 + 1  # one more unit for the rocket
+    assert d.range.end.character - d.range.start.character == len("seeed")
+    close_doc(client, uri)
+
+
+@ASYNC
+async def test_a_yaml_workflow_spec_gets_the_diagnostics_of_lint(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "w.yaml"
+    path.write_text("workflow_id: w\ntasks:\n  - task_id: prep\n    task_type: data_preprocesing\n"
+                    "    parameters: {source: x.csv}\n")
+    uri = path.resolve().as_uri()
+    got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
+    assert [as_lint(d, str(path)) for d in got] == lint_json(path)
+    assert [d.code for d in got] == ["MLW201"]
+    close_doc(client, uri)
