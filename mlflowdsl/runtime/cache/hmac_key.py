@@ -1,4 +1,4 @@
-"""The key that signs Redis cache entries.
+"""The key that signs cache entries on disk and in Redis.
 
 ``settings.cache_hmac_key`` (``MLW_CACHE_HMAC_KEY``) when set. Otherwise a random key is made
 once and kept in ``<home>/cache_hmac.key`` (mode 0600). That file only works where every
