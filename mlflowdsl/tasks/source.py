@@ -7,8 +7,9 @@ worker imports the module when the task runs (``mlflowdsl.tasks.custom``).
 
 **What ``uses`` may name** (docs/operations.md "Security"): a module whose source file is
 
-* under the workflow file's directory, or under the current directory (the project), and not
-  inside an installation directory (the standard library, site-packages); or
+* under the workflow file's directory, the current directory (the project) or a directory
+  listed in ``PYTHONPATH`` (an import path the user chose), and not inside an installation
+  directory (the standard library, site-packages); or
 * in a top-level package listed in the ``trusted_modules`` setting (``MLW_TRUSTED_MODULES``,
   comma-separated), e.g. a team's installed package of steps.
 
@@ -86,19 +87,25 @@ def _installation_dirs() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(d) for d in dirs))
 
 
-def _under(path: str, root: str) -> bool:
+def under(path: str, root: str) -> bool:
     try:
         return os.path.commonpath([path, root]) == root
     except ValueError:  # different drives
         return False
 
 
+def project_roots(base_dir: str) -> list[str]:
+    """The workflow's directory, the current directory and the ``PYTHONPATH`` entries."""
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [os.path.realpath(r) for r in (base_dir, os.getcwd(), *extra)]
+
+
 def is_project_file(path: str | os.PathLike, base_dir: str) -> bool:
-    """Under the workflow's directory or the current directory, and not installed code."""
+    """Under one of the :func:`project_roots`, and not installed code."""
     real = os.path.realpath(path)
-    if any(_under(real, d) for d in _installation_dirs()) or "site-packages" in Path(real).parts:
+    if any(under(real, d) for d in _installation_dirs()) or {"site-packages", "dist-packages"} & set(Path(real).parts):
         return False
-    return any(_under(real, os.path.realpath(root)) for root in (base_dir, os.getcwd()))
+    return any(under(real, root) for root in project_roots(base_dir))
 
 
 def search_path(base_dir: str) -> list[str]:
@@ -139,7 +146,7 @@ def locate(uses: str, base_dir: str) -> tuple[str, str, Path]:
                            hint="put the module next to the workflow file, or fix the module name")
     if not is_project_file(path, base_dir) and top not in trusted_packages():
         raise UsesRefused(f"`{module}` ({path}) is outside the project: a custom task may name only modules under the "
-                          "workflow's directory or the current directory", subject="uses",
+                          "workflow's directory, the current directory or PYTHONPATH", subject="uses",
                           hint=f"to allow an installed package, list it in the trusted_modules setting ({SETTING}={top})")
     return module, attr, path
 

@@ -128,3 +128,19 @@ def test_static_and_imported_schemas_agree(tmp_path, monkeypatch):
         assert static.params_model.model_fields[name].annotation == field.annotation, name
         assert static.params_model.model_fields[name].is_required() == field.is_required(), name
     schema_for.cache_clear()
+
+
+def test_a_module_on_pythonpath_is_the_users_choice(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "team_steps.py").write_text(STEP.format(marker=str(tmp_path / "ran.txt")))
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(lib))
+    wf = _workflow(project, "team_steps:balance")
+    monkeypatch.setenv("PYTHONPATH", "")
+    [(code, _, _, message, _)] = _diagnostics(wf)
+    assert code == "MLW218" and "outside the project" in message
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    assert _diagnostics(wf) == [] and not (tmp_path / "ran.txt").exists()
