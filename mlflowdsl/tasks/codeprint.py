@@ -197,13 +197,38 @@ def _shown(path: Path, base_dir: str) -> str:
     return real
 
 
+_MEMO: dict[tuple, tuple[list[tuple[str, int, int]], tuple[dict[str, str], dict[str, str]]]] = {}
+
+
+def _stat(path: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, -1, -1)
+    return (path, st.st_mtime_ns, st.st_size)
+
+
 def code_fingerprint(uses: str, base_dir: str) -> tuple[dict[str, str], dict[str, str]]:
     """``({file: sha256 of its code}, {package: version})`` for the function ``uses`` names;
-    two empty dicts when it cannot be found statically (the compiler reports that)."""
+    two empty dicts when it cannot be found statically (the compiler reports that). Kept per
+    (uses, directories) while none of the files it read changed (mtime, size)."""
+    key = (uses, os.path.abspath(base_dir), os.getcwd(), os.environ.get("PYTHONPATH", ""))
+    memo = _MEMO.get(key)
+    if memo is not None and all(_stat(entry[0]) == entry for entry in memo[0]):
+        return memo[1]
+    read: list[str] = []
+    result = _fingerprint(uses, base_dir, read)
+    if read:  # not a module that could not be found: it may appear later
+        _MEMO[key] = ([_stat(p) for p in read], result)
+    return result
+
+
+def _fingerprint(uses: str, base_dir: str, read: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     try:
         path, tree, fn = find_function(uses, base_dir)
     except MlwError:
         return {}, {}
+    read.append(str(path))
     module = uses.partition(":")[0]
     attr = uses.partition(":")[2]
     start: ast.AST = fn
@@ -232,6 +257,7 @@ def code_fingerprint(uses: str, base_dir: str) -> tuple[dict[str, str], dict[str
         if real in seen:
             continue
         seen.add(real)
+        read.append(str(found))
         st = os.stat(found)
         try:
             files[_shown(found, base_dir)] = _module_digest(str(found), st.st_mtime_ns, st.st_size)

@@ -37,7 +37,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
 from mlflowdsl.tasks.models import resolve_model
-from mlflowdsl.tasks.source import check_name, find_function, static_signature
+from mlflowdsl.tasks.source import check_at_run_time, find_function, static_signature
 from mlflowdsl.tasks.values import Dataset, TrainedModel
 
 _KINDS = {Dataset: "dataset", TrainedModel: "model"}
@@ -132,8 +132,8 @@ def static_schema(uses: str, base_dir: str) -> CustomSchema:
 def schema_for(uses: str) -> CustomSchema:
     """The schema of the function named by ``uses``, imported (the worker, when the task runs;
     raises MlwError when it may not be named, cannot be imported or its signature cannot be a
-    task)."""
-    check_name(uses)
+    task). The trust rule is applied again first (``source.check_at_run_time``)."""
+    check_at_run_time(uses)
     try:
         fn = load_function(uses)
     except (ImportError, AttributeError) as exc:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import inspect
 import os
 import sys
@@ -100,12 +101,35 @@ def project_roots(base_dir: str) -> list[str]:
     return [os.path.realpath(r) for r in (base_dir, os.getcwd(), *extra)]
 
 
+def is_installed(path: str | os.PathLike) -> bool:
+    """Inside the standard library, site-packages or the interpreter's prefix."""
+    real = os.path.realpath(path)
+    return any(under(real, d) for d in _installation_dirs()) or bool({"site-packages", "dist-packages"} & set(Path(real).parts))
+
+
 def is_project_file(path: str | os.PathLike, base_dir: str) -> bool:
     """Under one of the :func:`project_roots`, and not installed code."""
     real = os.path.realpath(path)
-    if any(under(real, d) for d in _installation_dirs()) or {"site-packages", "dist-packages"} & set(Path(real).parts):
-        return False
-    return any(under(real, root) for root in project_roots(base_dir))
+    return not is_installed(real) and any(under(real, root) for root in project_roots(base_dir))
+
+
+def check_at_run_time(uses: str) -> None:
+    """The rule as the worker applies it before importing (a plan may not have come through
+    the compiler: one edited in a shared Redis): the standard library and mlflowdsl by name,
+    and installed packages outside ``trusted_modules``, wherever the worker's path finds them.
+    Only the top-level package is looked up (``find_spec`` of a top-level name imports nothing)."""
+    module, _ = check_name(uses)
+    top = module.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return  # the import reports it
+    if spec is None:
+        return
+    places = [p for p in [spec.origin, *(spec.submodule_search_locations or [])] if p and os.path.isabs(p)]
+    if any(is_installed(p) for p in places) and top not in trusted_packages():
+        raise UsesRefused(f"`{top}` is an installed package ({places[0]}), not part of the project", subject="uses",
+                          hint=f"to allow it, list it in the trusted_modules setting ({SETTING}={top})")
 
 
 def search_path(base_dir: str) -> list[str]:

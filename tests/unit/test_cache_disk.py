@@ -279,3 +279,18 @@ def test_admin_handles_list_and_delete_but_never_read(cache):
         admin.get(KEY)
     admin.delete(KEY)
     assert not cache.contains(KEY)
+
+
+def test_a_key_file_written_by_another_user_is_refused(tmp_path, monkeypatch):
+    # A writer of a shared home could replace the key file with one they know, then sign
+    # entries with it: a key file that is not the current user's is not used.
+    reset_open_caches()
+    settings = Settings(home=str(tmp_path / "home"))
+    open_cache("disk", settings).put(KEY, 1)
+    owner = (tmp_path / "home" / "cache_hmac.key").stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    reset_open_caches()
+    with pytest.raises(ConfigError, match="belongs to another user") as info:
+        open_cache("disk", settings).get(KEY)
+    assert "MLW_CACHE_HMAC_KEY" in info.value.hint
+    reset_open_caches()

@@ -144,3 +144,13 @@ def test_a_module_on_pythonpath_is_the_users_choice(tmp_path, monkeypatch):
     assert code == "MLW218" and "outside the project" in message
     monkeypatch.setenv("PYTHONPATH", str(lib))
     assert _diagnostics(wf) == [] and not (tmp_path / "ran.txt").exists()
+
+
+def test_the_worker_refuses_installed_code_outside_the_trusted_list(monkeypatch, tmp_path):
+    # e.g. a plan edited in a shared Redis naming a function that unpickles a file
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLW_TRUSTED_MODULES", raising=False)
+    schema_for.cache_clear()
+    with pytest.raises(UsesRefused, match="installed package"):
+        Custom().run_function("pandas:read_pickle", {"filepath_or_buffer": str(tmp_path / "x.pkl")}, {}, None)
+    schema_for.cache_clear()
