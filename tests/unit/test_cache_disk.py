@@ -294,3 +294,17 @@ def test_a_key_file_written_by_another_user_is_refused(tmp_path, monkeypatch):
         open_cache("disk", settings).get(KEY)
     assert "MLW_CACHE_HMAC_KEY" in info.value.hint
     reset_open_caches()
+
+
+def test_verifying_before_any_key_exists_creates_none(tmp_path):
+    # planning (also `mlw plan`, a read-only command) verifies entries it would load: with no
+    # key yet, nothing can be validly signed, and no key file is made
+    reset_open_caches()
+    settings = Settings(home=str(tmp_path / "home"))
+    disk = open_cache("disk", settings)
+    DiskCache(settings.cache_path, b"someone else's key").put(KEY, 1)
+    assert not disk.verify(KEY)
+    assert not (tmp_path / "home" / "cache_hmac.key").exists()
+    disk.put(KEY, 2)  # a run writes: now the key is made
+    assert (tmp_path / "home" / "cache_hmac.key").exists() and disk.verify(KEY)
+    reset_open_caches()

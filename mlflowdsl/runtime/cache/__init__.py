@@ -28,7 +28,7 @@ from mlflowdsl.errors import ConfigError
 from mlflowdsl.ir import CACHE_OFF, CACHE_STRATEGIES
 from mlflowdsl.runtime.cache.base import CacheBackend, CacheEntryInfo, CacheUnavailable, cache_key
 from mlflowdsl.runtime.cache.disk import DiskCache
-from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key
+from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key, existing_cache_hmac_key
 from mlflowdsl.runtime.cache.hybrid import HybridCache
 from mlflowdsl.runtime.cache.memory import MemoryCache
 from mlflowdsl.runtime.cache.redis_cache import RedisCache
@@ -61,7 +61,8 @@ def open_layer(layer: str, settings) -> Any:
     if layer == "disk":
         root = os.path.abspath(settings.cache_path)
         return _memo(("disk", root, settings.cache_hmac_key, os.path.abspath(settings.home)),
-                     lambda: DiskCache(root, secret=lambda: cache_hmac_key(settings)))
+                     lambda: DiskCache(root, secret=lambda: cache_hmac_key(settings),
+                                       existing=lambda: existing_cache_hmac_key(settings)))
     if layer == "redis":
         if not settings.redis_url:
             raise ConfigError("cache strategy 'redis' needs a Redis server, but none is configured",

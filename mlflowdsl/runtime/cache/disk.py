@@ -107,13 +107,16 @@ Secret = bytes | Callable[[], bytes] | None
 class DiskCache(EntryStore):
     name = "disk"
 
-    def __init__(self, root: str | os.PathLike, secret: Secret = None):
+    def __init__(self, root: str | os.PathLike, secret: Secret = None,
+                 existing: Callable[[], bytes | None] | None = None):
         """``secret``: the signing key, or a function returning it (called at the first read
-        or write, so listing a cache never creates a key file). ``None`` makes an admin
-        handle (``mlw cache ls|clear``) that lists and deletes entries but refuses to read or
-        write them."""
+        or write, so listing a cache never creates a key file); ``existing``: a function
+        returning the key only if it already exists, used by :meth:`verify` (planning, also
+        in read-only ``mlw plan``). ``None`` makes an admin handle (``mlw cache ls|clear``)
+        that lists and deletes entries but refuses to read or write them."""
         self.root = Path(root)
         self._secret = secret
+        self._existing = existing
 
     def _key(self) -> bytes:
         if callable(self._secret):
@@ -121,6 +124,14 @@ class DiskCache(EntryStore):
         if self._secret is None:
             raise RuntimeError("this DiskCache has no signing key: it can only list and delete entries")
         return self._secret
+
+    def verify(self, key: str) -> bool:
+        if self._existing is not None and callable(self._secret):  # no key yet: check without making one
+            existing = self._existing()
+            if existing is None:
+                return False  # nothing can be validly signed before the key exists
+            self._secret = existing
+        return super().verify(key)
 
     def path_for(self, key: str) -> Path:
         if not _KEY.match(key):

@@ -31,6 +31,14 @@ def cache_hmac_key(settings: Settings) -> bytes:
     return read_or_create_key_file(settings.home_path / KEY_FILE)
 
 
+def existing_cache_hmac_key(settings: Settings) -> bytes | None:
+    """The key if there is one already (``None`` when no key file exists yet): for read-only
+    checks, which must not create the file (no entry can be valid without it)."""
+    if settings.cache_hmac_key or (settings.home_path / KEY_FILE).exists():
+        return cache_hmac_key(settings)
+    return None
+
+
 def read_or_create_key_file(path: Path) -> bytes:
     """Read the key in ``path``, creating it (0600, atomically) if it does not exist yet.
 
