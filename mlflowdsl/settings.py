@@ -21,6 +21,7 @@ ENV = {
     "kafka_bootstrap": "MLW_KAFKA_BOOTSTRAP",
     "cache_dir": "MLW_CACHE_DIR",
     "cache_hmac_key": "MLW_CACHE_HMAC_KEY",
+    "trusted_modules": "MLW_TRUSTED_MODULES",
     "memory_cache_bytes": "MLW_MEMORY_CACHE_BYTES",
     "key_prefix": "MLW_KEY_PREFIX",
     "leader_lease_s": "MLW_LEADER_LEASE_S",
@@ -52,7 +53,8 @@ class Settings:
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     cache_dir: str | None = None  # default: <home>/cache
-    cache_hmac_key: str | None = None  # signs Redis cache entries; default derived per home
+    cache_hmac_key: str | None = None  # signs cache entries (disk and Redis); default: a key file per home
+    trusted_modules: str | None = None  # installed packages custom tasks may name (comma-separated)
     memory_cache_bytes: int = 512 * 1024 * 1024
     key_prefix: str = "mlw"
     local_workers: int = 2  # embedded LocalCluster size

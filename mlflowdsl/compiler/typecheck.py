@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +24,7 @@ from mlflowdsl.compiler.model import OutputRef, RAttr, ResolvedWorkflow, RTask
 from mlflowdsl.compiler.tunecheck import check_tunes
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.ir import Tuning
-from mlflowdsl.tasks.custom import schema_for
+from mlflowdsl.tasks.custom import static_schema
 
 
 @dataclass
@@ -116,10 +114,9 @@ class _Checker:
         key = "custom:" + uses
         if key not in self._types:
             try:
-                # A custom task's module is looked up beside the workflow file first, as the
-                # runtime does for its workers, so no PYTHONPATH is needed for local steps.
-                with _import_path(os.path.dirname(os.path.abspath(file))):
-                    schema = schema_for(uses)
+                # Read from the module's source, never imported (tasks/source.py); looked up beside
+                # the workflow file first, as the runtime does for its workers.
+                schema = static_schema(uses, os.path.dirname(os.path.abspath(file)))
             except Exception as exc:  # an import error in user code is a diagnostic, not a crash
                 self._custom_errors[uses] = (
                     f"cannot load `{uses}`: {getattr(exc, 'message', None) or exc}",
@@ -297,18 +294,6 @@ def _kind_word(spec: task_api.InputSpec) -> str:
 def _fitting_outputs(info: TypeInfo, spec: task_api.InputSpec, task: str) -> str | None:
     fitting = [o for o, k in info.outputs.items() if _fits(spec, k)]
     return f"did you mean `{task}.{fitting[0]}`?" if fitting else None
-
-
-@contextlib.contextmanager
-def _import_path(directory: str):
-    added = directory not in sys.path
-    if added:
-        sys.path.insert(0, directory)
-    try:
-        yield
-    finally:
-        if added and directory in sys.path:
-            sys.path.remove(directory)
 
 
 _NOT_CACHED = Directives(cache=CacheFields(strategy="none"))

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime.cache.base import cache_key
-from mlflowdsl.runtime.keys import data_fingerprints, file_fingerprint
+from mlflowdsl.runtime.keys import CODE_PREFIX, PACKAGE_PREFIX, data_fingerprints, file_fingerprint
 
 # component -> the reason `mlw plan` gives when it differs
 REASONS = {
@@ -32,6 +32,8 @@ REASONS = {
     "cache_version": "cache version changed",
     "inputs": "input changed upstream",
     "data": "input data changed",
+    "code": "code changed",
+    "packages": "package version changed",
     "tuning": "tuning changed",
 }
 MISSING = "<absent>"
@@ -49,17 +51,24 @@ class Change:
 
 
 def task_components(task: Task, input_keys: dict[str, str], data: list[str]) -> dict[str, Any]:
-    """The JSON-able components of ``task``'s cache key (``key`` is the full key)."""
-    return {
+    """The JSON-able components of ``task``'s cache key (``key`` is the full key). A custom
+    task's code and package fingerprints (``keys.code_fingerprints``, at the front of ``data``)
+    are kept apart as ``code`` ({file: sha256}) and ``packages`` ({name: version})."""
+    code = {e[len(CODE_PREFIX):].rpartition(":")[0]: e.rpartition(":")[2] for e in data if e.startswith(CODE_PREFIX)}
+    packages = dict(e[len(PACKAGE_PREFIX):].partition("=")[::2] for e in data if e.startswith(PACKAGE_PREFIX))
+    comp = {
         "type": task.type,
         "uses": task.uses,
         "impl_version": task.impl_version,
         "params": task.params,
         "cache_version": task.cache.version,
         "inputs": dict(input_keys),
-        "data": list(data),
+        "data": [e for e in data if not e.startswith((CODE_PREFIX, PACKAGE_PREFIX))],
         "key": cache_key(task.key_part, [input_keys[d] for d in task.dependencies], data),
     }
+    if code or packages:
+        comp.update(code=code, packages=packages)
+    return comp
 
 
 def plan_components(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -114,8 +123,11 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     for name in ("type", "uses", "impl_version", "cache_version"):
         if old.get(name) != new.get(name):
             changes.append(Change(name, old.get(name), new.get(name), REASONS[name]))
-    for name in ("params", "inputs", "tuning"):
-        a, b = _flat(old.get(name) or {}), _flat(new.get(name) or {})
+    for name in ("params", "inputs", "code", "packages", "tuning"):
+        if name in ("code", "packages"):  # file names and package names hold dots: not flattened
+            a, b = dict(old.get(name) or {}), dict(new.get(name) or {})
+        else:
+            a, b = _flat(old.get(name) or {}), _flat(new.get(name) or {})
         for k in sorted(set(a) | set(b)):
             if a.get(k, MISSING) != b.get(k, MISSING):
                 changes.append(Change(f"{name}.{k}", _short(a.get(k, MISSING)), _short(b.get(k, MISSING)),
@@ -141,7 +153,7 @@ def reasons(changes: list[Change]) -> list[str]:
                   or c.field.startswith(name + "[")]
         if not fields:
             continue
-        if name in ("inputs", "params", "tuning"):
+        if name in ("inputs", "params", "code", "packages", "tuning"):
             reason += " (" + ", ".join(f.split(".", 1)[1] for f in fields) + ")"
         out.append(reason)
     return out

@@ -3,7 +3,9 @@
 key(task) = cache_key(task.key_part, keys of its dependencies in order, fingerprints of the
 files named by its type's ``reads`` params). Because each key includes its inputs' keys,
 changing one task's params changes exactly its key and its dependents' keys. A tuned task's
-key part also covers its ``tune`` block (:func:`tuned_key_parts`).
+key part also covers its ``tune`` block (:func:`tuned_key_parts`). A custom task's
+fingerprints are those of its code (``code:<file>:<sha256>``) and of the packages it imports
+(``package:<name>=<version>``), read statically by ``mlflowdsl.tasks.codeprint``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Callable
 from mlflowdsl.errors import MlwError
 from mlflowdsl.ir import Plan, Task, Tuning
 from mlflowdsl.tasks import get_task_type
+from mlflowdsl.tasks.codeprint import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,21 @@ def _is_local_path(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not (":" in value.split("/")[0] and not value.startswith("."))
 
 
+CODE_PREFIX, PACKAGE_PREFIX = "code:", "package:"
+
+
+def code_fingerprints(task: Task, base_dir: str) -> list[str]:
+    """A custom task's code and package entries (empty for other tasks, or when its module
+    cannot be found statically)."""
+    if task.type != "custom" or not task.uses:
+        return []
+    files, packages = code_fingerprint(task.uses, base_dir)
+    return ([f"{CODE_PREFIX}{path}:{digest}" for path, digest in files.items()]
+            + [f"{PACKAGE_PREFIX}{name}={version}" for name, version in packages.items()])
+
+
 def data_fingerprints(task: Task, base_dir: str, fingerprint: Callable[[str], str] = file_fingerprint) -> list[str]:
-    out = []
+    out = code_fingerprints(task, base_dir)
     for name in _reads(task):
         value = task.params.get(name)
         values = value if isinstance(value, list) else [value]

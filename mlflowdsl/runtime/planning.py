@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 CARRIED_STATUSES = ("succeeded", "cached")  # a resumed execution's tasks kept when their key is unchanged
 
 Contains = Callable[[str, str], bool]  # contains(strategy, key): is the entry in that shared cache?
+# A probe may also have ``verify(strategy, key)``: the entry is there and its signature holds
+# (read whole, not unpickled; a bad one is deleted). Planning verifies the entries it will
+# *load* (a cached task whose output a running task needs), so a corrupt or forged one is
+# recomputed in the same run instead of failing it; a plain ``contains`` is used for the rest.
 
 
 @dataclass
@@ -85,15 +89,18 @@ def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: Workflow
             d.run.append(task.id)
     # Walk back from what runs: a needed carried-over task is loaded from the shared cache
     # when it is there, and rerun otherwise (its outputs died with the old workers).
+    # The entries to load are verified, so a corrupt one is rerun rather than failing the load.
+    verify = getattr(contains, "verify", contains)
     by_id = plan.tasks_by_id()
     needed = {dep for tid in d.run for dep in by_id[tid].dependencies}
     run = set(d.run)
     for task in reversed(order):
         if task.id not in needed or task.id in run:
             continue
-        if task.id in d.cached or (task.cache.shared and contains(task.cache.strategy, keys[task.id])):
+        if task.cache.shared and verify(task.cache.strategy, keys[task.id]):
             d.load.add(task.id)
         else:
+            d.cached.discard(task.id)
             d.carried.discard(task.id)
             run.add(task.id)
             needed.update(by_id[task.id].dependencies)
@@ -110,21 +117,34 @@ def plan_run(plan: Plan, base_dir: str, resume: WorkflowExecution | None, contai
     return decision
 
 
-def cache_probe(settings: Settings, *, errors_are_misses: bool = False) -> Contains:
-    """``contains(strategy, key)`` over the real caches, each opened once. With
+class CacheProbe:
+    """``probe(strategy, key)`` (header-only ``contains``) and ``probe.verify(strategy, key)``
+    (the entry's signature checked) over the real caches, each opened once. With
     ``errors_are_misses`` a cache that cannot be opened or asked (no Redis configured, a
     server down) answers "not there" instead of raising."""
-    opened: dict[str, Any] = {}
 
-    def contains(strategy: str, key: str) -> bool:
+    def __init__(self, settings: Settings, *, errors_are_misses: bool = False):
+        self.settings = settings
+        self.errors_are_misses = errors_are_misses
+        self._opened: dict[str, Any] = {}
+
+    def _ask(self, what: str, strategy: str, key: str) -> bool:
         try:
-            if strategy not in opened:
-                opened[strategy] = open_cache(strategy, settings)
-            return opened[strategy].contains(key)
+            if strategy not in self._opened:
+                self._opened[strategy] = open_cache(strategy, self.settings)
+            return bool(getattr(self._opened[strategy], what)(key))
         except Exception as exc:  # noqa: BLE001 - an unreachable cache is a miss, as at run time
-            if not errors_are_misses:
+            if not self.errors_are_misses:
                 raise
             log.debug("cache %s could not be asked for %s, counted as a miss: %s", strategy, key[:12], exc)
             return False
 
-    return contains
+    def __call__(self, strategy: str, key: str) -> bool:
+        return self._ask("contains", strategy, key)
+
+    def verify(self, strategy: str, key: str) -> bool:
+        return self._ask("verify", strategy, key)
+
+
+def cache_probe(settings: Settings, *, errors_are_misses: bool = False) -> CacheProbe:
+    return CacheProbe(settings, errors_are_misses=errors_are_misses)

@@ -12,6 +12,10 @@ from the function's type hints.
   returns a dict with a ``metrics`` dict, those numbers also become the task's metrics and the
   ``metrics`` output.
 
+The compiler reads the schema from the module's source without importing it
+(:func:`static_schema`, over :mod:`mlflowdsl.tasks.source`); the worker imports the module
+when the task runs (:func:`schema_for`).
+
 >>> def scale(data: Dataset, factor: float = 2.0, label="x") -> dict:
 ...     return {"rows": data.n_train * factor, "label": label}
 >>> schema = _schema_of("example:scale", scale)
@@ -33,6 +37,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
 from mlflowdsl.tasks.models import resolve_model
+from mlflowdsl.tasks.source import check_at_run_time, find_function, static_signature
 from mlflowdsl.tasks.values import Dataset, TrainedModel
 
 _KINDS = {Dataset: "dataset", TrainedModel: "model"}
@@ -111,10 +116,24 @@ def to_outputs(result: Any) -> TaskOutputs:
     return TaskOutputs(outputs={"output": result})
 
 
+def static_schema(uses: str, base_dir: str) -> CustomSchema:
+    """The schema of the function ``uses`` names, read from its module's source without
+    importing it (raises MlwError when ``uses`` may not be named, cannot be found, or its
+    signature cannot be a task). Cached per file version (``source.parse_file``)."""
+    path, tree, fn = find_function(uses, base_dir)
+    try:
+        signature = static_signature(tree, fn)
+    except (TypeError, ValueError) as exc:
+        raise MlwError(f"cannot read the signature of {uses!r} ({path}:{fn.lineno}): {exc}", subject="uses") from exc
+    return _schema_from(uses, fn.name, signature)
+
+
 @functools.lru_cache(maxsize=256)
 def schema_for(uses: str) -> CustomSchema:
-    """The schema of the function named by ``uses`` (raises MlwError when it cannot be
-    imported or its signature cannot be a task)."""
+    """The schema of the function named by ``uses``, imported (the worker, when the task runs;
+    raises MlwError when it may not be named, cannot be imported or its signature cannot be a
+    task). The trust rule is applied again first (``source.check_at_run_time``)."""
+    check_at_run_time(uses)
     try:
         fn = load_function(uses)
     except (ImportError, AttributeError) as exc:
@@ -130,24 +149,28 @@ def _schema_of(uses: str, fn: Callable[..., Any]) -> CustomSchema:
         signature = signature_of(fn)
     except (NameError, TypeError, ValueError) as exc:
         raise MlwError(f"cannot read the signature of {uses!r}: {exc}", subject="uses") from exc
+    return _schema_from(uses, getattr(fn, "__name__", "function"), signature)
+
+
+def _schema_from(uses: str, name: str, signature: inspect.Signature) -> CustomSchema:
     fields: dict[str, Any] = {}
     inputs: dict[str, InputSpec] = {}
     context_parameter = None
-    for name, parameter in signature.parameters.items():
+    for pname, parameter in signature.parameters.items():
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            raise MlwError(f"{uses} takes *{name}; a custom task function needs named parameters", subject="uses")
+            raise MlwError(f"{uses} takes *{pname}; a custom task function needs named parameters", subject="uses")
         annotation = Any if parameter.annotation is inspect.Parameter.empty else parameter.annotation
         has_default = parameter.default is not inspect.Parameter.empty
         if annotation is TaskContext:
-            context_parameter = name
+            context_parameter = pname
             continue
         spec = _input_spec(annotation, optional_default=has_default and parameter.default is None)
         if spec is not None:
-            inputs[name] = spec
+            inputs[pname] = spec
             continue
-        fields[name] = (annotation, parameter.default if has_default else ...)
+        fields[pname] = (annotation, parameter.default if has_default else ...)
     params_model = create_model(  # type: ignore[call-overload]
-        f"{getattr(fn, '__name__', 'function')}_params", __base__=TaskParams, **fields
+        f"{name}_params", __base__=TaskParams, **fields
     )
     returned = signature.return_annotation
     output_kind = _KINDS.get(returned, "any") if isinstance(returned, type) else "any"

@@ -221,7 +221,7 @@ def test_cli_lists_and_clears_disk_and_redis(redis_url, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLW_KEY_PREFIX", "mlwtest")
-    DiskCache(tmp_path / "cache").put(KEY, 1, meta={"task_id": "prep"})
+    DiskCache(tmp_path / "cache", SECRET).put(KEY, 1, meta={"task_id": "prep"})
     RedisCache(redis_url, secret=SECRET, prefix="mlwtest").put("cd" + "1" * 62, 2, ttl=600,
                                                                 meta={"task_id": "train", "task_type": "model_training"})
     runner = CliRunner()

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.conftest import find_redis_binary, free_port, spawn, stop_group, wait_until  # noqa: E402
 from mlflowdsl.runtime.cache.disk import DiskCache  # noqa: E402
+from mlflowdsl.runtime.cache.hmac_key import read_or_create_key_file  # noqa: E402
 from tests.integration.cluster_support import MLW, Cluster, chain_workflow  # noqa: E402
 from tests.integration.tasks_for_tests import runs  # noqa: E402
 
@@ -68,7 +69,8 @@ def test_sigkill_of_the_running_instance_resumes_elsewhere_without_rerunning(tmp
                               text=True, timeout=120)
         assert calm.returncode == 0, calm.stderr
         undisturbed = json.loads(calm.stdout)["tasks"]
-        disturbed_cache, calm_cache = DiskCache(tmp_path / "home" / "cache"), DiskCache(tmp_path / "calm-home" / "cache")
+        disturbed_cache, calm_cache = (DiskCache(tmp_path / home / "cache", read_or_create_key_file(tmp_path / home / "cache_hmac.key"))
+                                       for home in ("home", "calm-home"))
         for tid, r in done["tasks"].items():
             assert r["status"] in ("succeeded", "cached") and undisturbed[tid]["status"] == "succeeded"
             key = r["cache_key"]

@@ -23,7 +23,7 @@ def cache_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray mlw.toml
     path = tmp_path / "cache"
-    disk = DiskCache(path)
+    disk = DiskCache(path, b"cli test key")
     disk.put(K1, {"m": 1}, meta={"task_id": "train", "task_type": "model_training"})
     disk.put(K2, "x" * 5000, ttl=3600, meta={"task_id": "prep", "task_type": "data_preprocessing"})
     return path
@@ -90,7 +90,7 @@ def test_clear_yes(cache_dir):
 
 def test_clear_older_than(cache_dir):
     old = cache_dir / "ab" / f"{K1}.entry"
-    disk = DiskCache(cache_dir)
+    disk = DiskCache(cache_dir, b"cli test key")
     # rewrite K1 as if created ten days ago
     from mlflowdsl.runtime.cache.serialize import new_entry
 

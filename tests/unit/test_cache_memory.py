@@ -122,3 +122,16 @@ def test_open_cache_memoizes_one_memory_layer_per_process(tmp_path):
     assert hybrid.front is memory  # hybrid shares the process's memory layer
     assert open_cache("none", settings).get("k1") == (False, None)
     reset_open_caches()
+
+
+def test_an_entry_that_cannot_be_unpickled_is_deleted_and_a_miss():
+    from mlflowdsl.runtime.cache.memory import MemoryCache as Memory
+    from mlflowdsl.runtime.cache.serialize import StoredEntry
+
+    cache = Memory(max_bytes=10_000)
+    cache.put_entry("k1", StoredEntry(payload=b"\x80\x05garbage, not a pickle", created=0.0))
+    assert cache.contains("k1")
+    assert cache.get("k1") == (False, None)
+    assert not cache.contains("k1")  # deleted: the task recomputes and writes a good one
+    cache.put("k1", "recomputed")
+    assert cache.get("k1") == (True, "recomputed")

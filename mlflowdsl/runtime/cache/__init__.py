@@ -4,7 +4,7 @@
 none       never hits, stores nothing
 memory     size-bounded LRU in the process running the task (a Dask worker); helps within a
            run, and across runs only on a long-lived cluster
-disk       checksummed files under ``settings.cache_path`` (default ``<home>/cache``)
+disk       signed files under ``settings.cache_path`` (default ``<home>/cache``)
 redis      signed entries with TTL in ``settings.redis_url`` (needs ``MLW_REDIS_URL``)
 hybrid     memory in front of redis, or of disk when no Redis is configured
 =========  ==================================================================================
@@ -28,7 +28,7 @@ from mlflowdsl.errors import ConfigError
 from mlflowdsl.ir import CACHE_OFF, CACHE_STRATEGIES
 from mlflowdsl.runtime.cache.base import CacheBackend, CacheEntryInfo, CacheUnavailable, cache_key
 from mlflowdsl.runtime.cache.disk import DiskCache
-from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key
+from mlflowdsl.runtime.cache.hmac_key import cache_hmac_key, existing_cache_hmac_key
 from mlflowdsl.runtime.cache.hybrid import HybridCache
 from mlflowdsl.runtime.cache.memory import MemoryCache
 from mlflowdsl.runtime.cache.redis_cache import RedisCache
@@ -60,7 +60,9 @@ def open_layer(layer: str, settings) -> Any:
         return _memo(("memory", settings.memory_cache_bytes), lambda: MemoryCache(settings.memory_cache_bytes))
     if layer == "disk":
         root = os.path.abspath(settings.cache_path)
-        return _memo(("disk", root), lambda: DiskCache(root))
+        return _memo(("disk", root, settings.cache_hmac_key, os.path.abspath(settings.home)),
+                     lambda: DiskCache(root, secret=lambda: cache_hmac_key(settings),
+                                       existing=lambda: existing_cache_hmac_key(settings)))
     if layer == "redis":
         if not settings.redis_url:
             raise ConfigError("cache strategy 'redis' needs a Redis server, but none is configured",

@@ -40,6 +40,10 @@ class CacheBackend(Protocol):
     def contains(self, key: str) -> bool:
         """Cheap existence check (no unpickling); may be optimistic for corrupt entries."""
 
+    def verify(self, key: str) -> bool:
+        """Existence with the entry's signature checked (the whole entry is read, never
+        unpickled); a corrupt or forged entry is deleted and answers False."""
+
     def put(self, key: str, value: Any, *, ttl: float | None = None, meta: dict | None = None) -> None: ...
 
     def delete(self, key: str) -> None: ...

@@ -1,11 +1,14 @@
-"""Disk cache: one checksummed file per entry under ``settings.cache_path``.
+"""Disk cache: one signed file per entry under ``settings.cache_path``.
 
 Layout: ``<root>/ab/abcdef….entry`` (sharded by the key's first two characters). A file is
 
-    magic "MLWCACHE" | version u16 | header length u32 | sha256 (32 bytes) | header JSON | payload
+    magic "MLWCACHE" | version u16 | header length u32 | HMAC-SHA256 (32 bytes) | header JSON | payload
 
-where the sha256 covers header JSON and payload, so a flipped or missing byte anywhere is
-caught. Writes go to a temporary file in the same directory, are fsynced and renamed over the
+where the HMAC (the key of ``hmac_key.cache_hmac_key``, the one Redis entries are signed with)
+covers the entry's cache key, the version, the header JSON and the payload. A flipped or
+missing byte anywhere is caught, and so is an entry written by someone without the key (a
+forged pickle in a shared cache directory) or copied from another key: such files are never
+unpickled. Writes go to a temporary file in the same directory, are fsynced and renamed over the
 entry (``os.replace``, atomic): a reader sees the old entry or the new one, never a part, and
 several processes writing one key at once all complete (the last rename wins). A corrupt or
 truncated entry is logged, deleted and reported as a miss, so the task is recomputed.
@@ -14,6 +17,7 @@ truncated entry is logged, deleted and reported as a miss, so the task is recomp
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -21,7 +25,7 @@ import struct
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mlflowdsl.runtime.cache.base import CacheEntryInfo
 from mlflowdsl.runtime.cache.serialize import StoredEntry, decode_header, encode_header, info_from_header
@@ -30,8 +34,8 @@ from mlflowdsl.runtime.cache.store import EntryStore
 log = logging.getLogger(__name__)
 
 MAGIC = b"MLWCACHE"
-VERSION = 1
-PREFIX = struct.Struct(">8sHI32s")  # magic, version, header length, sha256
+VERSION = 2  # 1 was checksummed with a plain sha256: such files are refused (unsigned) and recomputed
+PREFIX = struct.Struct(">8sHI32s")  # magic, version, header length, HMAC-SHA256
 SUFFIX = ".entry"
 TMP_SUFFIX = ".tmp"
 _KEY = re.compile(r"^[A-Za-z0-9_-]{2,200}$")  # also keeps keys from escaping the cache dir
@@ -41,11 +45,17 @@ class CorruptEntry(ValueError):
     pass
 
 
-def encode_entry(entry: StoredEntry) -> bytes:
+def _mac(secret: bytes, key: str, header_len: int, body) -> bytes:
+    mac = hmac.new(secret, key.encode() + b"\n", hashlib.sha256)
+    mac.update(struct.pack(">HI", VERSION, header_len))
+    mac.update(body)
+    return mac.digest()
+
+
+def encode_entry(entry: StoredEntry, secret: bytes, key: str) -> bytes:
     header = encode_header(entry)
-    digest = hashlib.sha256(header)
-    digest.update(entry.payload)
-    return PREFIX.pack(MAGIC, VERSION, len(header), digest.digest()) + header + entry.payload
+    body = header + entry.payload
+    return PREFIX.pack(MAGIC, VERSION, len(header), _mac(secret, key, len(header), body)) + body
 
 
 def _split_prefix(data: bytes) -> tuple[int, bytes]:
@@ -55,26 +65,31 @@ def _split_prefix(data: bytes) -> tuple[int, bytes]:
     if magic != MAGIC:
         raise CorruptEntry("bad magic")
     if version != VERSION:
-        raise CorruptEntry(f"unknown format version {version}")
+        raise CorruptEntry(f"unsigned or unknown format version {version}")
     return header_len, digest
 
 
-def decode_entry(data: bytes) -> StoredEntry:
-    """Check and parse a whole entry file; raises :class:`CorruptEntry`.
+def decode_entry(data: bytes, secret: bytes, key: str) -> StoredEntry:
+    """Check the signature and parse a whole entry file; raises :class:`CorruptEntry`. Never
+    unpickles.
 
     >>> from mlflowdsl.runtime.cache.serialize import new_entry
-    >>> blob = encode_entry(new_entry("v", now=1.0))
-    >>> decode_entry(blob).created
+    >>> blob = encode_entry(new_entry("v", now=1.0), b"secret", "k1")
+    >>> decode_entry(blob, b"secret", "k1").created
     1.0
-    >>> decode_entry(blob[:-1])
+    >>> decode_entry(blob[:-1], b"secret", "k1")
     Traceback (most recent call last):
     ...
-    mlflowdsl.runtime.cache.disk.CorruptEntry: checksum mismatch
+    mlflowdsl.runtime.cache.disk.CorruptEntry: bad signature
+    >>> decode_entry(blob, b"another key", "k1")
+    Traceback (most recent call last):
+    ...
+    mlflowdsl.runtime.cache.disk.CorruptEntry: bad signature
     """
     header_len, digest = _split_prefix(data)
     body = memoryview(data)[PREFIX.size:]
-    if hashlib.sha256(body).digest() != digest:
-        raise CorruptEntry("checksum mismatch")
+    if not hmac.compare_digest(_mac(secret, key, header_len, body), digest):
+        raise CorruptEntry("bad signature")
     try:
         header = decode_header(bytes(body[:header_len]))
     except ValueError as exc:  # checksum matched a writer's bug; still not usable
@@ -86,11 +101,37 @@ def decode_entry(data: bytes) -> StoredEntry:
                        meta=header.get("meta") or {})
 
 
+Secret = bytes | Callable[[], bytes] | None
+
+
 class DiskCache(EntryStore):
     name = "disk"
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, secret: Secret = None,
+                 existing: Callable[[], bytes | None] | None = None):
+        """``secret``: the signing key, or a function returning it (called at the first read
+        or write, so listing a cache never creates a key file); ``existing``: a function
+        returning the key only if it already exists, used by :meth:`verify` (planning, also
+        in read-only ``mlw plan``). ``None`` makes an admin handle (``mlw cache ls|clear``)
+        that lists and deletes entries but refuses to read or write them."""
         self.root = Path(root)
+        self._secret = secret
+        self._existing = existing
+
+    def _key(self) -> bytes:
+        if callable(self._secret):
+            self._secret = self._secret()
+        if self._secret is None:
+            raise RuntimeError("this DiskCache has no signing key: it can only list and delete entries")
+        return self._secret
+
+    def verify(self, key: str) -> bool:
+        if self._existing is not None and callable(self._secret):  # no key yet: check without making one
+            existing = self._existing()
+            if existing is None:
+                return False  # nothing can be validly signed before the key exists
+            self._secret = existing
+        return super().verify(key)
 
     def path_for(self, key: str) -> Path:
         if not _KEY.match(key):
@@ -101,6 +142,7 @@ class DiskCache(EntryStore):
 
     def get_entry(self, key: str) -> StoredEntry | None:
         path = self.path_for(key)
+        secret = self._key()
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -111,9 +153,11 @@ class DiskCache(EntryStore):
             log.warning("cache entry %s unreadable (%s); treating it as a miss", path, exc)
             return None
         try:
-            entry = decode_entry(data)
+            entry = decode_entry(data, secret, key)
         except CorruptEntry as exc:
-            log.warning("corrupt cache entry %s (%s): deleted, the task will be recomputed", path, exc)
+            log.warning("corrupt or unsigned cache entry %s (%s): deleted without unpickling, the task will be "
+                        "recomputed; if several machines share this cache, give them the same MLW_CACHE_HMAC_KEY",
+                        path, exc)
             self._drop_if_unchanged(path, stat)
             return None
         if entry.expired():
@@ -153,7 +197,7 @@ class DiskCache(EntryStore):
 
     def put_entry(self, key: str, entry: StoredEntry) -> None:
         path = self.path_for(key)
-        data = encode_entry(entry)
+        data = encode_entry(entry, self._key(), key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=TMP_SUFFIX)

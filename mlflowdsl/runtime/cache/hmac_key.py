@@ -1,7 +1,8 @@
-"""The key that signs Redis cache entries.
+"""The key that signs cache entries on disk and in Redis.
 
 ``settings.cache_hmac_key`` (``MLW_CACHE_HMAC_KEY``) when set. Otherwise a random key is made
-once and kept in ``<home>/cache_hmac.key`` (mode 0600). That file only works where every
+once and kept in ``<home>/cache_hmac.key`` (mode 0600; a key file owned by another user is
+refused, since whoever wrote it could sign entries). That file only works where every
 process shares the home directory (one machine, e.g. the embedded LocalCluster): all
 orchestrators and workers of a cluster must be given the same key through
 ``MLW_CACHE_HMAC_KEY``, or each will reject (and delete) the others' entries as tampered.
@@ -30,6 +31,14 @@ def cache_hmac_key(settings: Settings) -> bytes:
     return read_or_create_key_file(settings.home_path / KEY_FILE)
 
 
+def existing_cache_hmac_key(settings: Settings) -> bytes | None:
+    """The key if there is one already (``None`` when no key file exists yet): for read-only
+    checks, which must not create the file (no entry can be valid without it)."""
+    if settings.cache_hmac_key or (settings.home_path / KEY_FILE).exists():
+        return cache_hmac_key(settings)
+    return None
+
+
 def read_or_create_key_file(path: Path) -> bytes:
     """Read the key in ``path``, creating it (0600, atomically) if it does not exist yet.
 
@@ -54,7 +63,8 @@ def read_or_create_key_file(path: Path) -> bytes:
             raise ConfigError(f"cannot create the cache signing key {path}: {exc}", subject="MLW_CACHE_HMAC_KEY",
                               hint="set MLW_CACHE_HMAC_KEY to a long random string, or make MLW_HOME writable") from None
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
+        mode, owner = st.st_mode, st.st_uid
         key = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the cache signing key {path}: {exc}", subject="MLW_CACHE_HMAC_KEY",
@@ -62,6 +72,11 @@ def read_or_create_key_file(path: Path) -> bytes:
     if not key:
         raise ConfigError(f"the cache signing key file {path} is empty", subject="MLW_CACHE_HMAC_KEY",
                           hint="delete the file to have a new key generated, or set MLW_CACHE_HMAC_KEY")
+    if hasattr(os, "getuid") and owner != os.getuid():
+        # whoever could put it there could sign (forge) cache entries with it
+        raise ConfigError(f"the cache signing key {path} belongs to another user (uid {owner})", subject="MLW_CACHE_HMAC_KEY",
+                          hint="on a home shared by several users set MLW_CACHE_HMAC_KEY (kept outside the home); "
+                               "otherwise remove the file to have a new key made")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("cache signing key %s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
     return key.encode()

@@ -36,10 +36,16 @@ class EntryStore(abc.ABC):
             return False, None
         try:
             return True, loads(entry.payload)
-        except Exception as exc:  # noqa: BLE001 - checksum was fine: e.g. a class that no longer imports
-            log.warning("cache entry %s (%s) could not be unpickled (%s: %s); treating it as a miss",
+        except Exception as exc:  # noqa: BLE001 - signature was fine: e.g. a class that no longer imports
+            log.warning("cache entry %s (%s) could not be unpickled (%s: %s); deleted, the task will be recomputed",
                         key, self.name, type(exc).__name__, exc)
+            self.delete(key)
             return False, None
+
+    def verify(self, key: str) -> bool:
+        """Is there an entry whose signature or checksum holds (read whole, never unpickled)?
+        A corrupt, forged or expired one is deleted and answers False."""
+        return self.get_entry(key) is not None
 
     def put(self, key: str, value: Any, *, ttl: float | None = None, meta: dict | None = None) -> None:
         entry = new_entry(value, ttl=ttl, meta=meta)

@@ -3,6 +3,10 @@
 Paths are built only from checked names and version numbers, and the result is verified to lie
 inside the artifact root (defence in depth against a name that slipped past the check). A load
 recomputes the checksum: a file changed or truncated after registration is refused.
+
+A version's record (in ``registry.db`` or, in cluster mode, in Redis) names its artifact's
+path; whoever can write that store could point it at any pickle. :func:`confined` refuses a
+version whose artifact is not under ``<home>/models`` before anything is read or unpickled.
 """
 
 from __future__ import annotations
@@ -30,6 +34,30 @@ def artifact_dir(root: str, name: str, version: int) -> str:
     if os.path.commonpath([base, path]) != base:
         raise RegistryError(f"model artifact path for {name!r} leaves the artifact directory {base}")
     return path
+
+
+def confined(root: str, mv: Any) -> Any:
+    """``mv`` (a ModelVersion) if its artifact lies under the artifact root ``root``; a
+    RegistryError otherwise (nothing is read).
+
+    >>> from types import SimpleNamespace as V
+    >>> confined("/srv/models", V(id="m/1", artifact_path="/srv/models/m/1/model.joblib")).id
+    'm/1'
+    >>> try:
+    ...     confined("/srv/models", V(id="m/1", artifact_path="/tmp/evil.joblib"))
+    ... except RegistryError as exc:
+    ...     print(exc.message)
+    the artifact of m/1 is outside the registry's artifact directory /srv/models; refused without reading it
+    """
+    base = os.path.realpath(root)
+    path = os.path.realpath(str(mv.artifact_path))
+    if os.path.commonpath([base, path]) != base or path == base:
+        raise RegistryError(
+            f"the artifact of {mv.id} is outside the registry's artifact directory {base}; refused without reading it",
+            subject=str(mv.artifact_path),
+            hint="its record was changed by someone who can write the registry store (registry.db or Redis), or the "
+                 "home moved: delete the version (mlw models delete) and register the model again")
+    return mv
 
 
 def dump_model(model: Any) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any
 from mlflowdsl.runtime.events.base import Event
 from mlflowdsl.runtime.events.process import emit_now
 from mlflowdsl.runtime.registry.artifacts import (
+    confined,
     load_artifact,
     read_source,
     store_artifact,
@@ -89,8 +90,9 @@ class Registry:
     def find_label(self, name: str, label: str) -> ModelVersion | None:
         return next((mv for mv in self.store.versions(name) if mv.label == label), None)
 
-    def resolve(self, ref: str | ModelRef) -> ModelVersion:
-        """The version a reference names (``name@alias``, ``name/3``, ``name/v1.2.0``, ``name``)."""
+    def resolve(self, ref: str | ModelRef, *, check_artifact: bool = True) -> ModelVersion:
+        """The version a reference names (``name@alias``, ``name/3``, ``name/v1.2.0``, ``name``);
+        one whose artifact is not under the artifact root is refused (``artifacts.confined``)."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
         if parsed.alias:
             version = self.store.aliases(parsed.name).get(parsed.alias)
@@ -111,7 +113,7 @@ class Registry:
                 hint=(f"versions of {parsed.name}: " + ", ".join(str(v.version) + (f" ({v.label})" if v.label else "")
                                                            for v in known)) if known
                 else "`mlw models ls` lists the registered models")
-        return found
+        return confined(self.artifact_root, found) if check_artifact else found
 
     def _aliases_hint(self, name: str) -> str:
         aliases = self.store.aliases(name)
@@ -119,7 +121,7 @@ class Registry:
             else f"promote a version first: mlw models promote {name} VERSION --alias ALIAS"
 
     def load(self, ref: str | ModelRef | ModelVersion) -> Any:
-        mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        mv = confined(self.artifact_root, ref if isinstance(ref, ModelVersion) else self.resolve(ref))
         return load_artifact(mv.artifact_path, mv.sha256, mv.id)
 
     def names(self) -> list[str]:
@@ -165,7 +167,7 @@ class Registry:
 
     def delete(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
         """Delete one version (metadata and artifact); refused while an alias points at it."""
-        mv = self.resolve(ModelRef(name, version=version))
+        mv = self.resolve(ModelRef(name, version=version), check_artifact=False)  # a forged one can be deleted
         holding = [a for a, v in self.store.aliases(name).items() if v == version]
         if holding and not force:
             raise RegistryError(f"{mv.id} holds the alias(es) {', '.join(holding)}",

@@ -55,6 +55,74 @@ def _locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
+def _damaged(exc: BaseException) -> bool:
+    """A database error that says the file is unusable (malformed pages, not a database, I/O),
+    as opposed to a busy database or a bug in a statement."""
+    return (isinstance(exc, sqlite3.DatabaseError) and not _locked(exc)
+            and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)))
+
+
+def unusable(path: str | Path, exc: BaseException) -> StateError:
+    return StateError(f"cannot open the state database: {exc}", subject=str(path),
+                      hint="move the file away (history is lost) or point MLW_HOME elsewhere")
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose errors on a damaged file become :func:`unusable` (a page can be found
+    corrupt by any statement or fetch, long after the file opened fine)."""
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise unusable(getattr(self.connection, "state_path", "state.db"), exc) from None
+            raise
+
+    def execute(self, *args):
+        return self._call(super().execute, *args)
+
+    def executemany(self, *args):
+        return self._call(super().executemany, *args)
+
+    def executescript(self, *args):
+        return self._call(super().executescript, *args)
+
+    def fetchone(self):
+        return self._call(super().fetchone)
+
+    def fetchmany(self, *args):
+        return self._call(super().fetchmany, *args)
+
+    def fetchall(self):
+        return self._call(super().fetchall)
+
+    def __next__(self):
+        return self._call(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    state_path = "state.db"
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):
+        return self.cursor().executemany(*args)
+
+    def executescript(self, *args):
+        return self.cursor().executescript(*args)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, factory=_Connection)
+    conn.state_path = str(path)
+    return conn
+
+
 class SQLiteState(StateBackend):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -74,11 +142,10 @@ class SQLiteState(StateBackend):
                 with attempt:
                     self._create_schema()
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open the state database: {exc}", subject=str(self.path),
-                             hint="move the file away (history is lost) or point MLW_HOME elsewhere") from None
+            raise unusable(self.path, exc) from None
 
     def _create_schema(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn = connect(self.path)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             _migrate(conn)
@@ -89,7 +156,7 @@ class SQLiteState(StateBackend):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = connect(self.path)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
