@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mlflowdsl.cli.common import load_settings, redis_option
+from mlflowdsl.cli.views import fmt_number
 from mlflowdsl.errors import MlwError
 
 _STORE_OPTIONS = [
@@ -53,7 +54,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in list(sorted(metrics.items()))[:limit]) or "-"
+    return ", ".join(f"{k}={fmt_number(v)}" for k, v in list(sorted(metrics.items()))[:limit]) or "-"
 
 
 # ---------------------------------------------------------------------- mlw models

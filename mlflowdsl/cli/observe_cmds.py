@@ -47,6 +47,7 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
         click.echo(json.dumps({"workflow_id": the_plan.workflow.id, "counts": counts,
                                "tasks": [r.as_dict() for r in rows]}, indent=2, sort_keys=True, default=str))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"plan of {the_plan.workflow.id} (nothing has run)")
@@ -56,7 +57,7 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
         why = "; ".join(r.reasons)
         if r.status == "cached" and r.previous_execution:
             why = f"entry from execution {r.previous_execution}"
-        table.add_row(r.task_id, f"[{PLAN_STYLE[r.status]}]{r.status}[/]", why)
+        table.add_row(escape(r.task_id), f"[{PLAN_STYLE[r.status]}]{r.status}[/]", escape(why))
     out = console()
     out.print(table)
     runs = sum(r.status == "will run" for r in rows)

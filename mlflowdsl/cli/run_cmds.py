@@ -16,7 +16,16 @@ import click
 
 from mlflowdsl.cli.common import compile_plan, fail, load_settings, param_options, print_diagnostics, redis_option
 from mlflowdsl.cli.study_view import print_studies
-from mlflowdsl.cli.views import STATUS_STYLE, Display, console, fmt_duration, print_dead_letters, task_table
+from mlflowdsl.cli.views import (
+    STATUS_STYLE,
+    Display,
+    console,
+    fmt_duration,
+    esc,
+    ordered_tasks,
+    print_dead_letters,
+    task_table,
+)
 from mlflowdsl.errors import CompileError, MlwError
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
@@ -126,11 +135,11 @@ def _report(execution, settings, as_json: bool) -> None:
     out = console()
     out.print(task_table(execution))
     print_studies(out, execution)
-    for tid, r in execution.tasks.items():
+    for tid, r in ordered_tasks(execution):
         if r.status == "failed" and r.attempt_errors:
             last = r.attempt_errors[-1]
-            out.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
-                      highlight=False)
+            out.print(f"[bold red]{esc(tid)}[/] failed after {r.attempts} attempt(s): "
+                      f"{esc(last.type)}: {esc(last.message)}", highlight=False)
     artifacts = settings.artifact_path / execution.id
     out.print(f"execution [bold]{execution.id}[/] {execution.status} in {fmt_duration(execution.duration_s)}; "
               f"details: mlw status {execution.id}", highlight=False)
@@ -190,7 +199,7 @@ def _show_execution(execution, as_json: bool) -> None:
         data.update(workflow_name=execution.workflow_name, created=execution.created, started=execution.started,
                     ended=execution.ended, source=execution.source, params=execution.params,
                     plan_fingerprint=execution.plan_fingerprint, error=execution.error)
-        for tid, r in execution.tasks.items():
+        for tid, r in ordered_tasks(execution):
             data["tasks"][tid].update(cache_key=r.cache_key, worker=r.worker, started=r.started, ended=r.ended,
                                       attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors],
                                       cpu_s=r.cpu_s, peak_rss=r.peak_rss,
@@ -206,10 +215,11 @@ def _show_execution(execution, as_json: bool) -> None:
     out.print(f"created {when}; duration {fmt_duration(execution.duration_s)}; "
               f"source {execution.source or '-'}", highlight=False)
     if execution.error:
-        out.print(f"error: {execution.error}", highlight=False)
-    for tid, r in execution.tasks.items():
+        out.print(f"error: {esc(execution.error)}", highlight=False)
+    for tid, r in ordered_tasks(execution):
         for e in r.attempt_errors:
-            out.print(f"[red]{tid}[/] attempt {e.attempt}: {e.type}: {e.message}", highlight=False)
+            out.print(f"[red]{esc(tid)}[/] attempt {e.attempt}: {esc(e.type)}: {esc(e.message)}",
+                      highlight=False)
 
 
 def _list_executions(executions, as_json: bool) -> None:
