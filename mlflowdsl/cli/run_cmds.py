@@ -42,7 +42,10 @@ EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
 @click.option("--resume", "resume_id", metavar="EXECUTION_ID", help="Finish a failed, cancelled or interrupted execution.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write a self-contained HTML report of the run to FILE.")
-def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path):
+@click.option("--dashboard", "want_dashboard", is_flag=True,
+              help="Say why there is no Dask dashboard when there is none (its address is always shown).")
+def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path,
+        want_dashboard):
     """Compile FILE and run it; show progress and a table of the tasks at the end."""
     if not file and not resume_id:
         raise click.UsageError("give a workflow FILE, or --resume EXECUTION_ID")
@@ -52,14 +55,14 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
         if resume_id:
             from mlflowdsl.runtime.api import resume
 
-            with _client(settings, _resume_paths(resume_id, settings), as_json) as client, display:
+            with _client(settings, _resume_paths(resume_id, settings), as_json, want_dashboard) as client, display:
                 execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display,
                                    client=client)
         else:
             from mlflowdsl.runtime.api import run_plan, workflow_dir
 
             the_plan = compile_plan(file, params, params_file, show_warnings=not as_json)
-            with _client(settings, [workflow_dir(the_plan)], as_json) as client, display:
+            with _client(settings, [workflow_dir(the_plan)], as_json, want_dashboard) as client, display:
                 execution = run_plan(the_plan, settings, keep_going=not fail_fast, listener=display,
                                      client=client)
     except CompileError as exc:
@@ -68,7 +71,9 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
     except MlwError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted before the workflow started")
+        # Ctrl-C while compiling or while the cluster starts: nothing ran, the exit says cancelled
+        click.echo("cancelled (Ctrl-C) before the workflow started", err=True)
+        sys.exit(EXIT_CODES["cancelled"])
     _report(execution, settings, as_json)
     if report_path:
         _write_html_report(execution, settings, report_path, as_json)
@@ -76,12 +81,15 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
 
 
 @contextlib.contextmanager
-def _client(settings, import_paths: list[str], as_json: bool):
-    """The run's Dask client, opened here so the dashboard's address can be shown first."""
+def _client(settings, import_paths: list[str], as_json: bool, want_dashboard: bool):
+    """The run's Dask client, opened here so the dashboard's address can be shown first (why
+    there is none only when asked: ``--dashboard``)."""
     from mlflowdsl.runtime.cluster import open_client
 
     with open_client(settings, import_paths=import_paths) as client:
-        click.echo(dashboard_line(client), err=as_json)
+        line = dashboard_line(client)
+        if want_dashboard or not line.startswith("dashboard unavailable"):
+            click.echo(line, err=as_json)
         yield client
 
 
