@@ -40,6 +40,19 @@ def fmt_metrics(metrics: dict[str, float], limit: int = 3) -> str:
     return "  ".join(f"{k}={fmt_number(v)}" for k, v in list(metrics.items())[:limit])
 
 
+def fmt_outcome(outcome: dict[str, Any]) -> str:
+    """A task's outcome in a few words: ``best=train[knn] (accuracy=0.9444)`` for a comparison.
+
+    >>> fmt_outcome({"best": "train[knn]", "rank_by": "accuracy", "value": 0.94444})
+    'best=train[knn] (accuracy=0.9444)'
+    """
+    if not outcome:
+        return ""
+    if "best" in outcome and "rank_by" in outcome:
+        return f"best={outcome['best']} ({outcome['rank_by']}={fmt_number(outcome.get('value'))})"
+    return "  ".join(f"{k}={fmt_number(v)}" for k, v in outcome.items())
+
+
 def ordered_tasks(execution) -> list[tuple[str, Any]]:
     """The execution's task results in the plan's order (dependencies first), whatever order
     the state store returned them in; tasks the plan does not list come last."""
@@ -81,7 +94,7 @@ def task_table(execution) -> Any:
     for column in ("task", "status", "duration", "cpu", "peak mem", "attempts", "cache", "metrics"):
         table.add_column(column, no_wrap=column in ("task", "status"))
     for tid, r in ordered_tasks(execution):
-        note = fmt_metrics(r.metrics) or (r.error or "")
+        note = "  ".join(p for p in (fmt_outcome(r.outcome), fmt_metrics(r.metrics)) if p) or (r.error or "")
         # ids like `train[knn]` would otherwise be read as rich markup and lose their brackets
         table.add_row(escape(tid), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_duration(r.duration_s),
                       fmt_duration(r.cpu_s), fmt_bytes(r.peak_rss),

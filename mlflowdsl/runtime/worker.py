@@ -349,7 +349,8 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         hit, value = cache.get(spec.cache_key)
         if hit:
             return _finish(spec, Envelope(task.id, True, value.outputs, default_output, _meta(
-                spec, "cached", worker, cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts))))
+                spec, "cached", worker, cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts),
+                outcome=dict(getattr(value, "outcome", None) or {}))))
     if spec.load_only:
         why = "its cache entry disappeared between planning and loading; run again to recompute it"
         return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", worker, error=why)))
@@ -391,7 +392,7 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
             errors.append({**_error_record(exc, attempt), "type": f"CacheWriteError:{type(exc).__name__}"})
     return _finish(spec, Envelope(task.id, True, outputs.outputs, default_output, _meta(
         spec, "succeeded", worker, attempts=attempt, attempt_errors=errors, started=started, usage=usage,
-        metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts))))
+        metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts), outcome=dict(outputs.outcome))))
 
 
 def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
