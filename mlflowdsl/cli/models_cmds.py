@@ -169,7 +169,8 @@ def models_alias(name: str, alias: str, version: int | None, delete: bool, home:
 @models.command("delete")
 @click.argument("name")
 @click.argument("version", type=int)
-@click.option("--force", is_flag=True, help="Also remove the aliases that point at it.")
+@click.option("--force", is_flag=True,
+              help="Also remove the aliases that point at it; delete it even while a deployment serves it.")
 @_store_options
 def models_delete(name: str, version: int, force: bool, home: str | None, redis_url: str | None) -> None:
     """Delete one version (metadata and artifact); refused while an alias points at it."""

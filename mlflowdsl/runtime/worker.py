@@ -404,7 +404,9 @@ def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> Tas
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
                       base_dir=spec.base_dir, report=report, services=RegistryServices(spec.settings),
-                      extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None})
+                      extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None,
+                             # what each upstream output was computed from (its cache key), by task id
+                             "input_keys": {tid: env.meta.get("cache_key") for tid, env in upstream.items()}})
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)

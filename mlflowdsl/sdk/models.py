@@ -78,7 +78,7 @@ def model_of_task(settings: Any, execution_id: str, task_id: str, *, cluster: bo
     return TaskModel(model, execution.id, task_id, {
         "execution_id": execution.id, "task_id": task_id, "workflow_id": execution.workflow_id,
         "plan_fingerprint": execution.plan_fingerprint, "dataset_fingerprint": model.dataset_fingerprint,
-        "trained_by": model.name})
+        "trained_by": model.name, "model_key": key})
 
 
 def training_tasks(execution: Any) -> list[str]:
