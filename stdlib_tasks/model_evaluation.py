@@ -92,7 +92,8 @@ class ModelEvaluation(TaskType):
         }
         best_metrics = dict(entries[best]["metrics"])
         winner = models[list(entries).index(best)]
-        outcome = {"best": best, "rank_by": rank_by, "value": best_metrics[rank_by], "compared": len(entries)}
+        outcome = ({"best": best, "rank_by": rank_by, "value": best_metrics[rank_by], "compared": len(entries)}
+                   if len(entries) > 1 else {})  # one model: nothing was compared
         return TaskOutputs(outputs={"report": report, "metrics": best_metrics, "best_model": winner},
                            metrics=best_metrics, outcome=outcome)
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.tasks.values import Dataset, TrainedModel  # noqa: F401 - the value classes, part of this API
+from mlflowdsl.tasks.values import Dataset, TrainedModel, row_transform  # noqa: F401 - the value classes, part of this API
 
 ENTRY_POINT_GROUP = "mlflowdsl.tasks"
 

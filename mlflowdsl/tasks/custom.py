@@ -33,7 +33,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
 from mlflowdsl.tasks.models import resolve_model
-from mlflowdsl.tasks.values import Dataset, TrainedModel
+from mlflowdsl.tasks.values import Dataset, RowTransformError, TrainedModel, is_row_transform
 
 _KINDS = {Dataset: "dataset", TrainedModel: "model"}
 
@@ -45,6 +45,7 @@ class CustomSchema:
     inputs: dict[str, InputSpec]
     outputs: dict[str, str]
     context_parameter: str | None = None  # the parameter that receives the TaskContext
+    row_input: str | None = None  # a @row_transform function: its input dataset (the first parameter)
 
 
 class CustomParams(TaskParams):
@@ -98,6 +99,15 @@ class Custom(TaskType):
             arguments[name] = value
         if schema.context_parameter:
             arguments[schema.context_parameter] = ctx
+        if schema.row_input:
+            data = arguments.pop(schema.row_input)
+            if not isinstance(data, Dataset):
+                raise TaskFailed(f"{uses} is a row transform: {schema.row_input!r} must be a dataset, "
+                                 f"got {type(data).__name__}", hint=f"set {schema.row_input} = <prep task>.output")
+            try:
+                return TaskOutputs(outputs={"output": data.with_row_transform(load_function(uses), arguments)})
+            except RowTransformError as exc:
+                raise TaskFailed(str(exc), retryable=False, hint="return one row per input row, numeric columns") from None
         return to_outputs(load_function(uses)(**arguments))
 
 
@@ -133,7 +143,14 @@ def _schema_of(uses: str, fn: Callable[..., Any]) -> CustomSchema:
     fields: dict[str, Any] = {}
     inputs: dict[str, InputSpec] = {}
     context_parameter = None
+    row_input = next(iter(signature.parameters), None) if is_row_transform(fn) else None
+    if is_row_transform(fn) and row_input is None:
+        raise MlwError(f"{uses} is a @row_transform but takes no parameter: its first one receives the rows",
+                       subject="uses")
     for name, parameter in signature.parameters.items():
+        if name == row_input:  # the rows: the task's dataset input
+            inputs[name] = InputSpec("dataset", doc="the dataset whose features the function transforms")
+            continue
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise MlwError(f"{uses} takes *{name}; a custom task function needs named parameters", subject="uses")
         annotation = Any if parameter.annotation is inspect.Parameter.empty else parameter.annotation
@@ -151,7 +168,10 @@ def _schema_of(uses: str, fn: Callable[..., Any]) -> CustomSchema:
     )
     returned = signature.return_annotation
     output_kind = _KINDS.get(returned, "any") if isinstance(returned, type) else "any"
-    return CustomSchema(uses, params_model, inputs, {"output": output_kind, "metrics": "metrics"}, context_parameter)
+    if row_input:
+        output_kind = "dataset"
+    return CustomSchema(uses, params_model, inputs, {"output": output_kind, "metrics": "metrics"}, context_parameter,
+                        row_input)
 
 
 def _input_spec(annotation: Any, *, optional_default: bool) -> InputSpec | None:
