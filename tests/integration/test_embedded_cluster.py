@@ -74,3 +74,20 @@ def test_ctrl_c_while_the_embedded_cluster_starts_exits_130(tmp_path):
     assert "Traceback" not in err and "cancelled" in err
     gone, alive = psutil.wait_procs(workers, timeout=20)
     assert not alive, f"worker processes left behind: {[p.pid for p in alive]}"
+
+
+def test_no_dashboard_line_on_every_run_unless_asked(tmp_path, dask_cluster):
+    """The test cluster's scheduler runs with --no-dashboard: a run says nothing about it,
+    `--dashboard` says why there is none."""
+    wf = tmp_path / "wf.mlw"
+    wf.write_text('workflow w {\n  task a: custom { uses = "tests.integration.tasks_for_tests:value" }\n}\n')
+    env = dict(_env(tmp_path), MLW_DASK_SCHEDULER=dask_cluster.address)
+
+    def run(*flags):
+        return subprocess.run([MLW, "run", str(wf), *flags], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    plain, asked = run(), run("--dashboard")
+    assert plain.returncode == 0 and asked.returncode == 0, plain.stderr + asked.stderr
+    assert "dashboard unavailable" not in plain.stdout + plain.stderr
+    assert asked.stdout.splitlines()[0].startswith("dashboard unavailable")
