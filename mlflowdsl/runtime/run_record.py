@@ -51,7 +51,8 @@ def initial_execution(plan: Plan, decision: Decision, *, resume: WorkflowExecuti
             tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0,
                                      metrics=source.metrics if source else {},
                                      artifacts=source.artifacts if source else {},
-                                     outcome=source.outcome if source else {}, key_components=parts)
+                                     outcome=source.outcome if source else {},
+                                     study=source.study if source else None, key_components=parts)
         else:
             tasks[t.id] = TaskResult(task_id=t.id, cache_key=key, key_components=parts)
     return execution.model_copy(update={"tasks": tasks})

@@ -224,6 +224,17 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
     return value
 
 
+def store_result(envelope: Envelope, settings: Settings, task: Task, key: str, metrics: dict[str, float]) -> bool:
+    """Cache a tuned task's result -- its best trial's outputs -- under the tuned task's own key,
+    so an unchanged re-run serves the task from the cache instead of running the study again."""
+    if not envelope.ok or task.cache.off:
+        return False
+    outputs = TaskOutputs(outputs=dict(envelope.outputs), metrics=_floats(metrics))
+    open_cache(task.cache.strategy, settings).put(key, outputs, ttl=task.cache.ttl,
+                                                  meta={"task_id": task.id, "task_type": task.type})
+    return True
+
+
 def _open_cache(spec: TaskSpec):
     if spec.task.cache.off:
         return None
