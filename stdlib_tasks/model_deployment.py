@@ -101,7 +101,10 @@ class ModelDeployment(TaskType):
         try:
             lineage = {"execution_id": ctx.execution_id, "task_id": ctx.task_id,
                        "plan_fingerprint": ctx.extra.get("plan_fingerprint"),
-                       "dataset_fingerprint": model.dataset_fingerprint, "trained_by": model.name}
+                       "dataset_fingerprint": model.dataset_fingerprint, "trained_by": model.name,
+                       # the training's cache key: an unchanged re-run registers nothing new
+                       # (pickled bytes of the same model differ from one process to the next)
+                       "model_key": (ctx.extra.get("input_keys") or {}).get(model.name)}
             try:
                 mv = registry.register(params.name, model, label=params.version, lineage=lineage)
             except RegistryError as exc:

@@ -1,5 +1,7 @@
 """``model_evaluation``: score one or several models on a dataset's test split, with a
-confusion matrix for classifiers, and name the best one."""
+confusion matrix for classifiers, and name the best one: the winner (the task that trained it,
+the rank metric and its value) is the task's outcome, shown with the run, and the output
+``best_model`` is that model, for a gate or a deployment downstream."""
 
 from __future__ import annotations
 
@@ -42,10 +44,11 @@ class ModelEvaluation(TaskType):
         "models": InputSpec("model", required=False, many=True, accepts_uri=True, doc="several models: train[*].model"),
         "data": InputSpec("dataset", doc="the dataset whose test split is scored"),
     }
-    outputs = {"report": "report", "metrics": "metrics"}
+    outputs = {"report": "report", "metrics": "metrics", "best_model": "model"}
     default_output = "report"
+    named_only_outputs = ("best_model",)  # `deploy after evaluate, validate` keeps filling from validate
     aliases = {"evaluation_metrics": "metrics", "metric": "rank_by"}
-    version = "1"
+    version = "2"
     sink = True
     input_groups = (("model", "models"),)
     doc = "Metrics, confusion matrix and a comparison of one or several models on the test split."
@@ -88,7 +91,11 @@ class ModelEvaluation(TaskType):
             "test_rows": data.n_test,
         }
         best_metrics = dict(entries[best]["metrics"])
-        return TaskOutputs(outputs={"report": report, "metrics": best_metrics}, metrics=best_metrics)
+        winner = models[list(entries).index(best)]
+        outcome = ({"best": best, "rank_by": rank_by, "value": best_metrics[rank_by], "compared": len(entries)}
+                   if len(entries) > 1 else {})  # one model: nothing was compared
+        return TaskOutputs(outputs={"report": report, "metrics": best_metrics, "best_model": winner},
+                           metrics=best_metrics, outcome=outcome)
 
 
 def _unique(label: str, taken: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mlflowdsl.cli.common import load_settings, redis_option
+from mlflowdsl.cli.views import fmt_number
 from mlflowdsl.errors import MlwError
 
 _STORE_OPTIONS = [
@@ -53,7 +54,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in list(sorted(metrics.items()))[:limit]) or "-"
+    return ", ".join(f"{k}={fmt_number(v)}" for k, v in list(sorted(metrics.items()))[:limit]) or "-"
 
 
 # ---------------------------------------------------------------------- mlw models
@@ -168,7 +169,8 @@ def models_alias(name: str, alias: str, version: int | None, delete: bool, home:
 @models.command("delete")
 @click.argument("name")
 @click.argument("version", type=int)
-@click.option("--force", is_flag=True, help="Also remove the aliases that point at it.")
+@click.option("--force", is_flag=True,
+              help="Also remove the aliases that point at it; delete it even while a deployment serves it.")
 @_store_options
 def models_delete(name: str, version: int, force: bool, home: str | None, redis_url: str | None) -> None:
     """Delete one version (metadata and artifact); refused while an alias points at it."""

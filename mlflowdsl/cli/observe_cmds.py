@@ -31,11 +31,16 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
     the_plan = compile_plan(file, params, params_file, show_warnings=False)
     try:
         settings = load_settings(cache_dir=cache_dir, redis_url=redis_url)
-        state = open_state(settings, cluster=bool(redis_url))
-        try:
-            history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
-        finally:
-            state.close()
+        home = settings.home_path.resolve()
+        # read-only: a home that does not exist has no history, and is not created here
+        recorded = bool(redis_url) or (settings.home_path / "state.db").exists()
+        history = History()
+        if recorded:
+            state = open_state(settings, cluster=bool(redis_url))
+            try:
+                history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
+            finally:
+                state.close()
         rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),
                            history=history)
     except MlwError as exc:
@@ -44,9 +49,10 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.status] = counts.get(r.status, 0) + 1
-        click.echo(json.dumps({"workflow_id": the_plan.workflow.id, "counts": counts,
+        click.echo(json.dumps({"workflow_id": the_plan.workflow.id, "counts": counts, "home": str(home),
                                "tasks": [r.as_dict() for r in rows]}, indent=2, sort_keys=True, default=str))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"plan of {the_plan.workflow.id} (nothing has run)")
@@ -56,11 +62,16 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
         why = "; ".join(r.reasons)
         if r.status == "cached" and r.previous_execution:
             why = f"entry from execution {r.previous_execution}"
-        table.add_row(r.task_id, f"[{PLAN_STYLE[r.status]}]{r.status}[/]", why)
+        table.add_row(escape(r.task_id), f"[{PLAN_STYLE[r.status]}]{r.status}[/]", escape(why))
     out = console()
     out.print(table)
     runs = sum(r.status == "will run" for r in rows)
     out.print(f"{runs} of {len(rows)} task(s) would run (--format json shows each changed field)", highlight=False)
+    if recorded:
+        out.print(f"history and cache: {escape(str(home))}", highlight=False)
+    else:
+        out.print(f"no runs recorded under {escape(str(home))}: the home is relative to the current directory "
+                  "(run from the project's directory, or set MLW_HOME)", highlight=False)
 
 
 @click.command("explain")

@@ -16,7 +16,16 @@ import click
 
 from mlflowdsl.cli.common import compile_plan, fail, load_settings, param_options, print_diagnostics, redis_option
 from mlflowdsl.cli.study_view import print_studies
-from mlflowdsl.cli.views import STATUS_STYLE, Display, console, fmt_duration, print_dead_letters, task_table
+from mlflowdsl.cli.views import (
+    STATUS_STYLE,
+    Display,
+    console,
+    fmt_duration,
+    esc,
+    ordered_tasks,
+    print_dead_letters,
+    task_table,
+)
 from mlflowdsl.errors import CompileError, MlwError
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
@@ -33,7 +42,10 @@ EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
 @click.option("--resume", "resume_id", metavar="EXECUTION_ID", help="Finish a failed, cancelled or interrupted execution.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write a self-contained HTML report of the run to FILE.")
-def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path):
+@click.option("--dashboard", "want_dashboard", is_flag=True,
+              help="Say why there is no Dask dashboard when there is none (its address is always shown).")
+def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path,
+        want_dashboard):
     """Compile FILE and run it; show progress and a table of the tasks at the end."""
     if not file and not resume_id:
         raise click.UsageError("give a workflow FILE, or --resume EXECUTION_ID")
@@ -43,14 +55,14 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
         if resume_id:
             from mlflowdsl.runtime.api import resume
 
-            with _client(settings, _resume_paths(resume_id, settings), as_json) as client, display:
+            with _client(settings, _resume_paths(resume_id, settings), as_json, want_dashboard) as client, display:
                 execution = resume(resume_id, settings, keep_going=None if fail_fast else True, listener=display,
                                    client=client)
         else:
             from mlflowdsl.runtime.api import run_plan, workflow_dir
 
             the_plan = compile_plan(file, params, params_file, show_warnings=not as_json)
-            with _client(settings, [workflow_dir(the_plan)], as_json) as client, display:
+            with _client(settings, [workflow_dir(the_plan)], as_json, want_dashboard) as client, display:
                 execution = run_plan(the_plan, settings, keep_going=not fail_fast, listener=display,
                                      client=client)
     except CompileError as exc:
@@ -59,7 +71,9 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
     except MlwError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted before the workflow started")
+        # Ctrl-C while compiling or while the cluster starts: nothing ran, the exit says cancelled
+        click.echo("cancelled (Ctrl-C) before the workflow started", err=True)
+        sys.exit(EXIT_CODES["cancelled"])
     _report(execution, settings, as_json)
     if report_path:
         _write_html_report(execution, settings, report_path, as_json)
@@ -67,12 +81,15 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
 
 
 @contextlib.contextmanager
-def _client(settings, import_paths: list[str], as_json: bool):
-    """The run's Dask client, opened here so the dashboard's address can be shown first."""
+def _client(settings, import_paths: list[str], as_json: bool, want_dashboard: bool):
+    """The run's Dask client, opened here so the dashboard's address can be shown first (why
+    there is none only when asked: ``--dashboard``)."""
     from mlflowdsl.runtime.cluster import open_client
 
     with open_client(settings, import_paths=import_paths) as client:
-        click.echo(dashboard_line(client), err=as_json)
+        line = dashboard_line(client)
+        if want_dashboard or not line.startswith("dashboard unavailable"):
+            click.echo(line, err=as_json)
         yield client
 
 
@@ -126,11 +143,11 @@ def _report(execution, settings, as_json: bool) -> None:
     out = console()
     out.print(task_table(execution))
     print_studies(out, execution)
-    for tid, r in execution.tasks.items():
+    for tid, r in ordered_tasks(execution):
         if r.status == "failed" and r.attempt_errors:
             last = r.attempt_errors[-1]
-            out.print(f"[bold red]{tid}[/] failed after {r.attempts} attempt(s): {last.type}: {last.message}",
-                      highlight=False)
+            out.print(f"[bold red]{esc(tid)}[/] failed after {r.attempts} attempt(s): "
+                      f"{esc(last.type)}: {esc(last.message)}", highlight=False)
     artifacts = settings.artifact_path / execution.id
     out.print(f"execution [bold]{execution.id}[/] {execution.status} in {fmt_duration(execution.duration_s)}; "
               f"details: mlw status {execution.id}", highlight=False)
@@ -190,7 +207,7 @@ def _show_execution(execution, as_json: bool) -> None:
         data.update(workflow_name=execution.workflow_name, created=execution.created, started=execution.started,
                     ended=execution.ended, source=execution.source, params=execution.params,
                     plan_fingerprint=execution.plan_fingerprint, error=execution.error)
-        for tid, r in execution.tasks.items():
+        for tid, r in ordered_tasks(execution):
             data["tasks"][tid].update(cache_key=r.cache_key, worker=r.worker, started=r.started, ended=r.ended,
                                       attempt_errors=[e.model_dump(mode="json") for e in r.attempt_errors],
                                       cpu_s=r.cpu_s, peak_rss=r.peak_rss,
@@ -206,10 +223,11 @@ def _show_execution(execution, as_json: bool) -> None:
     out.print(f"created {when}; duration {fmt_duration(execution.duration_s)}; "
               f"source {execution.source or '-'}", highlight=False)
     if execution.error:
-        out.print(f"error: {execution.error}", highlight=False)
-    for tid, r in execution.tasks.items():
+        out.print(f"error: {esc(execution.error)}", highlight=False)
+    for tid, r in ordered_tasks(execution):
         for e in r.attempt_errors:
-            out.print(f"[red]{tid}[/] attempt {e.attempt}: {e.type}: {e.message}", highlight=False)
+            out.print(f"[red]{esc(tid)}[/] attempt {e.attempt}: {esc(e.type)}: {esc(e.message)}",
+                      highlight=False)
 
 
 def _list_executions(executions, as_json: bool) -> None:

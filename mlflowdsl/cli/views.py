@@ -22,8 +22,57 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f}m"
 
 
+def fmt_number(value: Any) -> str:
+    """A metric for people: whole numbers in full (``rows=100000``, not ``1e+05``), others to
+    four significant digits.
+
+    >>> fmt_number(100000.0), fmt_number(0.912345), fmt_number(3), fmt_number(1.5e-7)
+    ('100000', '0.9123', '3', '1.5e-07')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
 def fmt_metrics(metrics: dict[str, float], limit: int = 3) -> str:
-    return "  ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:limit])
+    return "  ".join(f"{k}={fmt_number(v)}" for k, v in list(metrics.items())[:limit])
+
+
+def fmt_outcome(outcome: dict[str, Any]) -> str:
+    """A task's outcome in a few words: ``best=train[knn] (accuracy=0.9444)`` for a comparison.
+
+    >>> fmt_outcome({"best": "train[knn]", "rank_by": "accuracy", "value": 0.94444})
+    'best=train[knn] (accuracy=0.9444)'
+    """
+    if not outcome:
+        return ""
+    if "best" in outcome and "rank_by" in outcome:
+        return f"best={outcome['best']} ({outcome['rank_by']}={fmt_number(outcome.get('value'))})"
+    return "  ".join(f"{k}={fmt_number(v)}" for k, v in outcome.items())
+
+
+def ordered_tasks(execution) -> list[tuple[str, Any]]:
+    """The execution's task results in the plan's order (dependencies first), whatever order
+    the state store returned them in; tasks the plan does not list come last."""
+    import json
+
+    order: list[str] = []
+    if execution.plan_json:
+        try:
+            order = [t["id"] for t in json.loads(execution.plan_json).get("tasks", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            order = []
+    rank = {tid: n for n, tid in enumerate(order)}
+    return sorted(execution.tasks.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+
+def esc(text: Any) -> str:
+    """``text`` with rich markup escaped: ids like ``train[random_forest]`` print verbatim."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def console() -> Any:
@@ -44,12 +93,12 @@ def task_table(execution) -> Any:
                         f"[{STATUS_STYLE.get(execution.status, '')}]{execution.status}[/]")
     for column in ("task", "status", "duration", "cpu", "peak mem", "attempts", "cache", "metrics"):
         table.add_column(column, no_wrap=column in ("task", "status"))
-    for tid, r in execution.tasks.items():
-        note = fmt_metrics(r.metrics) or (r.error or "")
+    for tid, r in ordered_tasks(execution):
+        note = "  ".join(p for p in (fmt_outcome(r.outcome), fmt_metrics(r.metrics)) if p) or (r.error or "")
         # ids like `train[knn]` would otherwise be read as rich markup and lose their brackets
         table.add_row(escape(tid), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", fmt_duration(r.duration_s),
                       fmt_duration(r.cpu_s), fmt_bytes(r.peak_rss),
-                      str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", note)
+                      str(r.attempts) if r.attempts else "-", "hit" if r.cached else "-", escape(note))
     return table
 
 
@@ -71,8 +120,10 @@ class Display:
         if self.live_mode:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[running]}"),
+            # markup=False: task ids like `train[random_forest]` are shown as they are
+            self.progress = Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("{task.fields[running]}", markup=False),
                                      console=self.console, transient=True)
             self.progress.start()
         return self

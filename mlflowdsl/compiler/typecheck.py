@@ -261,7 +261,8 @@ class _Checker:
             if tinfo is None:
                 unknown = True  # its type problem is reported by its own check; do not guess
                 continue
-            fitting = [o for o, k in tinfo.outputs.items() if _fits(spec, k)]
+            named_only = getattr(tinfo.cls, "named_only_outputs", ())
+            fitting = [o for o, k in tinfo.outputs.items() if _fits(spec, k) and o not in named_only]
             if fitting:
                 best = tinfo.default_output if tinfo.default_output in fitting else fitting[0]
                 candidates.append((dep, best))

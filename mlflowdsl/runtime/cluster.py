@@ -1,4 +1,9 @@
-"""Where tasks run: an embedded ``LocalCluster`` or an existing Dask cluster by address.
+"""Where tasks run: an embedded cluster or an existing Dask cluster by address.
+
+The embedded cluster is a scheduler in this process and ``local_workers`` ``dask worker``
+processes (fresh interpreters, each in a session of its own): unlike a multiprocessing spawn
+they never import the caller's ``__main__`` again, so a script without a main guard runs once,
+and a terminal's Ctrl-C reaches only this process, which then stops them.
 
 The embedded cluster's workers declare ``CPU`` (the machine's cores) and ``MEMORY`` (their
 memory limit) as Dask resources, so a task asking ``cpu = 2  memory = 4GiB`` is placed (and
@@ -11,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import Iterator
@@ -40,22 +46,85 @@ def _extend_import_path(paths: list[str]) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(current)
 
 
-def _ignore_sigint():
-    if threading.current_thread() is not threading.main_thread():
-        return None  # signal handlers can only be changed from the main thread
-    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+class _Spawned:
+    """The worker processes one embedded cluster started, so that they are stopped even when
+    the cluster's start is interrupted (Ctrl-C) half-way; once ``closed``, no more start."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.processes: list[subprocess.Popen] = []
+        self.closed = False
+
+    def add(self, argv: list[str]) -> subprocess.Popen | None:
+        with self.lock:
+            if self.closed:
+                return None
+            # A session of its own: Ctrl-C in a terminal signals the foreground process group,
+            # and only this process should react (cancel the run, stop the cluster cleanly).
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            self.processes.append(proc)
+            return proc
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self.lock:
+            self.closed = True
+            processes = list(self.processes)
+        for proc in processes:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)  # the nanny and its worker process
+        for proc in processes:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
 
 
-def _restore_sigint(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+def worker_argv(scheduler: str, name: str, *, nthreads: int, memory_limit: int,
+                resources: dict[str, float]) -> list[str]:
+    """The command of one embedded worker: ``dask worker`` in a fresh interpreter, so the
+    user's script is never imported again as ``__main__`` (as a multiprocessing spawn would),
+    and an unguarded ``asyncio.run(main())`` at a script's top level runs once."""
+    return [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--name", name,
+            "--host", "127.0.0.1", "--nthreads", str(nthreads), "--nworkers", "1",
+            "--memory-limit", str(memory_limit), "--no-dashboard", "--death-timeout", "60",
+            "--resources", ",".join(f"{k}={v:g}" for k, v in resources.items())]
+
+
+def _start_embedded(settings: Settings, spawned: _Spawned):
+    """An in-process scheduler (on loopback, dashboard on a free port) and ``local_workers``
+    worker processes connected to it; returns the cluster once every worker has joined."""
+    from distributed import Scheduler, SpecCluster  # noqa: PLC0415 - heavy: distributed only when a client opens
+    from distributed.deploy.spec import ProcessInterface  # noqa: PLC0415 - heavy: as above
+
+    resources, memory_limit = embedded_resources(settings.local_workers)
+
+    class WorkerProcess(ProcessInterface):
+        def __init__(self, scheduler: str, name: str | None = None):
+            super().__init__(scheduler, name)
+            self.argv = worker_argv(scheduler, f"mlw-embedded-{name}", nthreads=settings.local_threads_per_worker,
+                                    memory_limit=memory_limit, resources=resources)
+
+        async def start(self) -> None:
+            if spawned.add(self.argv) is None:
+                raise RuntimeFailure("the embedded cluster was stopped while it started")
+            await super().start()
+
+    cluster = SpecCluster(
+        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard_address": ":0"}},
+        workers={i: {"cls": WorkerProcess, "options": {}} for i in range(settings.local_workers)},
+        silence_logs=logging.ERROR, name="mlw-embedded")
+    return cluster
 
 
 @contextlib.contextmanager
 def open_client(settings: Settings, *, import_paths: list[str] | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
     """A Dask client on ``settings.scheduler``, or on an embedded cluster started (and
     stopped) here."""
-    from distributed import Client, LocalCluster  # noqa: PLC0415 - heavy: distributed only when a client opens
+    from distributed import Client  # noqa: PLC0415 - heavy: distributed only when a client opens
 
     _extend_import_path([os.getcwd(), *(import_paths or [])])
     if settings.scheduler:
@@ -75,21 +144,16 @@ def open_client(settings: Settings, *, import_paths: list[str] | None = None) ->
         finally:
             client.close()
         return
-    resources, memory_limit = embedded_resources(settings.local_workers)
-    # Ctrl-C in a terminal signals the whole process group. Worker processes started while
-    # SIGINT is ignored inherit that, so only this process reacts: it cancels the run and
-    # stops the cluster cleanly, instead of every worker dying with a traceback.
-    previous = _ignore_sigint()
+    spawned = _Spawned()
+    cluster = None
     try:
-        cluster = LocalCluster(
-            n_workers=settings.local_workers, threads_per_worker=settings.local_threads_per_worker,
-            processes=True, resources=resources, memory_limit=memory_limit,
-            dashboard_address=":0", silence_logs=logging.ERROR,
-        )
-    finally:
-        _restore_sigint(previous)
-    try:
+        cluster = _start_embedded(settings, spawned)
         with Client(cluster) as client:
+            client.wait_for_workers(settings.local_workers, timeout=120)
             yield client
     finally:
-        cluster.close()
+        try:
+            if cluster is not None:
+                cluster.close()
+        finally:
+            spawned.stop()

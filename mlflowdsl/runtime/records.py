@@ -79,6 +79,8 @@ class TaskResult(Record):
     worker: str | None = None
     # A tuned task's study: best value and params, trial table, importances (runtime/tuning/study.py)
     study: dict[str, Any] | None = None
+    # What the task decided (TaskOutputs.outcome), e.g. a comparison's winner
+    outcome: dict[str, Any] = Field(default_factory=dict)
     # Resource use (mlflowdsl.runtime.usage): per attempt, and totals (CPU summed, peak the highest).
     usage: list[AttemptUsage] = Field(default_factory=list)
     cpu_s: float | None = None
@@ -158,6 +160,7 @@ class WorkflowExecution(Record):
                     "metrics": r.metrics,
                     "error": r.error,
                     **({"study": r.study} if r.study else {}),
+                    **({"outcome": r.outcome} if r.outcome else {}),
                 }
                 for tid, r in self.tasks.items()
             },

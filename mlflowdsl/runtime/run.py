@@ -30,7 +30,7 @@ from mlflowdsl.runtime.records import WorkflowExecution
 from mlflowdsl.runtime.run_record import TASK_EVENTS, RunRecord, finished_result, initial_execution
 from mlflowdsl.runtime.studies import RunStudyHost, failed_envelope
 from mlflowdsl.runtime.tuning import StudyDriver
-from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task
+from mlflowdsl.runtime.worker import TaskSpec, meta_of, run_task, store_result
 
 if TYPE_CHECKING:
     from mlflowdsl.runtime.executor import Executor
@@ -302,6 +302,7 @@ class Run:
             outcome = driver.outcome
             if outcome.ok:
                 self.outputs[tid] = outcome.best_future
+                self._cache_study_result(tid, outcome)
             else:
                 self.outputs[tid] = self.client.submit(failed_envelope, tid, outcome.meta.get("error"), pure=False)
             self._finish_task(tid, outcome.meta)
@@ -311,6 +312,18 @@ class Run:
                     self.deferred.append(dep)
                 elif not self.record.tasks[dep].finished:
                     self._submit_one(dep)
+
+    def _cache_study_result(self, tid: str, outcome: Any) -> None:
+        """The best trial's outputs under the tuned task's key (a shared cache only): the next
+        unchanged run shows the task `cached` and runs no study. A failed write only costs that."""
+        task = self.by_id[tid]
+        if not task.cache.shared:
+            return
+        try:
+            self.client.submit(store_result, outcome.best_future, self.settings, task, self.decision.keys[tid],
+                               dict(outcome.meta.get("metrics") or {}), pure=False).result(timeout=60)
+        except Exception as exc:  # noqa: BLE001 - the run's result does not depend on it
+            log.warning("could not cache the result of study %s: %s", tid, exc)
 
     def _drop_deferred(self, why: str) -> None:
         for driver in self.studies.values():

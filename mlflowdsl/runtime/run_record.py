@@ -50,7 +50,9 @@ def initial_execution(plan: Plan, decision: Decision, *, resume: WorkflowExecuti
             source = origin.get(key)
             tasks[t.id] = TaskResult(task_id=t.id, status="cached", cached=True, cache_key=key, duration_s=0.0,
                                      metrics=source.metrics if source else {},
-                                     artifacts=source.artifacts if source else {}, key_components=parts)
+                                     artifacts=source.artifacts if source else {},
+                                     outcome=source.outcome if source else {},
+                                     study=source.study if source else None, key_components=parts)
         else:
             tasks[t.id] = TaskResult(task_id=t.id, cache_key=key, key_components=parts)
     return execution.model_copy(update={"tasks": tasks})
@@ -74,7 +76,7 @@ def finished_result(current: TaskResult, meta: dict[str, Any]) -> TaskResult:
         started=started, ended=ended,
         duration_s=(ended - started) if started and status != "cached" else (0.0 if status == "cached" else None),
         metrics=meta.get("metrics") or {}, artifacts=meta.get("artifacts") or {},
-        cached=bool(meta.get("cached")), error=meta.get("error"),
+        outcome=meta.get("outcome") or {}, cached=bool(meta.get("cached")), error=meta.get("error"),
         worker=meta.get("worker") or current.worker, study=meta.get("study") or current.study,
         **usage_fields(meta.get("usage") or []),
     )

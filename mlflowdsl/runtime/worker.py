@@ -224,6 +224,17 @@ def resolve_refs(value: Any, upstream: dict[str, Envelope]) -> Any:
     return value
 
 
+def store_result(envelope: Envelope, settings: Settings, task: Task, key: str, metrics: dict[str, float]) -> bool:
+    """Cache a tuned task's result -- its best trial's outputs -- under the tuned task's own key,
+    so an unchanged re-run serves the task from the cache instead of running the study again."""
+    if not envelope.ok or task.cache.off:
+        return False
+    outputs = TaskOutputs(outputs=dict(envelope.outputs), metrics=_floats(metrics))
+    open_cache(task.cache.strategy, settings).put(key, outputs, ttl=task.cache.ttl,
+                                                  meta={"task_id": task.id, "task_type": task.type})
+    return True
+
+
 def _open_cache(spec: TaskSpec):
     if spec.task.cache.off:
         return None
@@ -349,7 +360,8 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         hit, value = cache.get(spec.cache_key)
         if hit:
             return _finish(spec, Envelope(task.id, True, value.outputs, default_output, _meta(
-                spec, "cached", worker, cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts))))
+                spec, "cached", worker, cached=True, metrics=_floats(value.metrics), artifacts=dict(value.artifacts),
+                outcome=dict(getattr(value, "outcome", None) or {}))))
     if spec.load_only:
         why = "its cache entry disappeared between planning and loading; run again to recompute it"
         return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", worker, error=why)))
@@ -391,7 +403,7 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
             errors.append({**_error_record(exc, attempt), "type": f"CacheWriteError:{type(exc).__name__}"})
     return _finish(spec, Envelope(task.id, True, outputs.outputs, default_output, _meta(
         spec, "succeeded", worker, attempts=attempt, attempt_errors=errors, started=started, usage=usage,
-        metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts))))
+        metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts), outcome=dict(outputs.outcome))))
 
 
 def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
@@ -403,7 +415,9 @@ def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> Tas
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
                       base_dir=spec.base_dir, report=report, services=RegistryServices(spec.settings),
-                      extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None})
+                      extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None,
+                             # what each upstream output was computed from (its cache key), by task id
+                             "input_keys": {tid: env.meta.get("cache_key") for tid, env in upstream.items()}})
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)

@@ -32,7 +32,8 @@ from mlflowdsl.runtime.coordination import gateway_from_settings
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
 from mlflowdsl.runtime.state import open_state
 from mlflowdsl.runtime.state.redis import RedisState
-from mlflowdsl.sdk.models import deploy_ml_model, register_ml_model
+from mlflowdsl.errors import MlwError
+from mlflowdsl.sdk.models import TaskModel, deploy_ml_model, model_of_task, register_ml_model, training_tasks
 from mlflowdsl.sdk.spec import to_plan
 from mlflowdsl.sdk.tuning import plan_for_request, result_of
 from mlflowdsl.settings import Settings, load_settings
@@ -211,11 +212,28 @@ class DistributedOrchestrator:
         self.settings = replace(base, **overrides)
         serve = scheduler is not None if run_instance is None else run_instance
         self.manager = MLWorkflowManager(self.settings, run_instance=serve and bool(self.settings.redis_url))
+        self.submitted: list[str] = []  # this orchestrator's executions, oldest first
 
     async def submit_ml_workflow(self, spec: Any) -> str:
         """Compile ``spec`` (workflow dict, ``WorkflowSpec``, path, ``.mlw`` text or ``Plan``) and
         start or queue it; returns the execution id. ``CompileError`` for a wrong spec."""
-        return await asyncio.to_thread(self.manager.submit, spec)
+        execution_id = await asyncio.to_thread(self.manager.submit, spec)
+        self.submitted.append(execution_id)
+        return execution_id
+
+    def _recent_training(self) -> TaskModel | None:
+        """The model of this orchestrator's most recent successful training or tuning (its
+        executions still running are waited for first); None when it trained nothing."""
+        for execution_id in reversed(self.submitted):
+            execution = self.manager.wait(execution_id)
+            trained = training_tasks(execution)
+            if len(trained) > 1:
+                raise MlwError(f"execution {execution.id} trained {len(trained)} models ({', '.join(trained)}): "
+                               "say which to register",
+                               hint=f'add "execution_id": "{execution.id}", "task_id": "{trained[-1]}" to model_info')
+            if trained:
+                return model_of_task(self.settings, execution.id, trained[0], cluster=self.manager.cluster)
+        return None
 
     async def get_execution(self, execution_id: str) -> WorkflowExecution:
         return await asyncio.to_thread(self.manager.get_execution, execution_id)
@@ -240,8 +258,11 @@ class DistributedOrchestrator:
 
     async def register_ml_model(self, model_info: dict[str, Any]) -> str:
         """Register a model (``model_info`` as in :func:`mlflowdsl.sdk.models.register_ml_model`);
-        returns ``name/version``."""
-        return await asyncio.to_thread(register_ml_model, model_info, settings=self.settings)
+        returns ``name/version``. Without a model in ``model_info`` (``model``, ``artifact_path``,
+        ``model_uri``, ``execution_id`` + ``task_id``), the model of this orchestrator's most
+        recent successful training or tuning is registered, and standard error says which."""
+        return await asyncio.to_thread(register_ml_model, model_info, settings=self.settings,
+                                       recent=self._recent_training)
 
     async def deploy_ml_model(self, model_id: str, deployment_config: dict[str, Any] | None = None) -> str:
         """Serve a registered model (detached, ``min_replicas`` behind one port); returns the
@@ -253,7 +274,9 @@ class DistributedOrchestrator:
     async def optimize_hyperparameters(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run ``request["workflow_spec"]`` with its training task tuned by
         ``request["hyperparameter_config"]`` (a search space in its JSON form); returns
-        ``{"best_params", "best_value", "trials", "execution_id", "status", "study"}``."""
+        ``{"best_params", "best_value", "trials", "execution_id", "status", "error", "study",
+        "model_ref"}``; ``model_ref`` (``{"execution_id", "task_id"}``) names the best trial's
+        model: ``register_ml_model({"name": ..., **result["model_ref"]})``."""
         plan, task_id = await asyncio.to_thread(plan_for_request, request)
         execution = await self.wait(await self.submit_ml_workflow(plan))
         return result_of(execution, task_id)

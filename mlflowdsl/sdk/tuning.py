@@ -100,10 +100,25 @@ def plan_for_request(request: dict[str, Any]) -> tuple[Any, str]:
 
 
 def result_of(execution: Any, task_id: str) -> dict[str, Any]:
+    """The request's answer; ``error`` is the first failure's own message (a missing data file,
+    not "the study was cancelled" of the tuned task downstream of it)."""
     result = execution.tasks.get(task_id)
     study = (result.study if result is not None else None) or {}
+    ok = result is not None and result.status in ("succeeded", "cached")
     return {"execution_id": execution.id, "status": execution.status, "best_params": study.get("best_params", {}),
             "best_value": study.get("best_value"), "trials": study.get("trials", []),
-            "error": result.error if result is not None else execution.error, "study": study}
+            "error": None if ok else _first_error(execution, task_id), "study": study,
+            "model_ref": {"execution_id": execution.id, "task_id": task_id} if ok else None}
+
+
+def _first_error(execution: Any, task_id: str) -> str | None:
+    """The error of the task that failed first (the cause), else the tuned task's or the run's."""
+    failed = sorted((r for r in execution.tasks.values() if r.status == "failed" and r.error),
+                    key=lambda r: r.ended or float("inf"))
+    if failed:
+        first = failed[0]
+        return first.error if first.task_id == task_id else f"task {first.task_id} failed: {first.error}"
+    result = execution.tasks.get(task_id)
+    return (result.error if result is not None else None) or execution.error
 
 

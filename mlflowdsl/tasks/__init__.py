@@ -46,7 +46,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.tasks.values import Dataset, TrainedModel  # noqa: F401 - the value classes, part of this API
+from mlflowdsl.tasks.values import Dataset, TrainedModel, row_transform  # noqa: F401 - the value classes, part of this API
 
 ENTRY_POINT_GROUP = "mlflowdsl.tasks"
 
@@ -72,12 +72,16 @@ class InputSpec:
 
 @dataclass
 class TaskOutputs:
-    """What ``run`` returns: named outputs (any picklable objects), scalar metrics, and
-    artifact paths written (name -> path)."""
+    """What ``run`` returns: named outputs (any picklable objects), scalar metrics, artifact
+    paths written (name -> path), and the ``outcome``: what the task decided, as a few JSON
+    values for people and tools (e.g. a comparison's winner: ``{"best": "train[knn]",
+    "rank_by": "accuracy", "value": 0.94}``), shown in the run table, ``--json``, ``mlw status``
+    and the report."""
 
     outputs: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 class TaskFailed(MlwError):
@@ -172,6 +176,9 @@ class TaskType:
     # At least one input of each group must be given; a group left out is filled from the
     # dependencies like a required input, through the group's first member.
     input_groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    # Outputs used only where a reference names them (`compare.best_model`): a left-out input
+    # is never filled from them, so adding one leaves existing workflows' filling as it was.
+    named_only_outputs: ClassVar[tuple[str, ...]] = ()
     doc: ClassVar[str] = ""
 
     def tunable_hyperparameters(self, params: dict[str, Any]) -> set[str] | None:

@@ -25,6 +25,7 @@ when the task runs (:func:`schema_for`).
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import types
@@ -38,7 +39,7 @@ from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
 from mlflowdsl.tasks.models import resolve_model
 from mlflowdsl.tasks.source import check_at_run_time, find_function, static_signature
-from mlflowdsl.tasks.values import Dataset, TrainedModel
+from mlflowdsl.tasks.values import Dataset, RowTransformError, TrainedModel, is_row_transform
 
 _KINDS = {Dataset: "dataset", TrainedModel: "model"}
 
@@ -50,6 +51,7 @@ class CustomSchema:
     inputs: dict[str, InputSpec]
     outputs: dict[str, str]
     context_parameter: str | None = None  # the parameter that receives the TaskContext
+    row_input: str | None = None  # a @row_transform function: its input dataset (the first parameter)
 
 
 class CustomParams(TaskParams):
@@ -103,6 +105,15 @@ class Custom(TaskType):
             arguments[name] = value
         if schema.context_parameter:
             arguments[schema.context_parameter] = ctx
+        if schema.row_input:
+            data = arguments.pop(schema.row_input)
+            if not isinstance(data, Dataset):
+                raise TaskFailed(f"{uses} is a row transform: {schema.row_input!r} must be a dataset, "
+                                 f"got {type(data).__name__}", hint=f"set {schema.row_input} = <prep task>.output")
+            try:
+                return TaskOutputs(outputs={"output": data.with_row_transform(load_function(uses), arguments)})
+            except RowTransformError as exc:
+                raise TaskFailed(str(exc), retryable=False, hint="return one row per input row, numeric columns") from None
         return to_outputs(load_function(uses)(**arguments))
 
 
@@ -125,7 +136,7 @@ def static_schema(uses: str, base_dir: str) -> CustomSchema:
         signature = static_signature(tree, fn)
     except (TypeError, ValueError) as exc:
         raise MlwError(f"cannot read the signature of {uses!r} ({path}:{fn.lineno}): {exc}", subject="uses") from exc
-    return _schema_from(uses, fn.name, signature)
+    return _schema_from(uses, fn.name, signature, row_transform=any(_names_row_transform(d) for d in fn.decorator_list))
 
 
 @functools.lru_cache(maxsize=256)
@@ -149,14 +160,27 @@ def _schema_of(uses: str, fn: Callable[..., Any]) -> CustomSchema:
         signature = signature_of(fn)
     except (NameError, TypeError, ValueError) as exc:
         raise MlwError(f"cannot read the signature of {uses!r}: {exc}", subject="uses") from exc
-    return _schema_from(uses, getattr(fn, "__name__", "function"), signature)
+    return _schema_from(uses, getattr(fn, "__name__", "function"), signature, row_transform=is_row_transform(fn))
 
 
-def _schema_from(uses: str, name: str, signature: inspect.Signature) -> CustomSchema:
+def _names_row_transform(decorator: ast.expr) -> bool:
+    """Whether a decorator in the source is ``@row_transform`` (bare or as ``module.row_transform``)."""
+    return (isinstance(decorator, ast.Name) and decorator.id == "row_transform") or \
+        (isinstance(decorator, ast.Attribute) and decorator.attr == "row_transform")
+
+
+def _schema_from(uses: str, name: str, signature: inspect.Signature, *, row_transform: bool = False) -> CustomSchema:
     fields: dict[str, Any] = {}
     inputs: dict[str, InputSpec] = {}
     context_parameter = None
+    row_input = next(iter(signature.parameters), None) if row_transform else None
+    if row_transform and row_input is None:
+        raise MlwError(f"{uses} is a @row_transform but takes no parameter: its first one receives the rows",
+                       subject="uses")
     for pname, parameter in signature.parameters.items():
+        if pname == row_input:  # the rows: the task's dataset input
+            inputs[pname] = InputSpec("dataset", doc="the dataset whose features the function transforms")
+            continue
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise MlwError(f"{uses} takes *{pname}; a custom task function needs named parameters", subject="uses")
         annotation = Any if parameter.annotation is inspect.Parameter.empty else parameter.annotation
@@ -174,7 +198,10 @@ def _schema_from(uses: str, name: str, signature: inspect.Signature) -> CustomSc
     )
     returned = signature.return_annotation
     output_kind = _KINDS.get(returned, "any") if isinstance(returned, type) else "any"
-    return CustomSchema(uses, params_model, inputs, {"output": output_kind, "metrics": "metrics"}, context_parameter)
+    if row_input:
+        output_kind = "dataset"
+    return CustomSchema(uses, params_model, inputs, {"output": output_kind, "metrics": "metrics"}, context_parameter,
+                        row_input)
 
 
 def _input_spec(annotation: Any, *, optional_default: bool) -> InputSpec | None:

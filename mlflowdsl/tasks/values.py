@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 
 def fingerprint_arrays(*parts: Any) -> str:
@@ -84,6 +85,16 @@ class Dataset:
         """Raw rows (a DataFrame with ``raw_columns``) -> the feature matrix."""
         return frame_to_features(frame, self.transform, self.raw_columns)
 
+    def with_row_transform(self, fn: Callable[..., Any], params: dict[str, Any] | None = None) -> "Dataset":
+        """This dataset with ``fn`` (a ``@row_transform`` function: features DataFrame ->
+        DataFrame) applied to both splits and appended to ``transform``, so a model trained on
+        the result applies it to raw rows too (batch inference, serving)."""
+        step = RowTransform(self.transform, self.feature_names, fn, params or {})
+        X_train, names = step.apply(self.X_train)
+        X_test, _ = step.apply(self.X_test)
+        return self.with_changes(X_train=X_train, X_test=X_test, feature_names=names, transform=step,
+                                 raw_columns=self.raw_columns or self.feature_names)
+
     def __repr__(self) -> str:
         return (
             f"Dataset(problem={self.problem!r}, target={self.target!r}, train={self.n_train}, "
@@ -140,6 +151,98 @@ class TrainedModel:
     def __repr__(self) -> str:
         shown = {k: round(v, 4) for k, v in list(self.metrics.items())[:3]}
         return f"TrainedModel({self.name or self.algorithm!r}, {self.problem}, metrics={shown})"
+
+
+def row_transform(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare a custom step's function row-wise: it takes the dataset's features as a pandas
+    DataFrame (one column per feature) and returns a DataFrame with one row per input row
+    (columns added, changed or dropped). Used as ``uses = "module:fn"``, its first parameter is
+    the task's dataset input; the tool applies it at training and evaluation, and it travels
+    with the trained model into batch inference and serving (docs/language.md, "Feature steps
+    that travel with the model"). The function itself is unchanged."""
+    fn.__mlw_row_transform__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def is_row_transform(fn: Any) -> bool:
+    return bool(getattr(fn, "__mlw_row_transform__", False))
+
+
+class RowTransformError(ValueError):
+    """A row transform broke its contract (not a DataFrame, rows added or dropped, non-numeric)."""
+
+
+class RowTransform:
+    """Raw rows -> features through ``base`` (the dataset's transform, or none), then a
+    ``@row_transform`` function on the features as a DataFrame. The function's code is kept by
+    value, so a model using it loads and scores where the user's module is not importable (a
+    deployment's server)."""
+
+    def __init__(self, base: Any, columns: tuple[str, ...], fn: Callable[..., Any], params: dict[str, Any]):
+        self.base = base
+        self.columns = tuple(columns)
+        self.params = dict(params)
+        self.function = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', '?')}"
+        self.code = _by_value(fn)
+        self.output_columns: tuple[str, ...] = ()
+        self._fn: Callable[..., Any] | None = fn
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fn"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fn = None
+
+    def apply(self, features: Any) -> tuple[Any, tuple[str, ...]]:
+        """The function over a feature matrix: (new matrix, its column names)."""
+        import numpy as np  # noqa: PLC0415 - heavy: numpy only when rows are transformed
+        import pandas as pd  # noqa: PLC0415 - heavy: pandas only when rows are transformed
+
+        matrix = features.toarray() if hasattr(features, "toarray") else np.asarray(features, dtype=float)
+        frame = pd.DataFrame(matrix, columns=list(self.columns))
+        if self._fn is None:
+            import cloudpickle  # noqa: PLC0415 - heavy: cloudpickle only when a loaded model first scores
+
+            self._fn = cloudpickle.loads(self.code)
+        out = self._fn(frame.copy(), **self.params)
+        if not isinstance(out, pd.DataFrame):
+            raise RowTransformError(f"{self.function} returned {type(out).__name__}, not a pandas DataFrame")
+        if len(out) != len(frame):
+            raise RowTransformError(f"{self.function} returned {len(out)} rows for {len(frame)}: a row transform "
+                                    "keeps one row per input row (filter rows in a Dataset step instead)")
+        wrong = [str(c) for c in out.columns if not pd.api.types.is_numeric_dtype(out[c])]
+        if wrong:
+            raise RowTransformError(f"{self.function} returned non-numeric column(s): {', '.join(wrong)}")
+        names = tuple(str(c) for c in out.columns)
+        if self.output_columns and names != self.output_columns:
+            raise RowTransformError(f"{self.function} returned columns {list(names)}, trained with "
+                                    f"{list(self.output_columns)}")
+        self.output_columns = names
+        return out.to_numpy(dtype=float), names
+
+    def transform(self, frame: Any) -> Any:
+        import numpy as np  # noqa: PLC0415 - heavy: numpy only when rows are scored
+
+        features = np.asarray(frame, dtype=float) if self.base is None else self.base.transform(frame)
+        return self.apply(features)[0]
+
+    def __repr__(self) -> str:
+        return f"RowTransform({self.function}, params={self.params})"
+
+
+def _by_value(fn: Callable[..., Any]) -> bytes:
+    """``fn`` pickled with its module's code (cloudpickle by value), not as an import path."""
+    import cloudpickle  # noqa: PLC0415 - heavy: cloudpickle only when a row transform is fitted
+
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    if module is None or module.__name__ in sys.stdlib_module_names or module.__name__.startswith("mlflowdsl"):
+        return cloudpickle.dumps(fn)
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(fn)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
 
 
 class MissingColumns(ValueError):

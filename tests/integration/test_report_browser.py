@@ -97,7 +97,7 @@ workflow cli_report {{
     def mlw(*args):
         return subprocess.run([MLW, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
 
-    done = mlw("run", "wf.mlw", "--report", "run.html")
+    done = mlw("run", "wf.mlw", "--report", "run.html", "--dashboard")
     assert done.returncode == 0, done.stderr
     assert f"report: {tmp_path / 'run.html'}" in done.stdout
     assert done.stdout.splitlines()[0].startswith("dashboard")  # its address, or why there is none

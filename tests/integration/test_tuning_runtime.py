@@ -91,12 +91,17 @@ def test_study_beats_the_defaults_runs_two_trials_at_once_and_the_best_model_flo
 
 
 def test_a_repeated_study_with_the_same_seed_trains_nothing(tmp_path, settings):
-    first = run(tmp_path, settings, tune_block(trials=4, seed=11)).tasks["train"].study
-    assert first["trainings"] == 4 and first["cache_hits"] == 0
-    second = run(tmp_path, settings, tune_block(trials=4, seed=11)).tasks["train"].study
-    assert second["trainings"] == 0 and second["cache_hits"] == 4
-    assert second["best_params"] == first["best_params"]
-    assert second["best_value"] == first["best_value"]
+    first = run(tmp_path, settings, tune_block(trials=4, seed=11)).tasks["train"]
+    assert first.status == "succeeded"
+    assert first.study["trainings"] == 4 and first.study["cache_hits"] == 0
+    # unchanged: the tuned task itself is served from the cache, no study runs
+    again = run(tmp_path, settings, tune_block(trials=4, seed=11))
+    assert again.tasks["train"].status == "cached" and again.tasks["train"].study == first.study
+    assert again.tasks["evaluate"].status == "cached"
+    # a larger budget runs the study again: the first four trials are cache hits
+    second = run(tmp_path, settings, tune_block(trials=5, seed=11)).tasks["train"].study
+    assert second["trainings"] == 1 and second["cache_hits"] == 4
+    assert second["best_value"] >= first.study["best_value"]
 
 
 def test_median_pruner_stops_boosting_trials_early(tmp_path, settings):

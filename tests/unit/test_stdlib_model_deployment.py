@@ -57,9 +57,13 @@ def test_deployment_registers_a_checksummed_artifact_with_lineage(model, tmp_pat
 
 
 def test_versions_are_numbered_automatically(model, tmp_path):
+    import dataclasses
+
     first = deploy(model, tmp_path, name="m").outputs["deployment"]
-    second = deploy(model, tmp_path, name="m").outputs["deployment"]
-    assert (first["version"], second["version"]) == (1, 2)
+    again = deploy(model, tmp_path, name="m").outputs["deployment"]  # an unchanged re-run: the same bytes
+    changed = dataclasses.replace(model, metrics={**model.metrics, "accuracy": 0.0})
+    second = deploy(changed, tmp_path, name="m").outputs["deployment"]
+    assert (first["version"], again["version"], second["version"]) == (1, 1, 2)
     assert (first["label"], second["uri"]) == (None, "models:/m/2")
 
 

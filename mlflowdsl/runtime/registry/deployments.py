@@ -88,6 +88,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     mv = model_ref if isinstance(model_ref, ModelVersion) else reg.resolve(model_ref)
     name = check_name(name or config.get("name") or mv.name, "deployment name")
     previous = reg.store.get_deployment(name)
+    if serving_already(previous, mv, target, low, high, config):
+        return previous  # the same version, scale and port: left running, no restart
     history = list((previous or {}).get("previous", []))
     if previous and (previous.get("state") in ("starting", "running") or pid_alive(previous.get("pid"))
                      or pid_alive(previous.get("server_pid"))):
@@ -133,6 +135,19 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     proc.terminate()
     raise MlwError(f"deployment {name!r} did not start within {wait_s:g}s", subject=log_path,
                    hint="see the supervisor log")
+
+
+def serving_already(record: dict[str, Any] | None, mv: ModelVersion, target: str, low: int, high: int,
+                    config: dict[str, Any]) -> bool:
+    """Whether deployment ``record`` runs ``mv`` as ``config`` asks (an unchanged re-run of a
+    deploying pipeline), so that deploying again changes nothing."""
+    if not record or record.get("state") != "running" or not pid_alive(record.get("pid")):
+        return False
+    port = config.get("port")
+    return (record.get("model") == mv.id and record.get("sha256", mv.sha256) == mv.sha256
+            and (record.get("target"), record.get("min_replicas"), record.get("max_replicas")) == (target, low, high)
+            and (not port or int(port) == record.get("port"))
+            and config.get("host", "127.0.0.1") == record.get("host"))
 
 
 def _tail(path: str, size: int = 2000) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Protocol
 
 from mlflowdsl.tasks.services import GateRefused, RegistryError  # noqa: F401 - part of the registry API
 
+MAX_VERSION = 2**63 - 1  # the largest version number a store holds (SQLite integers are 64-bit)
 # Names become directory names and Redis key parts: no separators, no "..", nothing hidden.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -81,7 +82,11 @@ def parse_ref(ref: str) -> ModelRef:
     if not version or version == "latest":
         return ModelRef(name)
     if version.isdigit():
-        return ModelRef(name, version=int(version))
+        number = int(version)
+        if number > MAX_VERSION:
+            raise RegistryError(f"no registered model {name}/{version}: version numbers go up to {MAX_VERSION}",
+                                hint=f"`mlw models show {name}` lists its versions")
+        return ModelRef(name, version=number)
     return ModelRef(name, label=check_name(version, "version label"))
 
 

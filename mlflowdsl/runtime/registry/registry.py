@@ -14,6 +14,8 @@ import shutil
 import time
 from typing import Any
 
+import psutil
+
 from mlflowdsl.runtime.events.base import Event
 from mlflowdsl.runtime.events.process import emit_now
 from mlflowdsl.runtime.registry.artifacts import (
@@ -56,9 +58,18 @@ class Registry:
     def register(self, name: str, model: Any, *, label: str | None = None, model_type: str = "",
                  framework: str = "", metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
                  signature: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None) -> ModelVersion:
-        """Store ``model`` (an object or a ``.joblib`` path) as the next version of ``name``."""
+        """Store ``model`` (an object or a ``.joblib`` path) as the next version of ``name``. The
+        same model again returns the version that has it (under ``label``, when one is given):
+        the same bytes, or the same ``lineage["model_key"]`` (the cache key of the training that
+        produced it, since pickled bytes of one model differ between processes)."""
         check_name(name)
         payload = read_source(model)
+        key = (lineage or {}).get("model_key")
+        if key:  # computed from the same inputs, code and parameters (a cache key): the same model
+            same = [mv for mv in self.store.versions(name) if mv.lineage.get("model_key") == key
+                    and (label is None or mv.label == label)]
+            if same:
+                return same[-1]
         if label is not None:
             check_name(label, "version label")
             if label.isdigit():
@@ -70,6 +81,11 @@ class Registry:
                     return existing  # the same model registered again (a re-run): idempotent
                 raise RegistryError(f"{name} already has a different model labelled {label!r} ({existing.id})",
                                     hint="use a new label, or omit it to get the next version number")
+        else:
+            digest = hashlib.sha256(payload).hexdigest()
+            same = [mv for mv in self.store.versions(name) if mv.sha256 == digest]
+            if same:
+                return same[-1]  # identical bytes under the same name (an unchanged re-run): that version
         info = describe_model(model) if not isinstance(model, (str, os.PathLike)) else {}
         version = self.store.allocate_version(name)
         path, sha = store_artifact(self.artifact_root, name, version, payload)
@@ -166,8 +182,14 @@ class Registry:
         return self.store.move_alias(name, alias, None, by=by or _who())
 
     def delete(self, name: str, version: int, *, force: bool = False) -> ModelVersion:
-        """Delete one version (metadata and artifact); refused while an alias points at it."""
+        """Delete one version (metadata and artifact); refused while an alias points at it or a
+        running deployment serves it (its replicas load the artifact when they start)."""
         mv = self.resolve(ModelRef(name, version=version), check_artifact=False)  # a forged one can be deleted
+        serving = [d["name"] for d in self.store.deployments() if d.get("model") == mv.id and _running(d)]
+        if serving and not force:
+            raise RegistryError(f"{mv.id} is served by deployment(s) {', '.join(serving)}",
+                                hint=f"stop it first (mlw deployments stop {serving[0]}) or deploy another "
+                                     "version, or pass --force")
         holding = [a for a, v in self.store.aliases(name).items() if v == version]
         if holding and not force:
             raise RegistryError(f"{mv.id} holds the alias(es) {', '.join(holding)}",
@@ -186,6 +208,16 @@ class Registry:
         self.store.close()
 
 
+def _running(record: dict[str, Any]) -> bool:
+    """Whether a deployment record's supervisor is alive (a record left by a killed one is not)."""
+    if record.get("state") not in ("starting", "running") or not record.get("pid"):
+        return False
+    try:
+        return psutil.Process(int(record["pid"])).status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, ValueError):
+        return False
+
+
 def _who() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
@@ -199,11 +231,21 @@ def describe_model(model: Any) -> dict[str, Any]:
             "framework": type(model.estimator).__module__.split(".")[0],
             "metrics": {k: float(v) for k, v in model.metrics.items()},
             "params": {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-                       for k, v in model.params.items()},
+                       for k, v in {**_estimator_params(model.estimator), **model.params}.items()},
             "signature": {"inputs": list(model.raw_columns or model.feature_names), "target": model.target,
                           "algorithm": model.algorithm},
         }
     return {"framework": type(model).__module__.split(".")[0]}
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    """The estimator's own hyperparameters (scikit-learn's ``get_params``: the defaults it was
+    trained with too, not only those the workflow set); scalars only."""
+    try:
+        params = estimator.get_params(deep=False)
+    except Exception:  # noqa: BLE001 - not a scikit-learn estimator: nothing to read
+        return {}
+    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
 def open_registry(settings: Any = None) -> Registry:

@@ -270,9 +270,10 @@ class StudyDriver:
                               + (f"; first error: {errors[0]}" if errors else ""),
                               hint="check the search space and the task's fixed hyperparameters")
         best = study.best_trial
+        job = self._job_for(best.params)
+        summary["best_cache_key"] = job.key  # where the best trial's outputs (its model) are cached
         future = futures.pop(best.number, None)
         if future is None:  # finished before a restart: its output is in the cache, or it is retrained
-            job = self._job_for(best.params)
             future = self.host.submit(self.host.make_spec(job.task, job.key, None), f"{self.task.id}-best")
             meta = self.host.fetch_meta(future)
             if meta.get("status") not in ("succeeded", "cached"):
