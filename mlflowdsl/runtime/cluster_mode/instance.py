@@ -50,6 +50,7 @@ from mlflowdsl.runtime.coordination import (
     gateway_from_settings,
     read_shard_map,
 )
+from mlflowdsl.runtime.coordination.shards import eligible
 from mlflowdsl.runtime.coordination import ownership
 from mlflowdsl.runtime.coordination.locks import DistributedLock
 from mlflowdsl.runtime.coordination.ownership import Fence
@@ -253,10 +254,26 @@ class OrchestratorInstance:
                 return
             for entry_id, fields in self._next_entries(domain):
                 self._take(domain, entry_id, fields)
+        # Several consumers per domain: with slots to spare, help with the domains of other
+        # instances that this one may serve, taking only entries their owner left waiting for
+        # more than a heartbeat (an owner with a free slot takes a new entry within half a one).
+        for domain in self._helpable(shard_map):
+            if len(self.jobs) >= self.max_running:
+                return
+            if sub.head_wait_s(self.gateway, domain) > self.config.heartbeat_s:
+                for entry_id, fields in self._next_entries(domain, reclaim=False):
+                    log.info("helping with domain %s (owner %s)", domain, shard_map.owner_of(domain))
+                    self._take(domain, entry_id, fields)
 
-    def _next_entries(self, domain: str) -> list[tuple[str, dict[str, str]]]:
+    def _helpable(self, shard_map) -> list[str]:
+        if shard_map is None:
+            return []
+        return sorted(d for d, owner in shard_map.assignments.items()
+                      if owner != self.id and eligible(self.domains, d))
+
+    def _next_entries(self, domain: str, *, reclaim: bool = True) -> list[tuple[str, dict[str, str]]]:
         key = sub.queue_key(self.gateway, domain)
-        reclaim = time.monotonic() - self._outage_seen > 2 * self.idle_ms / 1000
+        reclaim = reclaim and time.monotonic() - self._outage_seen > 2 * self.idle_ms / 1000
 
         def read(r):
             try:
