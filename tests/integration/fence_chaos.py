@@ -85,7 +85,7 @@ def trial(cluster: Cluster, workdir: Path, *, tasks: int = 8, seconds: float = 0
     finally:
         os.killpg(pid, signal.SIGCONT)
     done = cluster.wait_status(execution_id, ("succeeded", "failed", "cancelled"), timeout=120)
-    time.sleep(1.5)  # the woken instance gets to run what it would run
+    time.sleep(1.5)  # the woken instance gets to run (and emit) what it would
     result = TrialResult(execution_id=execution_id, owner=owner, status=done["status"], committed_at_stop=committed)
     for i in range(tasks):
         tid = f"t{i:02d}"
@@ -96,5 +96,10 @@ def trial(cluster: Cluster, workdir: Path, *, tasks: int = 8, seconds: float = 0
     result.completed_events = completed_events(Path(cluster.env["MLW_HOME"]), execution_id)
     others = [n for n in cluster.procs if n != owner]
     result.took_over = any(f"resuming execution {execution_id}" in cluster.log(n).read_text() for n in others)
-    result.stale_stopped = f"execution {execution_id} was taken over" in cluster.log(owner).read_text()
+    # The woken instance forgets the execution (whichever check found it superseded first: its
+    # tick, a fenced-out write or a refused task) without acknowledging it.
+    deadline = time.monotonic() + 20
+    while not result.stale_stopped and time.monotonic() < deadline:
+        result.stale_stopped = f"execution {execution_id}: left to its new owner" in cluster.log(owner).read_text()
+        time.sleep(0.2)
     return result
