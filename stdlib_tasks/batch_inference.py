@@ -88,6 +88,7 @@ class BatchInference(TaskType):
                 rows += len(scored)
             if writer is not None:
                 writer.close()
+            ctx.check_owner(f"the output file {output}")  # the rename below is the side effect
         seconds = time.perf_counter() - started
         result = {"path": os.path.abspath(output), "rows": rows, "partitions": len(bounds),
                   "format": "parquet" if parquet else "csv"}

@@ -30,19 +30,20 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
              listener: Listener | None = None, client: Any = None, state: StateBackend | None = None,
              bus: EventBus | None = None, base_dir: str | None = None,
              resume_from: WorkflowExecution | None = None, flush_interval_s: float | None = None,
-             cancel_check: Any = None) -> WorkflowExecution:
+             cancel_check: Any = None, fence: Any = None, owner_check: Any = None) -> WorkflowExecution:
     """Run ``plan`` to completion and return its execution record.
 
     Without ``client`` a client is opened from the settings (an embedded cluster unless a
     scheduler address is set) and closed afterwards. Task failures are in the returned
     record; exceptions are for runs that could not happen at all (refused resources, a
-    scheduler that cannot be reached)."""
+    scheduler that cannot be reached). ``fence`` and ``owner_check`` are cluster mode's
+    ownership of the execution (:class:`~mlflowdsl.runtime.run.RunOptions`)."""
     base = base_dir or workflow_dir(plan)
     own_state, own_bus = state is None, bus is None
     state = state or open_state(settings)
     bus = bus or open_bus(settings)
     options = RunOptions(keep_going=keep_going, base_dir=base, execution_id=execution_id, resume=resume_from,
-                         cancel_check=cancel_check)
+                         cancel_check=cancel_check, fence=fence, owner_check=owner_check)
     if flush_interval_s is not None:
         options = replace(options, flush_interval_s=flush_interval_s)
     try:

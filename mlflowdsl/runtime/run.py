@@ -56,6 +56,11 @@ class RunOptions:
     # Polled by the main loop; a non-empty string cancels the run with that reason
     # (cluster mode's `mlw cancel` flag).
     cancel_check: Callable[[], str | None] | None = None
+    # Cluster mode: the owner's fencing token, sent with every task (coordination.ownership),
+    # and a (local, cheap) check whether this instance still owns the execution; once it says
+    # no, the run stops its graph and writes and emits nothing more.
+    fence: Any = None
+    owner_check: Callable[[], bool] | None = None
 
 
 def _release_later(futures: list[Any]) -> None:
@@ -84,17 +89,40 @@ class Run:
         self.started_ids: set[str] = set()
         self.finished_at: dict[str, float] = {}  # future done, result message not yet seen
         self.failure_seen = False
+        self.fenced = False  # a worker refused a task of ours (see worker._FENCED)
         self.record = RunRecord(
             initial_execution(plan, decision, resume=options.resume, execution_id=options.execution_id,
                               keep_going=options.keep_going, state=executor.state),
-            executor.state, executor.bus, executor.listener)
+            executor.state, executor.bus, executor.listener, owner_check=options.owner_check)
         self.execution_id = self.record.execution.id
+        self.recover = self._unknown_origin(executor.state)
         self.topic, self.dispatcher = client_topic(self.client)
         self.tunings = {t.task: t for t in plan.tunings}
         self.outputs: dict[str, Any] = {}  # every submitted task's future, kept for late dependents
         self.studies: dict[str, StudyDriver] = {}  # tuned task id -> its study in flight
         self.deferred: list[str] = []  # waiting for a study (topological order)
         self.run_no = ""
+
+    def _unknown_origin(self, state) -> set[str]:
+        """Cached tasks of a resumed execution whose entry no committed result describes: a
+        previous owner computed them but died (or was fenced out) before committing. Their
+        entries are loaded once so their records get the metrics and artifacts the entries
+        hold, instead of none; their records are written when the load answers."""
+        d = self.decision
+        if self.options.resume is None or not d.cached:
+            return set()
+        known = state.computed_results(d.keys[t] for t in d.cached)
+        return {t for t in d.cached if d.keys[t] not in known}
+
+    def _recovered(self, tid: str, meta: dict[str, Any]) -> None:
+        """The load of a cached task of unknown origin answered (see :meth:`_unknown_origin`)."""
+        self.recover.discard(tid)
+        current = self.record.tasks[tid]
+        if meta.get("status") == "cached" and current.status == "cached":
+            current = current.model_copy(update={"metrics": meta.get("metrics") or {},
+                                                 "artifacts": meta.get("artifacts") or {},
+                                                 "worker": meta.get("worker") or current.worker})
+        self.record.update(current)
 
     # ------------------------------------------------------------------ messages
 
@@ -120,9 +148,17 @@ class Run:
             self._finish_task(tid, msg)
 
     def _finish_task(self, tid: str, meta: dict[str, Any]) -> None:
+        if meta.get("fenced"):  # a worker refused the task: another instance is taking over
+            self.fenced = True
+            return
         record = self.record
         current = record.tasks[tid]
         status = meta["status"]
+        if tid in self.recover:
+            self._recovered(tid, meta)
+            if tid not in self.decision.load:
+                self.futures_done(tid)
+                return
         if tid in self.decision.load and status != "cached" and current.status == "cached":
             # the entry vanished between planning and loading: the dependents cannot run
             record.update(current.advance("failed", restart=True, error=meta.get("error")))
@@ -215,10 +251,10 @@ class Run:
     def _submit(self) -> None:
         d = self.decision
         self.run_no = uuid.uuid4().hex[:6]  # resume reuses the execution id: keys must still be new
-        wanted = d.load | set(d.run)
+        wanted = d.load | set(d.run) | self.recover
         batch: list[str] = []
         for tid in (t.id for t in self.order if t.id in wanted):
-            load_only = tid in d.load
+            load_only = tid in d.load or tid in self.recover
             if not load_only and tid in self.tunings:
                 self._submit_graph(batch)  # the study's trials need its upstream futures
                 batch = []
@@ -231,15 +267,16 @@ class Run:
 
     def _spec(self, tid: str) -> tuple[TaskSpec, tuple[str, ...]]:
         task = self.by_id[tid]
-        load_only = tid in self.decision.load
+        load_only = tid in self.decision.load or tid in self.recover
         upstream = () if load_only else tuple(task.dependencies)
         spec = TaskSpec(execution_id=self.execution_id, task=task, cache_key=self.decision.keys[tid],
                         upstream_ids=upstream, settings=self.settings, base_dir=self.options.base_dir,
-                        topic=self.topic, load_only=load_only, plan_fingerprint=self.plan.fingerprint)
+                        topic=self.topic, load_only=load_only, plan_fingerprint=self.plan.fingerprint,
+                        fence=self.options.fence)
         return spec, upstream
 
     def _resources(self, tid: str) -> dict[str, float] | None:
-        if tid in self.decision.load:
+        if tid in self.decision.load or tid in self.recover:
             return None
         return res.requirements(self.by_id[tid], self.declared) or None
 
@@ -337,11 +374,15 @@ class Run:
 
     def execute(self) -> WorkflowExecution:
         self.record.start(self.decision)
+        self.record.dirty.difference_update(self.recover)  # written once their load answers
         self.dispatcher.queues[self.execution_id] = self.messages
         try:
             self._submit()
             last_flush = last_sweep = last_cancel_check = time.monotonic()
+            owner_check = self.options.owner_check
             while self.futures or self.studies or self.deferred:
+                if self.fenced or (owner_check is not None and not owner_check()):
+                    return self._abandon()
                 if self.studies:
                     self._poll_studies()
                 try:
@@ -393,7 +434,32 @@ class Run:
                 self.record.update(r.advance("skipped", error=why))
         self.futures.clear()
 
+    def _abandon(self) -> WorkflowExecution:
+        """Another instance owns the execution now: cancel every future of this run (tasks
+        not started yet will not start; their workers also refuse them by the fence), stop the
+        studies, and leave the records and events to the new owner."""
+        log.warning("execution %s has a newer owner: stopping this instance's graph of it", self.execution_id)
+        self.record.owner_check = lambda: False
+        self.record.held = []
+        for driver in self.studies.values():
+            driver.stop()
+        futures = list(self.futures.values())
+        if futures:
+            try:
+                self.client.cancel(futures)
+            except Exception as exc:  # noqa: BLE001 - the cluster may already be gone
+                log.debug("cancelling %d future(s) of execution %s failed: %s", len(futures), self.execution_id, exc)
+        self.futures.clear()
+        self.deferred = []
+        if self.dispatcher.queues.get(self.execution_id) is self.messages:
+            del self.dispatcher.queues[self.execution_id]
+        _release_later(self.done_futures)
+        self.done_futures = []
+        return self.record.execution
+
     def _close(self, status: str, error: str | None) -> WorkflowExecution:
+        self.record.dirty.update(self.recover)  # loads that never answered: the records as decided
+        self.recover = set()
         if self.dispatcher.queues.get(self.execution_id) is self.messages:
             del self.dispatcher.queues[self.execution_id]
         _release_later(self.done_futures)

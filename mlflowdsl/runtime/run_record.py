@@ -94,20 +94,38 @@ class RunRecord:
     ``state`` by :meth:`flush`, only those changed since the last one."""
 
     def __init__(self, execution: WorkflowExecution, state: StateBackend, bus: EventBus,
-                 listener: Listener | None) -> None:
+                 listener: Listener | None, owner_check: Callable[[], bool] | None = None) -> None:
         self.execution = execution
         self.state = state
         self.bus = bus
         self.listener = listener
         self.dirty: set[str] = set()
+        # Cluster mode: events wait for the next state write and go out only if this instance
+        # still owned the execution then (its writes are fenced), so an owner that stalled and
+        # was replaced emits nothing of what it does after waking up.
+        self.owner_check = owner_check
+        self.held: list[Event] = []
 
     @property
     def tasks(self) -> dict[str, TaskResult]:
         return self.execution.tasks
 
     def emit(self, type: str, payload: dict[str, Any] | None = None, *, at: float | None = None) -> None:
-        self.bus.emit(Event.create(type, execution_id=self.execution.id, at=at,
-                                   workflow_id=self.execution.workflow_id, payload=payload or {}))
+        event = Event.create(type, execution_id=self.execution.id, at=at,
+                             workflow_id=self.execution.workflow_id, payload=payload or {})
+        if self.owner_check is None:
+            self.bus.emit(event)
+        else:
+            self.held.append(event)
+
+    def release_events(self) -> None:
+        """Emit the held events if the execution is still ours, else drop them."""
+        if not self.held:
+            return
+        held, self.held = self.held, []
+        if self.owner_check is not None and self.owner_check():
+            for event in held:
+                self.bus.emit(event)
 
     def update(self, result: TaskResult) -> None:
         self.execution.tasks[result.task_id] = result
@@ -131,6 +149,7 @@ class RunRecord:
         if self.dirty:
             self.state.save_task_results(self.execution.id, [self.execution.tasks[t] for t in self.dirty])
             self.dirty.clear()
+        self.release_events()
 
     def start(self, decision: Decision) -> None:
         """Write the execution and emit the events of its start and of the tasks decided up front."""
@@ -154,5 +173,6 @@ class RunRecord:
         self.flush(header=True)
         self.emit(WORKFLOW_EVENTS[status], {"status": status, "error": error, "counts": self.execution.counts(),
                                             "duration_s": self.execution.duration_s})
+        self.release_events()
         self.notify()
         return self.execution

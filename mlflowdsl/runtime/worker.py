@@ -56,6 +56,9 @@ class TaskSpec:
     # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning/)
     trial: dict[str, Any] | None = None
     plan_fingerprint: str = ""  # lineage for models a task registers
+    # Cluster mode: the owner's fencing token (coordination.ownership.Fence); attempts start
+    # and side effects commit only while it is current.
+    fence: Any = None
 
 
 @dataclass
@@ -353,7 +356,8 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
     blocked = next((u for u in upstream if not u.ok), None)
     if blocked is not None:
         why = f"upstream task {blocked.task_id!r} {blocked.meta.get('status', 'failed')}"
-        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", worker, error=why)))
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", worker, error=why,
+                                                                 fenced=bool(blocked.meta.get("fenced")))))
 
     cache = _open_cache(spec)
     if cache is not None:
@@ -366,6 +370,31 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         why = "its cache entry disappeared between planning and loading; run again to recompute it"
         return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "failed", worker, error=why)))
 
+    guard = _guard(spec, worker)
+    if guard is not None and not guard.start():
+        return _finish(spec, Envelope(task.id, False, meta=_meta(spec, "skipped", worker, error=_FENCED, fenced=True)))
+    try:
+        return _run_attempts(spec, by_id, cache, worker, default_output, guard)
+    finally:
+        if guard is not None:
+            guard.end()  # after the cache write: whoever waits for this attempt finds its entry
+
+
+# A refused start says ``fenced``: the run that receives it stops (it is being taken over).
+_FENCED = "not started: another instance is taking the execution over (its owner stalled)"
+
+
+def _guard(spec: TaskSpec, worker: str | None) -> Any:
+    if spec.fence is None:
+        return None
+    from mlflowdsl.runtime.coordination.ownership import AttemptGuard  # noqa: PLC0415 - heavy: redis only in cluster mode
+
+    return AttemptGuard(spec.settings, spec.fence, spec.task.id, worker)
+
+
+def _run_attempts(spec: TaskSpec, by_id: dict[str, Envelope], cache: Any, worker: str | None,
+                  default_output: str, guard: Any) -> Envelope:
+    task = spec.task
     started = time.time()
     _publish(spec, {"kind": "started", "task_id": task.id, "time": started, "worker": worker})
     errors: list[dict[str, Any]] = []
@@ -375,9 +404,13 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         attempt += 1
         try:
             sampler = UsageSampler(attempt=attempt, worker=worker, children=task.timeout is not None)
+            if attempt > 1 and guard is not None and not guard.start():
+                return _finish(spec, Envelope(task.id, False, meta=_meta(
+                    spec, "skipped", worker, attempts=attempt - 1, attempt_errors=errors, started=started,
+                    error=_FENCED, fenced=True)))
             try:
                 with sampler:
-                    outputs = _attempt(spec, by_id, attempt)
+                    outputs = _attempt(spec, by_id, attempt, guard)
             finally:
                 if sampler.usage is not None:
                     usage.append(sampler.usage.as_dict())
@@ -406,15 +439,17 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         metrics=_floats(outputs.metrics), artifacts=dict(outputs.artifacts), outcome=dict(outputs.outcome))))
 
 
-def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> TaskOutputs:
+def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int, guard: Any = None) -> TaskOutputs:
     task = spec.task
     report = None
     if spec.trial is not None:
         report = trial_reporter(spec.trial)
+    still_owner = guard.still_owner if guard is not None else None
     # ``services``: the registry, gates and deployments of the run's settings (its home or Redis).
     ctx = TaskContext(task_id=task.id, execution_id=spec.execution_id, attempt=attempt,
                       artifact_dir=os.path.join(str(spec.settings.artifact_path), spec.execution_id),
-                      base_dir=spec.base_dir, report=report, services=RegistryServices(spec.settings),
+                      base_dir=spec.base_dir, report=report,
+                      services=RegistryServices(spec.settings, still_owner=still_owner), still_owner=still_owner,
                       extra={"settings": spec.settings, "plan_fingerprint": spec.plan_fingerprint or None,
                              # what each upstream output was computed from (its cache key), by task id
                              "input_keys": {tid: env.meta.get("cache_key") for tid, env in upstream.items()}})

@@ -122,8 +122,10 @@ class TaskContext:
         base_dir: str = ".",
         extra: dict[str, Any] | None = None,
         services: Any = None,
+        still_owner: Callable[[], bool] | None = None,
     ):
         self.task_id = task_id
+        self._still_owner = still_owner
         self.execution_id = execution_id
         self.artifact_dir = artifact_dir
         self.attempt = attempt
@@ -147,6 +149,19 @@ class TaskContext:
         if os.path.isabs(path) or (":" in path.split("/")[0] and not path.startswith(".")):
             return path
         return os.path.normpath(os.path.join(self.base_dir, path))
+
+    def still_owner(self) -> bool:
+        """Whether this task's execution still belongs to the instance that started it (cluster
+        mode: an instance that stalled may have been replaced). Call it right before an effect
+        in the world that must not happen twice; outside cluster mode it is always True."""
+        return bool(self._still_owner()) if self._still_owner else True
+
+    def check_owner(self, what: str = "its side effect") -> None:
+        """Raise :class:`TaskFailed` (not retried) unless :meth:`still_owner`."""
+        if not self.still_owner():
+            raise TaskFailed(f"task {self.task_id!r} did not make {what}: execution {self.execution_id} has a newer "
+                             "owner (this instance stalled and another took over)", retryable=False,
+                             hint="nothing to do: the new owner runs the task")
 
     def report(self, step: int, value: float) -> bool:
         """Report an intermediate objective value; returns True when the task should stop

@@ -54,8 +54,8 @@ class Cluster:
     def log(self, name: str) -> Path:
         return self.tmp / f"instance-{name}.log"
 
-    def start(self, name: str, domains: str = "") -> subprocess.Popen:
-        argv = [MLW, "orchestrator", "start", "--id", name]
+    def start(self, name: str, domains: str = "", *extra: str) -> subprocess.Popen:
+        argv = [MLW, "orchestrator", "start", "--id", name, *extra]
         if domains:
             argv += ["--domains", domains]
         proc = spawn(argv, self.log(name), env=self.env, cwd=self.tmp)

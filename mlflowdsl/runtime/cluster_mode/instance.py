@@ -12,11 +12,16 @@ Every tick (half a heartbeat) the instance
    than 3 heartbeats (``XAUTOCLAIM``), then new ones (``XREADGROUP``). An entry delivered more
    than ``max_deliveries`` times goes to the dead-letter stream instead.
 
-A claimed execution runs under a renewed ``DistributedLock`` named after its id (so two
-instances never run it at once) with ``run_plan(..., resume_from=<the stored execution>)``:
-tasks committed before a failover are carried over (or loaded from the shared cache) and not
-run again. Guarantees: at-least-once task execution (a task running when its instance died
-runs again), exactly-once result commit (see :mod:`mlflowdsl.runtime.state.redis`).
+A claimed execution runs under a renewed ``DistributedLock`` named after its id and under a
+fencing token (:mod:`mlflowdsl.runtime.coordination.ownership`): taking it over first lets the
+attempts a previous owner started end (none starts meanwhile), then hands out a newer token,
+which fences the previous owner's task starts, side effects and state writes out. An owner
+that finds its token superseded (every tick, and on its first rejected write or refused task)
+stops its graph and writes and emits nothing more. The run is ``run_plan(...,
+resume_from=<the stored execution>)``: tasks committed before a failover are carried over (or
+loaded from the shared cache) and not run again. Guarantees: a task that a previous owner
+started runs again only if that attempt died with its worker or left no entry in a shared
+cache (at-least-once execution); exactly-once result commit (:mod:`mlflowdsl.runtime.state.redis`).
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ from mlflowdsl.runtime.coordination import (
     gateway_from_settings,
     read_shard_map,
 )
+from mlflowdsl.runtime.coordination.shards import eligible
+from mlflowdsl.runtime.coordination import ownership
 from mlflowdsl.runtime.coordination.locks import DistributedLock
+from mlflowdsl.runtime.coordination.ownership import Fence
 from mlflowdsl.runtime.events.coordination import InstanceEvents
 from mlflowdsl.runtime.state.redis import RedisState
 from mlflowdsl.settings import Settings
@@ -66,6 +74,8 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None
     status: str | None = None
+    fence: Fence | None = None  # our ownership token (coordination.ownership)
+    lost: bool = False  # another instance took the execution over: stop, write nothing
 
 
 class OrchestratorInstance:
@@ -175,7 +185,8 @@ class OrchestratorInstance:
             log.exception("instance %s: tick failed", self.id)
 
     def _tend_jobs(self) -> None:
-        running = [j for j in self.jobs.values() if not j.done.is_set()]
+        self._check_ownership()
+        running = [j for j in self.jobs.values() if not j.done.is_set() and not j.lost]
         for job in running:
             key = sub.queue_key(self.gateway, job.domain)
             try:
@@ -187,6 +198,9 @@ class OrchestratorInstance:
                 sub.ensure_group(self.gateway, job.domain)  # Redis restarted empty
         for eid, reason in sub.cancel_reasons(self.gateway, [j.execution_id for j in running]).items():
             self.jobs[eid].cancel_reason = reason
+        for job in [j for j in self.jobs.values() if j.done.is_set() and j.lost]:
+            self._forget(job)  # the new owner acknowledges it
+            log.info("execution %s: left to its new owner", job.execution_id)
         for job in [j for j in self.jobs.values() if j.done.is_set()]:
             if not self.state.flush_pending():
                 return  # acknowledge only what Redis has: the entry must survive our death
@@ -206,13 +220,29 @@ class OrchestratorInstance:
                 # The run broke off without a final record (e.g. Redis went away before it
                 # started): leave the entry unacknowledged so it is delivered again.
                 log.warning("execution %s ended without a final record; it will be redelivered", job.execution_id)
-            try:
-                job.lock.release(strict=False)
-            except RedisUnavailable:
-                pass  # the lock expires with its TTL
-            del self.jobs[job.execution_id]
+            self._forget(job)
             if finished:
                 log.info("execution %s %s (acknowledged)", job.execution_id, job.status)
+
+    def _check_ownership(self) -> None:
+        """Mark the jobs another instance took over (a newer token, or a write of ours fenced
+        out): their runs stop at once, and this instance no longer refreshes their claims."""
+        held = [j for j in self.jobs.values() if not j.lost and j.fence is not None]
+        tokens = ownership.current_tokens(self.gateway, [j.execution_id for j in held])
+        for job in held:
+            token = tokens.get(job.execution_id, 0)
+            if token != job.fence.token or self.state.fenced_out(job.execution_id):
+                job.lost = True
+                log.warning("execution %s was taken over (token %d, ours %d): stopping our run of it",
+                            job.execution_id, token, job.fence.token)
+
+    def _forget(self, job: Job) -> None:
+        try:
+            job.lock.release(strict=False)
+        except RedisUnavailable:
+            pass  # the lock expires with its TTL
+        self.state.unfence(job.execution_id)
+        del self.jobs[job.execution_id]
 
     # ------------------------------------------------------------------ claiming
 
@@ -224,10 +254,26 @@ class OrchestratorInstance:
                 return
             for entry_id, fields in self._next_entries(domain):
                 self._take(domain, entry_id, fields)
+        # Several consumers per domain: with slots to spare, help with the domains of other
+        # instances that this one may serve, taking only entries their owner left waiting for
+        # more than a heartbeat (an owner with a free slot takes a new entry within half a one).
+        for domain in self._helpable(shard_map):
+            if len(self.jobs) >= self.max_running:
+                return
+            if sub.head_wait_s(self.gateway, domain) > self.config.heartbeat_s:
+                for entry_id, fields in self._next_entries(domain, reclaim=False):
+                    log.info("helping with domain %s (owner %s)", domain, shard_map.owner_of(domain))
+                    self._take(domain, entry_id, fields)
 
-    def _next_entries(self, domain: str) -> list[tuple[str, dict[str, str]]]:
+    def _helpable(self, shard_map) -> list[str]:
+        if shard_map is None:
+            return []
+        return sorted(d for d, owner in shard_map.assignments.items()
+                      if owner != self.id and eligible(self.domains, d))
+
+    def _next_entries(self, domain: str, *, reclaim: bool = True) -> list[tuple[str, dict[str, str]]]:
         key = sub.queue_key(self.gateway, domain)
-        reclaim = time.monotonic() - self._outage_seen > 2 * self.idle_ms / 1000
+        reclaim = reclaim and time.monotonic() - self._outage_seen > 2 * self.idle_ms / 1000
 
         def read(r):
             try:
@@ -316,12 +362,23 @@ class OrchestratorInstance:
                 self._cancel_unstarted(stored, job.cancel_reason)
                 job.status = "cancelled"
                 return
+            self._claim_ownership(job)
+            stored = self.state.get_execution(job.execution_id)  # what a previous owner committed meanwhile
+            if stored.finished:  # it finished the execution itself while we waited
+                job.status = stored.status
+                return
             plan = Plan.from_json(stored.plan_json)
             result = run_plan(plan, self.settings, client=self.client, state=self.state, resume_from=stored,
                               keep_going=stored.keep_going, base_dir=job.base_dir, flush_interval_s=0.0,
-                              cancel_check=lambda: job.cancel_reason)
+                              cancel_check=lambda: job.cancel_reason, fence=job.fence,
+                              owner_check=lambda: not job.lost and not self.state.fenced_out(job.execution_id))
             job.status = result.status
+            if result.status == "running":  # the run stopped because another instance took over
+                job.lost = True
         except Exception as exc:  # noqa: BLE001 - the execution fails, the instance lives on
+            if job.lost:
+                log.info("execution %s: our run of it ended after it was taken over: %s", job.execution_id, exc)
+                return
             log.exception("execution %s could not run", job.execution_id)
             job.status = "failed"
             try:
@@ -333,6 +390,21 @@ class OrchestratorInstance:
                 log.debug("execution %s: the failure could not be recorded: %s", job.execution_id, record_exc)
         finally:
             job.done.set()
+
+    def _claim_ownership(self, job: Job) -> list[str]:
+        """Take the execution over (``coordination.ownership.claim``): attempts a previous owner
+        started (it stalled, or died with tasks in flight) end first, so their tasks are not run
+        again beside them; then every earlier owner is fenced out. Returns the task ids waited for."""
+        def live_workers() -> set[str]:
+            return set(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+
+        job.fence, waited = ownership.claim(self.gateway, job.execution_id, live_workers,
+                                            give_up=lambda: bool(job.cancel_reason))
+        self.state.fence(job.execution_id, job.fence.token)
+        if waited:
+            log.info("execution %s: waited for the previous owner's attempts of %s", job.execution_id,
+                     ", ".join(waited))
+        return waited
 
     def _cancel_unstarted(self, stored, reason: str) -> None:
         now = time.time()

@@ -133,6 +133,31 @@ def cancel_reasons(gateway: RedisGateway, execution_ids: list[str]) -> dict[str,
     return {e: raw.decode() for e, raw in zip(execution_ids, raws) if raw is not None}
 
 
+def head_wait_s(gateway: RedisGateway, domain: str) -> float:
+    """How long the oldest entry of ``domain``'s stream not yet delivered to any instance has
+    been waiting (seconds, by the Redis clock; 0 when none waits)."""
+    key = queue_key(gateway, domain)
+
+    def read(r):
+        try:
+            groups = r.xinfo_groups(key)
+        except rexc.ResponseError:  # no stream yet
+            return None, None
+        group = next((g for g in groups if g.get("name") in (GROUP, GROUP.encode())), None)
+        if group is None or group.get("lag") == 0:
+            return None, None
+        last = group.get("last-delivered-id") or b"0-0"
+        last = last.decode() if isinstance(last, bytes) else str(last)
+        return r.xrange(key, min=f"({last}", count=1), r.time()
+
+    entries, now = gateway.call(read)
+    if not entries:
+        return 0.0
+    entry_id = entries[0][0]
+    entry_ms = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
+    return max(0.0, now[0] + now[1] / 1e6 - entry_ms / 1000)
+
+
 def queue_stats(gateway: RedisGateway) -> dict[str, Any]:
     """Per domain: entries not yet delivered (``queued``) and delivered but unacknowledged
     (``pending``, per consumer); and the dead letters."""

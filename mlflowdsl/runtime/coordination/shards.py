@@ -30,7 +30,8 @@ def rendezvous_weight(domain: str, instance_id: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _eligible(domains: Iterable[str] | None, domain: str) -> bool:
+def eligible(domains: Iterable[str] | None, domain: str) -> bool:
+    """Whether an instance declaring ``domains`` (none, or ``*``: every domain) may serve ``domain``."""
     declared = tuple(domains or ())
     return not declared or WILDCARD in declared or domain in declared
 
@@ -51,7 +52,7 @@ def rendezvous_assign(domains: Iterable[str],
         instances if isinstance(instances, Mapping) else {i: () for i in instances})
     assignment: dict[str, str] = {}
     for domain in sorted(set(domains)):
-        candidates = [i for i, doms in declared.items() if _eligible(doms, domain)]
+        candidates = [i for i, doms in declared.items() if eligible(doms, domain)]
         if candidates:
             # The id breaks (astronomically unlikely) weight ties deterministically.
             assignment[domain] = max(candidates, key=lambda i: (rendezvous_weight(domain, i), i))

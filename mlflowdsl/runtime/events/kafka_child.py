@@ -35,6 +35,7 @@ import logging
 import os
 import pickle
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -243,7 +244,24 @@ class Publisher:
         except Exception as exc:  # noqa: BLE001 - undelivered records are collected as failed
             log.debug("Kafka events: flush: %s", exc)
         self._collect()
+        if self._sent and not self._broker_answers():
+            # A broker that died after we connected: the producer would only give up on the
+            # records after its request timeout (5 s), and the parent's close() waits for as
+            # long as the broker counts as reachable. Nothing accepts connections: it is down.
+            self._trip(ConnectionError(f"{len(self._sent)} event(s) in flight and no broker accepts connections"))
         self._report_now.set()
+
+    def _broker_answers(self) -> bool:
+        """Whether any bootstrap server accepts a TCP connection (within 0.5 s)."""
+        servers = self.config["bootstrap_servers"]
+        for server in servers.split(",") if isinstance(servers, str) else servers:
+            host, _, port = str(server).strip().rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)), timeout=0.5).close()
+                return True
+            except (OSError, ValueError):
+                continue
+        return False
 
     def _connect(self) -> bool:
         """One connection attempt through the breaker; False while the broker is unreachable."""

@@ -10,6 +10,10 @@ record backwards:
   rejected and reported as ``False`` by :meth:`RedisState.commit_task_results`;
 - an execution header follows the same rule (a finished execution stays finished).
 
+In cluster mode the writes of an execution are also *fenced* (:meth:`RedisState.fence`): they
+carry the owner's token and the script rejects them, writing nothing, once ``exec:<id>:epoch``
+holds a newer one (another instance took the execution over; ``coordination/ownership.py``).
+
 Keys (under the gateway prefix): ``exec:<id>`` hash (``header`` JSON, ``status``, ``plan``),
 ``exec:<id>:tasks`` hash (task id -> result JSON), ``exec:<id>:tstatus`` hash (task id ->
 status), ``execs`` sorted set (ids by creation time), ``computed:<cache key>`` (the execution
@@ -45,13 +49,15 @@ def _rank(status: str) -> int:
     return _RANKS.get(status, 2)
 
 
-# KEYS: tasks hash, status hash. ARGV: n, then n x (task id, rank, status, body, computed key or '',
-# computed value). Returns one 1/0 per task: accepted or rejected.
+# KEYS: tasks hash, status hash, epoch key (see coordination/ownership.py). ARGV: n, the writer's
+# fencing token or '' (unfenced), then n x (task id, rank, status, body, computed key or '',
+# computed value). Returns one 1/0 per task: accepted or rejected; {-1}: fenced out (nothing written).
 _COMMIT_TASKS = """
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return {-1} end
 local out = {}
 local n = tonumber(ARGV[1])
 for i = 0, n - 1 do
-  local base = 2 + i * 6
+  local base = 3 + i * 6
   local tid, rank, status, body = ARGV[base], tonumber(ARGV[base + 1]), ARGV[base + 2], ARGV[base + 3]
   local cur = redis.call('HGET', KEYS[2], tid)
   local ok = 1
@@ -70,8 +76,10 @@ end
 return out
 """
 
-# KEYS: exec hash, index zset. ARGV: id, rank, status, header, plan, created.
+# KEYS: exec hash, index zset, epoch key. ARGV: id, rank, status, header, plan, created, the
+# writer's fencing token or ''. Returns 1 (written), 0 (rejected), -1 (fenced out).
 _SAVE_EXECUTION = """
+if ARGV[7] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[7] then return -1 end
 local cur = redis.call('HGET', KEYS[1], 'status')
 if cur then
   local cur_rank = 2
@@ -97,6 +105,10 @@ class RedisState(StateBackend):
         # Unsaved writes while Redis is unreachable: header per execution, results per task.
         self._pending_headers: dict[str, WorkflowExecution] = {}
         self._pending_results: dict[str, dict[str, TaskResult]] = {}
+        # Fencing (cluster mode): execution id -> this writer's token; executions whose token
+        # was found superseded (every later write of theirs is dropped).
+        self._tokens: dict[str, int] = {}
+        self._fenced_out: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings) -> RedisState:
@@ -111,6 +123,40 @@ class RedisState(StateBackend):
     def index_key(self) -> str:
         return self.gateway.key("execs")
 
+    # ------------------------------------------------------------------ fencing
+
+    def fence(self, execution_id: str, token: int) -> None:
+        """Write ``execution_id``'s records only while ``exec:<id>:epoch`` is ``token``
+        (``coordination.ownership.claim`` handed it out); a rejected write marks the execution
+        :meth:`fenced_out` and drops its buffered writes."""
+        with self._lock:
+            self._tokens[execution_id] = token
+            self._fenced_out.discard(execution_id)
+
+    def unfence(self, execution_id: str) -> None:
+        with self._lock:
+            self._tokens.pop(execution_id, None)
+            self._fenced_out.discard(execution_id)
+            self._pending_headers.pop(execution_id, None)
+            self._pending_results.pop(execution_id, None)
+
+    def fenced_out(self, execution_id: str) -> bool:
+        """True once a write of ``execution_id`` was rejected because another owner took it."""
+        return execution_id in self._fenced_out
+
+    def _token(self, execution_id: str) -> str:
+        token = self._tokens.get(execution_id)
+        return "" if token is None else str(token)
+
+    def _mark_fenced_out(self, execution_id: str) -> None:
+        with self._lock:
+            if execution_id not in self._tokens or execution_id in self._fenced_out:
+                return
+            self._fenced_out.add(execution_id)
+            self._pending_headers.pop(execution_id, None)
+            self._pending_results.pop(execution_id, None)
+        log.warning("execution %s has a newer owner: this instance's writes of it are rejected", execution_id)
+
     # ------------------------------------------------------------------ writes
 
     def save_execution(self, execution: WorkflowExecution) -> None:
@@ -120,11 +166,16 @@ class RedisState(StateBackend):
 
     def save_execution_checked(self, execution: WorkflowExecution) -> bool:
         """Write the header now (no buffering); False when the compare-and-set rejected it."""
+        if execution.id in self._fenced_out:
+            return False
         header = execution.model_dump(mode="json", exclude={"tasks", "plan_json"})
-        return bool(self._save(
-            keys=[self._exec_key(execution.id), self.index_key],
+        done = int(self._save(
+            keys=[self._exec_key(execution.id), self.index_key, self._exec_key(execution.id, "epoch")],
             args=[execution.id, _rank(execution.status), execution.status, json.dumps(header),
-                  execution.plan_json, execution.created]))
+                  execution.plan_json, execution.created, self._token(execution.id)]))
+        if done < 0:
+            self._mark_fenced_out(execution.id)
+        return done > 0
 
     def save_task_results(self, execution_id: str, results: Iterable[TaskResult]) -> None:
         with self._lock:
@@ -143,15 +194,20 @@ class RedisState(StateBackend):
         results = list(results)
         if not results:
             return []
-        args: list = [len(results)]
+        if execution_id in self._fenced_out:
+            return [False] * len(results)
+        args: list = [len(results), self._token(execution_id)]
         for r in results:
             computed_key, computed = "", ""
             if r.status == "succeeded" and r.cache_key:
                 computed_key = self.gateway.key("computed", r.cache_key)
                 computed = json.dumps([execution_id, r.task_id])
             args += [r.task_id, _rank(r.status), r.status, r.model_dump_json(), computed_key, computed]
-        flags = self._commit(keys=[self._exec_key(execution_id, "tasks"), self._exec_key(execution_id, "tstatus")],
-                             args=args)
+        flags = self._commit(keys=[self._exec_key(execution_id, "tasks"), self._exec_key(execution_id, "tstatus"),
+                                   self._exec_key(execution_id, "epoch")], args=args)
+        if flags and int(flags[0]) < 0:
+            self._mark_fenced_out(execution_id)
+            return [False] * len(results)
         return [bool(f) for f in flags]
 
     def flush_pending(self) -> bool:
