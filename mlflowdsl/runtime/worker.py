@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.ir import Task
+from mlflowdsl.runtime import logcapture
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
@@ -56,6 +57,7 @@ class TaskSpec:
     # A tuning trial: where its study lives, so ``ctx.report`` reaches the pruner (runtime/tuning/)
     trial: dict[str, Any] | None = None
     plan_fingerprint: str = ""  # lineage for models a task registers
+    logs: dict[str, Any] | None = None  # where attempt logs go (StateBackend.log_target); None: not captured
 
 
 @dataclass
@@ -364,7 +366,7 @@ def run_task(spec: TaskSpec | bytes, *upstream: Envelope) -> Envelope:
         try:
             sampler = UsageSampler(attempt=attempt, worker=worker, children=task.timeout is not None)
             try:
-                with sampler:
+                with sampler, logcapture.capture(spec.logs, spec.settings, spec.execution_id, task.id, attempt):
                     outputs = _attempt(spec, by_id, attempt)
             finally:
                 if sampler.usage is not None:
@@ -407,7 +409,7 @@ def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int) -> Tas
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)
-    return run_with_timeout(lambda: invoke(task, params, ctx), task.timeout)
+    return run_with_timeout(logcapture.forked(lambda: invoke(task, params, ctx)), task.timeout)
 
 
 def _default_output(task: Task) -> str:

@@ -9,9 +9,40 @@ under ``<home>/state.db`` (:mod:`.sqlite`, the default) and Redis for cluster mo
 from __future__ import annotations
 
 import abc
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
+
+
+@dataclass(frozen=True)
+class AttemptLog:
+    """What one attempt printed and logged (``mlflowdsl.runtime.logcapture``): the last
+    ``attempt_log_bytes`` of it in ``text``; ``total`` counts every byte it wrote."""
+
+    task_id: str
+    attempt: int
+    text: str
+    total: int
+    updated: float | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.text.encode("utf-8", "replace"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "attempt": self.attempt, "text": self.text, "total": self.total,
+                "truncated": self.truncated, "updated": self.updated}
+
+
+def keep_tail(old: bytes, new: bytes, limit: int) -> bytes:
+    """``old + new`` cut to its last ``limit`` bytes (the bound of an attempt's log).
+
+    >>> keep_tail(b"abc", b"def", 4)
+    b'cdef'
+    """
+    data = old + new
+    return data[-limit:] if len(data) > limit else data
 
 
 class StateBackend(abc.ABC):
@@ -38,6 +69,23 @@ class StateBackend(abc.ABC):
         """For each cache key, the latest ``succeeded`` result that computed it (so a cache hit
         can show the metrics of the run that produced the entry). Optional: default none."""
         return {}
+
+    # ---------------------------------------------------------------- attempt logs (optional)
+
+    def log_target(self) -> dict[str, Any] | None:
+        """Where a worker writes attempt logs for this store (travels in the task's spec);
+        ``None``: this store keeps no logs and workers capture nothing."""
+        return None
+
+    def append_attempt_log(self, execution_id: str, task_id: str, attempt: int, data: bytes, *,
+                           limit: int, dropped: int = 0) -> None:
+        """Append ``data`` to an attempt's log, keeping its last ``limit`` bytes; ``dropped``
+        counts bytes the worker already cut (they add to the total, not to the text)."""
+
+    def attempt_logs(self, execution_id: str, task_id: str | None = None,
+                     attempt: int | None = None) -> list[AttemptLog]:
+        """The logs of an execution's attempts, by task (plan order when known) then attempt."""
+        return []
 
     def save(self, execution: WorkflowExecution) -> None:
         """Header and every task result."""
