@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
     "diff": "mlflowdsl.cli.observe_cmds:diff", "report": "mlflowdsl.cli.observe_cmds:report",
     "new": "mlflowdsl.cli.observe_cmds:new",
     "events": "mlflowdsl.cli.events_cmds:events",
-    "logs": "mlflowdsl.cli.ui_cmds:logs",
+    "logs": "mlflowdsl.cli.ui_cmds:logs", "ui": "mlflowdsl.cli.ui_cmds:ui",
 }
 
 

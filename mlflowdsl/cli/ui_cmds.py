@@ -77,3 +77,64 @@ def logs(execution_id, task_id, attempt, follow, home, redis_url):
             state.close()
     except MlwError as exc:
         fail(str(exc), exc.hint)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _dashboard(settings) -> str | None:
+    """The Dask dashboard of the configured scheduler, when there is one and it answers."""
+    if not settings.scheduler:
+        return None
+    try:
+        from distributed import Client
+
+        with Client(settings.scheduler, timeout=5) as client:
+            return client.dashboard_link
+    except Exception as exc:  # noqa: BLE001 - the UI works without the link
+        click.echo(f"no Dask dashboard link: {exc}", err=True)
+        return None
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=int, default=8777, show_default=True)
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="State home (env MLW_HOME): embedded mode.")
+@redis_option("Read the cluster's state in Redis (cluster mode).")
+@click.option("--scheduler", default=None, help="Dask scheduler whose dashboard to link (env MLW_DASK_SCHEDULER).")
+@click.option("--allow-actions", is_flag=True,
+              help="Allow cancel, resume and alias moves; prints a URL with the token they need.")
+def ui(host, port, home, redis_url, scheduler, allow_actions):
+    """A live web UI: executions, their tasks and logs, comparisons, studies and models."""
+    import uvicorn
+
+    from mlflowdsl.runtime.state import open_state
+    from mlflowdsl.ui import Source, create_app
+    from mlflowdsl.ui.actions import new_token
+
+    try:
+        settings = load_settings(home=home, redis_url=redis_url, scheduler=scheduler)
+        state = open_state(settings, cluster=bool(redis_url))
+    except MlwError as exc:
+        fail(str(exc), exc.hint)
+    src = Source(state=state, settings=settings, mode="cluster" if redis_url else "embedded",
+                 dashboard=_dashboard(settings))
+    token = new_token() if allow_actions else None
+    app = create_app(src, token=token)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    click.echo(f"mlw ui ({src.mode}, {'actions allowed' if token else 'read-only'}): {url}")
+    if token:
+        click.echo(f"open this URL to allow actions in your browser: {url}?token={token}")
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}, not only on this machine; anyone who can reach it reads "
+                   "every execution", err=True)
+    if src.dashboard:
+        click.echo(f"dask dashboard: {src.dashboard}")
+    sys.stdout.flush()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port")
+    finally:
+        state.close()

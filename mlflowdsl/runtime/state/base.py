@@ -87,6 +87,36 @@ class StateBackend(abc.ABC):
         """The logs of an execution's attempts, by task (plan order when known) then attempt."""
         return []
 
+    # ---------------------------------------------------------------- queries of the UI (optional)
+
+    def page_executions(self, *, offset: int = 0, limit: int = 50, workflow_id: str | None = None,
+                        status: str | None = None) -> tuple[list[WorkflowExecution], int]:
+        """One page of executions (newest first, headers only) and how many match in all.
+        This default reads every header; a backend with an index does better."""
+        found = [e for e in self.list_executions(limit=10**9, workflow_id=workflow_id)
+                 if status is None or e.status == status]
+        return found[offset:offset + limit], len(found)
+
+    def workflow_ids(self) -> list[str]:
+        """Every workflow id with an execution, sorted."""
+        return sorted({e.workflow_id for e in self.list_executions(limit=10**9)})
+
+    def task_counts(self, execution_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Per execution, how many of its tasks have each status (the progress of a list)."""
+        return {i: self.get_execution(i).counts() for i in execution_ids}
+
+    def task_statuses(self, execution_id: str) -> tuple[str, dict[str, tuple[str, int]]]:
+        """The execution's status and each task's (status, attempts): what a live page polls."""
+        e = self.get_execution(execution_id)
+        return e.status, {t: (r.status, r.attempts) for t, r in e.tasks.items()}
+
+    def studies(self, *, limit: int = 100) -> list[tuple[str, TaskResult]]:
+        """(execution id, task result) of the latest tuned tasks that have a study, newest first."""
+        out = []
+        for header in self.list_executions(limit=limit):
+            out += [(header.id, r) for r in self.get_execution(header.id).tasks.values() if r.study]
+        return out[:limit]
+
     def save(self, execution: WorkflowExecution) -> None:
         """Header and every task result."""
         self.save_execution(execution)

@@ -273,6 +273,18 @@ class RedisState(StateBackend):
         return {key: TaskResult.model_validate_json(body)
                 for (key, _), body in zip(origins, bodies) if body is not None}
 
+    def task_statuses(self, execution_id: str) -> tuple[str, dict[str, tuple[str, int]]]:
+        full_id = self._resolve_id(execution_id)
+
+        def read(r):
+            pipe = r.pipeline()
+            pipe.hget(self._exec_key(full_id), "status")
+            pipe.hgetall(self._exec_key(full_id, "tstatus"))
+            return pipe.execute()
+
+        status, tasks = self.gateway.call(read)
+        return (status or b"pending").decode(), {k.decode(): (v.decode(), 0) for k, v in tasks.items()}
+
     # ------------------------------------------------------------------ attempt logs
 
     def log_target(self) -> dict:

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS executions (
     plan_json TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions (created);
+CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow_id, created);
 CREATE TABLE IF NOT EXISTS task_results (
     execution_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -231,6 +232,52 @@ class SQLiteState(StateBackend):
             "SELECT task_id FROM task_results WHERE execution_id = ? ORDER BY rowid", (full_id,)))}
         logs = [AttemptLog(t, a, bytes(d).decode("utf-8", "replace"), total, updated) for t, a, d, total, updated in rows]
         return sorted(logs, key=lambda g: (order.get(g.task_id, len(order)), g.task_id, g.attempt))
+
+    def page_executions(self, *, offset: int = 0, limit: int = 50, workflow_id: str | None = None,
+                        status: str | None = None) -> tuple[list[WorkflowExecution], int]:
+        where, args = [], []
+        if workflow_id:
+            where.append("workflow_id = ?")
+            args.append(workflow_id)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        conn = self._conn()
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{clause}", args).fetchone()
+        rows = conn.execute(f"SELECT header FROM executions{clause} ORDER BY created DESC LIMIT ? OFFSET ?",
+                            (*args, limit, offset)).fetchall()
+        return [WorkflowExecution.model_validate(json.loads(h)) for (h,) in rows], total
+
+    def studies(self, *, limit: int = 100) -> list[tuple[str, TaskResult]]:
+        rows = self._conn().execute(
+            "SELECT execution_id, body FROM task_results WHERE json_extract(body, '$.study') IS NOT NULL "
+            "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [(e, TaskResult.model_validate_json(body)) for e, body in rows]
+
+    def workflow_ids(self) -> list[str]:
+        return [w for (w,) in self._conn().execute("SELECT DISTINCT workflow_id FROM executions ORDER BY workflow_id")]
+
+    def task_counts(self, execution_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(execution_ids)
+        out: dict[str, dict[str, int]] = {i: {} for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for execution_id, status, n in self._conn().execute(
+                    f"SELECT execution_id, status, COUNT(*) FROM task_results WHERE execution_id IN ({marks}) "
+                    "GROUP BY execution_id, status", chunk):
+                out[execution_id][status] = n
+        return out
+
+    def task_statuses(self, execution_id: str) -> tuple[str, dict[str, tuple[str, int]]]:
+        full_id = self._resolve_id(execution_id)
+        conn = self._conn()
+        (status,) = conn.execute("SELECT status FROM executions WHERE id = ?", (full_id,)).fetchone()
+        tasks = {t: (st, attempts or 0) for t, st, attempts in conn.execute(
+            "SELECT task_id, status, json_extract(body, '$.attempts') FROM task_results WHERE execution_id = ? "
+            "ORDER BY rowid", (full_id,))}
+        return status, tasks
 
     def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
         sql = "SELECT header FROM executions"
