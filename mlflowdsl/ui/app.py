@@ -21,6 +21,7 @@ import anyio
 import jinja2
 from markupsafe import escape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -278,6 +279,28 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+class ServerTiming:
+    """ASGI middleware: a ``Server-Timing: app;dur=MS`` header with the time until the response
+    started (the whole rendering, for a page), which bench/ui.py reads."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", took)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
 def create_app(src: Source, *, token: str | None = None) -> Starlette:
     ui = UiApp(src, token=token)
     routes = [
@@ -307,6 +330,6 @@ def create_app(src: Source, *, token: str | None = None) -> Starlette:
         status = 404 if "no execution" in str(exc) or "has no" in str(exc) else 400
         return ui.error_page(request, exc, status)  # type: ignore[arg-type]
 
-    app = Starlette(routes=routes, exception_handlers={MlwError: mlw_error})
+    app = Starlette(routes=routes, exception_handlers={MlwError: mlw_error}, middleware=[Middleware(ServerTiming)])
     app.state.ui = ui
     return app

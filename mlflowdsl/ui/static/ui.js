@@ -1,7 +1,7 @@
 // mlw ui: the live parts of the pages (no framework beyond the vendored htmx).
 // - an execution page follows /api/executions/ID/events (server-sent events) and recolours the
 //   graph's nodes, the task table and the progress without reloading;
-// - a click on a graph node loads that task's logs like a click on its name in the table;
+// - a click on a task's name or its graph node loads that task's logs, errors and tracebacks;
 // - "compare selected" on the list opens /compare with the ticked executions.
 (function () {
   "use strict";
@@ -61,14 +61,15 @@
     });
   }
 
-  function nodeClicks() {
-    var dag = document.getElementById("dag");
+  // One listener for every task link and graph node (an execution may have thousands).
+  function logClicks() {
     var root = document.getElementById("execution");
-    if (!dag || !root) { return; }
-    dag.addEventListener("click", function (ev) {
-      var node = ev.target.closest ? ev.target.closest("g.node") : null;
-      if (!node || !window.htmx) { return; }
-      var url = "/executions/" + encodeURIComponent(root.dataset.id) + "/tasks/" + encodeURIComponent(node.dataset.task) + "/logs";
+    if (!root) { return; }
+    root.addEventListener("click", function (ev) {
+      var el = ev.target.closest ? ev.target.closest("a.show-logs, #dag g.node") : null;
+      if (!el || !window.htmx) { return; }
+      ev.preventDefault();
+      var url = "/executions/" + encodeURIComponent(root.dataset.id) + "/tasks/" + encodeURIComponent(el.dataset.task) + "/logs";
       window.htmx.ajax("GET", url, "#logs-panel");
       document.getElementById("logs").scrollIntoView();
     });
@@ -76,6 +77,6 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     follow();
-    nodeClicks();
+    logClicks();
   });
 }());
