@@ -191,7 +191,10 @@ def _follow(url: str, stop: threading.Event, seen: list) -> None:
             time.sleep(0.05)  # the execution is not recorded yet
 
 
-def bench_watch(home: str, base: str, repeat: int) -> dict:
+def bench_watch(home: str, base: str, repeat: int, ui_pid: int) -> dict:
+    """Alternating runs without and with a live page's stream open; also the CPU the UI's
+    process spent per watched run (what it takes from the run on a busy machine)."""
+    import psutil
     from distributed import Client, LocalCluster
 
     from mlflowdsl.compiler.api import compile_text
@@ -207,7 +210,8 @@ def bench_watch(home: str, base: str, repeat: int) -> dict:
     plan = compile_text("\n".join(body + ["}"]) + "\n", file="watched.mlw").raise_for_errors()
     settings = Settings(home=home)
     times = {"off": [], "watched": []}
-    events = []
+    events, ui_cpu = [], []
+    ui = psutil.Process(ui_pid)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         run_plan(plan, settings, client=client)  # warm-up
@@ -221,6 +225,7 @@ def bench_watch(home: str, base: str, repeat: int) -> dict:
                                            args=(f"{base}/api/executions/{execution_id}/events", stop, seen))
                 watcher.start()
             settle(client)
+            cpu0 = sum(ui.cpu_times()[:2])
             started = time.perf_counter()
             ex = run_plan(plan, settings, client=client, execution_id=execution_id)
             times[mode].append(time.perf_counter() - started)
@@ -228,9 +233,11 @@ def bench_watch(home: str, base: str, repeat: int) -> dict:
             if watcher is not None:
                 watcher.join(10)
                 events.append(len(seen))
+                ui_cpu.append((sum(ui.cpu_times()[:2]) - cpu0) / times[mode][-1])
             assert ex.status == "succeeded", ex.error
     return {"off_s": _best_median(times["off"]), "watched_s": _best_median(times["watched"]),
-            "events_per_run": statistics.median(events) if events else 0}
+            "events_per_run": statistics.median(events) if events else 0,
+            "ui_cpu_share": statistics.median(ui_cpu) if ui_cpu else 0.0}
 
 
 def main() -> None:
@@ -280,12 +287,13 @@ def main() -> None:
                 results["browser_ms"] = b = bench_browser(f"{base}/executions/{big}", args.repeat)
                 print(f"chromium load of the {args.tasks}-task page: {b[0]:.0f} ms (median {b[1]:.0f})", flush=True)
             if "watch" not in skip:
-                results["watch"] = w = bench_watch(home, base, args.repeat)
+                results["watch"] = w = bench_watch(home, base, args.repeat, proc.pid)
                 print(f"300-task run: {w['off_s'][0]:.3f}s without the UI (median {w['off_s'][1]:.3f}), "
                       f"{w['watched_s'][0]:.3f}s watched (median {w['watched_s'][1]:.3f}): "
                       f"{(w['watched_s'][0] / w['off_s'][0] - 1) * 100:+.1f}% best, "
                       f"{(w['watched_s'][1] / w['off_s'][1] - 1) * 100:+.1f}% median; "
-                      f"{w['events_per_run']:.0f} events per watched run", flush=True)
+                      f"{w['events_per_run']:.0f} events per watched run; the UI process used "
+                      f"{w['ui_cpu_share'] * 100:.2f}% of one core while it watched (median)", flush=True)
         finally:
             proc.terminate()
             proc.wait(10)

@@ -102,3 +102,27 @@ def test_actions_need_the_token_and_go_through_the_gate(home, tmp_path, dask_clu
         assert srv.get_json(f"/api/executions/{failed.id}/status")["tasks"]["flaky"]["status"] == "succeeded"
         status, body = post(f"{srv.url}/api/executions/{failed.id}/resume", headers=auth)
         assert status == 403 and "only a failed or cancelled execution resumes" in body
+
+
+def test_cluster_mode_reads_the_redis_state(tmp_path, dask_cluster, redis_url, monkeypatch):
+    from mlflowdsl.runtime.coordination.config import gateway_from_settings
+    from mlflowdsl.runtime.state.redis import RedisState
+
+    settings = Settings(home=str(tmp_path / "home"), scheduler=dask_cluster.address, redis_url=redis_url,
+                        key_prefix="ui-cluster")
+    state = RedisState(gateway_from_settings(settings))
+    ex = run_plan(plan(utask("a", "chatty", tag="a"), utask("b", "chatty", ["a"], tag="b", lines=2), id="cl"),
+                  settings, state=state)
+    assert ex.status == "succeeded"
+    monkeypatch.setenv("MLW_KEY_PREFIX", "ui-cluster")  # the server inherits it
+    with ui_server(tmp_path, "--redis", redis_url) as srv:
+        listing = srv.get_json("/api/executions?workflow=cl")
+        assert [e["id"] for e in listing["items"]] == [ex.id]
+        assert listing["items"][0]["progress"]["done"] == 2
+        assert srv.get_json(f"/api/executions/{ex.id}/status")["tasks"]["b"]["status"] == "succeeded"
+        logs = srv.get_json(f"/api/executions/{ex.id}/logs?task=b")
+        assert "b stdout line 1" in logs["logs"][0]["text"]
+        page = srv.get_text(f"/executions/{ex.id}")
+        assert page.count('class="task-row"') == 2 and "cluster · read-only" in page
+        status, body = post(f"{srv.url}/api/executions/{ex.id}/cancel")
+        assert status == 403  # read-only
