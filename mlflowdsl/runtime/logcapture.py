@@ -85,15 +85,16 @@ class _Handler(logging.Handler):
 
 
 def _install() -> None:
+    """The stream proxies (again, when something replaced ``sys.stdout`` or ``sys.stderr``
+    since) and, once per process, the logging handler."""
     with _install_lock:
-        if _state["installed"]:
-            return
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if stream is not None and not isinstance(stream, _Stream):
                 setattr(sys, name, _Stream(stream))
-        logging.getLogger().addHandler(_Handler())
-        _state["installed"] = True
+        if not _state["installed"]:
+            logging.getLogger().addHandler(_Handler())
+            _state["installed"] = True
 
 
 def _start_flusher() -> None:
@@ -176,7 +177,7 @@ class AttemptCapture:
             self.dropped += len(oldest)
 
     def __enter__(self) -> AttemptCapture:
-        if not _state["installed"]:
+        if not _state["installed"] or type(sys.stdout) is not _Stream or type(sys.stderr) is not _Stream:
             _install()
         if not _state["flusher"]:
             _start_flusher()
