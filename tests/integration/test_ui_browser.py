@@ -156,6 +156,7 @@ def test_a_running_task_turns_green_without_reloading(server, runs, page, tmp_pa
             "document.querySelector('#dag g.node[data-task=\"waits\"]').getAttribute('class') === 'node status-succeeded'",
             timeout=15_000)
         turned = time.monotonic() - opened
+        assert turned < 5, f"the node turned green {turned:.1f}s after the task could finish"
         row = page.locator('tr.task-row[data-task="waits"] .task-status')
         assert row.inner_text() == "succeeded"
         page.wait_for_function("document.getElementById('execution-status').textContent === 'succeeded'")
