@@ -120,8 +120,11 @@ def attempt_logs(execution: WorkflowExecution, settings: Any = None) -> list[Att
     """The execution's attempt logs from the settings' state store; none when it has none."""
     if settings is None:
         settings = load_settings()
+    cluster = bool(getattr(settings, "redis_url", None))
+    if not cluster and not os.path.exists(os.path.join(str(settings.home), "state.db")):
+        return []  # no state here; do not create an empty one
     try:
-        state = open_state(settings, cluster=bool(getattr(settings, "redis_url", None)))
+        state = open_state(settings, cluster=cluster)
     except Exception as exc:  # noqa: BLE001 - a report must not fail on the logs
         log.debug("report of %s without logs: the state does not open: %s", execution.id, exc)
         return []
