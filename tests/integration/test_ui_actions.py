@@ -126,3 +126,27 @@ def test_cluster_mode_reads_the_redis_state(tmp_path, dask_cluster, redis_url, m
         assert page.count('class="task-row"') == 2 and "cluster · read-only" in page
         status, body = post(f"{srv.url}/api/executions/{ex.id}/cancel")
         assert status == 403  # read-only
+
+
+@pytest.mark.slow
+def test_cancel_from_the_ui_stops_a_cluster_execution(tmp_path, redis_url, dask_cluster):
+    from tests.integration.cluster_support import Cluster, chain_workflow
+    from tests.integration.tasks_for_tests import runs
+
+    cluster = Cluster(tmp_path, redis_url, dask_cluster.address)
+    try:
+        logs, wf = tmp_path / "logs", tmp_path / "wf.mlw"
+        wf.write_text(chain_workflow(10, logs=logs, seconds=0.5))
+        cluster.start("solo")
+        execution_id = cluster.submit(wf)
+        with ui_server(tmp_path, "--redis", redis_url, "--allow-actions") as srv:
+            wait_until(lambda: "token=" in srv.log.read_text(), timeout=30, what="the token line", log=srv.log)
+            token = re.search(r"\?token=(\S+)", srv.log.read_text()).group(1)
+            wait_until(lambda: runs(str(logs), "t01"), timeout=60, what="the execution's second task")
+            status, body = post(f"{srv.url}/api/executions/{execution_id}/cancel", headers={"X-MLW-Token": token})
+            assert status == 200 and "cancel" in body, body
+            final = cluster.wait_status(execution_id, ("cancelled", "succeeded", "failed"), timeout=30)
+            assert final["status"] == "cancelled" and final["tasks"]["t09"]["status"] == "skipped"
+            assert srv.get_json(f"/api/executions/{execution_id}/status")["status"] == "cancelled"
+    finally:
+        cluster.close()
