@@ -35,6 +35,7 @@ ENV = {
     "max_deliveries": "MLW_MAX_DELIVERIES",
     "events": "MLW_EVENTS",
     "events_queue_capacity": "MLW_EVENTS_QUEUE_CAPACITY",
+    "attempt_log_bytes": "MLW_ATTEMPT_LOG_BYTES",
     "kafka_topic": "MLW_KAFKA_TOPIC",
     "kafka_security_protocol": "MLW_KAFKA_SECURITY_PROTOCOL",
     "kafka_ssl_cafile": "MLW_KAFKA_SSL_CAFILE",
@@ -74,6 +75,9 @@ class Settings:
     # None = jsonl, plus kafka when kafka_bootstrap is set.
     events: str | None = None
     events_queue_capacity: int = 10_000  # per backend; on overflow the oldest events are dropped
+    # Per-attempt log capture (runtime/logcapture.py): the last this many bytes of an attempt's
+    # stdout, stderr and logging records are kept in the state store; 0 turns capture off.
+    attempt_log_bytes: int = 1024 * 1024
     kafka_topic: str = "mlw.events"
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_ssl_cafile: str | None = None
@@ -129,7 +133,7 @@ def load_settings(overrides: dict[str, Any] | None = None, *, config_file: str |
                 raise ConfigError(f"{float_field} must be a number of seconds, got {values[float_field]!r}",
                                   subject=ENV.get(float_field, float_field)) from None
     for int_field in ("memory_cache_bytes", "local_workers", "local_threads_per_worker", "redis_retry_attempts",
-                      "redis_breaker_failures", "max_deliveries", "events_queue_capacity"):
+                      "redis_breaker_failures", "max_deliveries", "events_queue_capacity", "attempt_log_bytes"):
         if int_field in values:
             try:
                 values[int_field] = int(values[int_field])

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "new": "mlflowdsl.cli.observe_cmds:new",
     "events": "mlflowdsl.cli.events_cmds:events",
     "lsp": "mlflowdsl.cli.lsp_cmds:lsp",
+    "logs": "mlflowdsl.cli.ui_cmds:logs", "ui": "mlflowdsl.cli.ui_cmds:ui",
 }
 
 

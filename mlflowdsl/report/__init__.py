@@ -28,6 +28,8 @@ from mlflowdsl.ir import Plan
 from mlflowdsl.report.svg import STATUS_COLOR, dag_svg, gantt_svg
 from mlflowdsl.runtime.records import WorkflowExecution
 from mlflowdsl.runtime.registry import open_registry
+from mlflowdsl.runtime.state import open_state
+from mlflowdsl.runtime.state.base import AttemptLog
 from mlflowdsl.runtime.usage import fmt_bytes
 from mlflowdsl.settings import load_settings
 
@@ -114,8 +116,29 @@ def registered_models(execution: WorkflowExecution, settings: Any = None) -> lis
             log.debug("closing the registry after the report of %s: %s", execution.id, exc)
 
 
+def attempt_logs(execution: WorkflowExecution, settings: Any = None) -> list[AttemptLog]:
+    """The execution's attempt logs from the settings' state store; none when it has none."""
+    if settings is None:
+        settings = load_settings()
+    cluster = bool(getattr(settings, "redis_url", None))
+    if not cluster and not os.path.exists(os.path.join(str(settings.home), "state.db")):
+        return []  # no state here; do not create an empty one
+    try:
+        state = open_state(settings, cluster=cluster)
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on the logs
+        log.debug("report of %s without logs: the state does not open: %s", execution.id, exc)
+        return []
+    try:
+        return state.attempt_logs(execution.id)
+    except Exception as exc:  # noqa: BLE001 - an execution kept elsewhere (another home, Redis) has none here
+        log.debug("report of %s without logs: %s", execution.id, exc)
+        return []
+    finally:
+        state.close()
+
+
 def render_report(execution: WorkflowExecution, *, models: list[dict[str, Any]] | None = None,
-                  generated: float | None = None) -> str:
+                  generated: float | None = None, logs: list[AttemptLog] | None = None) -> str:
     """The report's HTML (pure: everything it shows comes from the arguments)."""
     nodes, edges = _graph(execution)
     tasks = [execution.tasks[t] for t in nodes if t in execution.tasks]
@@ -126,7 +149,8 @@ def render_report(execution: WorkflowExecution, *, models: list[dict[str, Any]] 
     return _environment().get_template("report.html.j2").render(
         execution=execution, tasks=tasks, counts=counts, colors=STATUS_COLOR,
         dag=dag_svg(nodes, edges, {t: r.status for t, r in execution.tasks.items()}),
-        gantt=gantt_svg(bars), studies=_studies(execution), models=models or [],
+        gantt=gantt_svg(bars), studies=_studies(execution), models=models or [], logs=logs or [],
+        failed_ids={t for t, r in execution.tasks.items() if r.status == "failed"},
         metric_names=metric_names, generated=time.time() if generated is None else generated,
         # JSON inside <script>: <, > and & as \u escapes, so no data can close the element
         data_json=json.dumps(execution.summary(), sort_keys=True, default=str)
@@ -134,9 +158,12 @@ def render_report(execution: WorkflowExecution, *, models: list[dict[str, Any]] 
     )
 
 
-def write_report(execution: WorkflowExecution, path: str | os.PathLike, *, settings: Any = None) -> str:
-    """Render and write the report (with the registered models, when there is a registry)."""
-    html = render_report(execution, models=registered_models(execution, settings))
+def write_report(execution: WorkflowExecution, path: str | os.PathLike, *, settings: Any = None,
+                 logs: list[AttemptLog] | None = None) -> str:
+    """Render and write the report (with the registered models, when there is a registry, and
+    the attempt logs: ``logs``, or those of the settings' state store)."""
+    html = render_report(execution, models=registered_models(execution, settings),
+                         logs=attempt_logs(execution, settings) if logs is None else logs)
     target = Path(path)
     if target.parent and not target.parent.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,4 +173,4 @@ def write_report(execution: WorkflowExecution, path: str | os.PathLike, *, setti
     return str(target)
 
 
-__all__ = ["registered_models", "render_report", "write_report"]
+__all__ = ["attempt_logs", "registered_models", "render_report", "write_report"]

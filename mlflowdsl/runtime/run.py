@@ -102,6 +102,7 @@ class Run:
         self.studies: dict[str, StudyDriver] = {}  # tuned task id -> its study in flight
         self.deferred: list[str] = []  # waiting for a study (topological order)
         self.run_no = ""
+        self.log_target = executor.state.log_target()  # where workers write attempt logs
 
     def _unknown_origin(self, state) -> set[str]:
         """Cached tasks of a resumed execution whose entry no committed result describes: a
@@ -272,7 +273,7 @@ class Run:
         spec = TaskSpec(execution_id=self.execution_id, task=task, cache_key=self.decision.keys[tid],
                         upstream_ids=upstream, settings=self.settings, base_dir=self.options.base_dir,
                         topic=self.topic, load_only=load_only, plan_fingerprint=self.plan.fingerprint,
-                        fence=self.options.fence)
+                        fence=self.options.fence, logs=self.log_target)
         return spec, upstream
 
     def _resources(self, tid: str) -> dict[str, float] | None:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.ir import Task
+from mlflowdsl.runtime import logcapture
 from mlflowdsl.runtime.cache import open_cache
 from mlflowdsl.runtime.registry.services import RegistryServices
 from mlflowdsl.runtime.retry import backoff_delay, should_retry
@@ -59,6 +60,7 @@ class TaskSpec:
     # Cluster mode: the owner's fencing token (coordination.ownership.Fence); attempts start
     # and side effects commit only while it is current.
     fence: Any = None
+    logs: dict[str, Any] | None = None  # where attempt logs go (StateBackend.log_target); None: not captured
 
 
 @dataclass
@@ -409,7 +411,7 @@ def _run_attempts(spec: TaskSpec, by_id: dict[str, Envelope], cache: Any, worker
                     spec, "skipped", worker, attempts=attempt - 1, attempt_errors=errors, started=started,
                     error=_FENCED, fenced=True)))
             try:
-                with sampler:
+                with sampler, logcapture.capture(spec.logs, spec.settings, spec.execution_id, task.id, attempt):
                     outputs = _attempt(spec, by_id, attempt, guard)
             finally:
                 if sampler.usage is not None:
@@ -456,7 +458,7 @@ def _attempt(spec: TaskSpec, upstream: dict[str, Envelope], attempt: int, guard:
     params = {k: resolve_refs(v, upstream) for k, v in task.params.items()}
     if task.timeout is None:
         return invoke(task, params, ctx)
-    return run_with_timeout(lambda: invoke(task, params, ctx), task.timeout)
+    return run_with_timeout(logcapture.forked(lambda: invoke(task, params, ctx)), task.timeout)
 
 
 def _default_output(task: Task) -> str:

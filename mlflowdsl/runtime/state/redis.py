@@ -17,7 +17,9 @@ holds a newer one (another instance took the execution over; ``coordination/owne
 Keys (under the gateway prefix): ``exec:<id>`` hash (``header`` JSON, ``status``, ``plan``),
 ``exec:<id>:tasks`` hash (task id -> result JSON), ``exec:<id>:tstatus`` hash (task id ->
 status), ``execs`` sorted set (ids by creation time), ``computed:<cache key>`` (the execution
-and task that last computed that cache entry, for :meth:`computed_results`).
+and task that last computed that cache entry, for :meth:`computed_results`), and the attempt
+logs: ``exec:<id>:log:<task>:<attempt>`` (the last bytes, trimmed by :data:`_APPEND_LOG`) and
+``exec:<id>:logs`` hash (``<task>\x1f<attempt>`` -> bytes written in all).
 
 Redis outages: writes that fail with :class:`RedisUnavailable` are kept in a buffer and
 retried on the next write or :meth:`RedisState.flush_pending`; a run keeps going meanwhile.
@@ -38,7 +40,7 @@ from mlflowdsl.errors import StateError
 from mlflowdsl.runtime.coordination.config import gateway_from_settings
 from mlflowdsl.runtime.coordination.gateway import RedisGateway, RedisUnavailable
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
-from mlflowdsl.runtime.state.base import StateBackend
+from mlflowdsl.runtime.state.base import AttemptLog, StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,18 @@ return 1
 """
 
 
+# KEYS: log key, index hash. ARGV: data, limit, index field, dropped. Appends, keeps the tail.
+_APPEND_LOG = """
+local n = redis.call('APPEND', KEYS[1], ARGV[1])
+local limit = tonumber(ARGV[2])
+if n > limit then
+  redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], n - limit, -1))
+end
+redis.call('HINCRBY', KEYS[2], ARGV[3], string.len(ARGV[1]) + tonumber(ARGV[4]))
+return n
+"""
+
+
 class RedisState(StateBackend):
     """Execution records in Redis; see the module docstring for the write rules."""
 
@@ -101,6 +115,7 @@ class RedisState(StateBackend):
         self.gateway = gateway
         self._commit = gateway.script(_COMMIT_TASKS)
         self._save = gateway.script(_SAVE_EXECUTION)
+        self._append_log = gateway.script(_APPEND_LOG)
         self._lock = threading.Lock()
         # Unsaved writes while Redis is unreachable: header per execution, results per task.
         self._pending_headers: dict[str, WorkflowExecution] = {}
@@ -313,6 +328,52 @@ class RedisState(StateBackend):
         bodies = self.gateway.call(read) if origins else []
         return {key: TaskResult.model_validate_json(body)
                 for (key, _), body in zip(origins, bodies) if body is not None}
+
+    def task_statuses(self, execution_id: str) -> tuple[str, dict[str, tuple[str, int]]]:
+        full_id = self._resolve_id(execution_id)
+
+        def read(r):
+            pipe = r.pipeline()
+            pipe.hget(self._exec_key(full_id), "status")
+            pipe.hgetall(self._exec_key(full_id, "tstatus"))
+            return pipe.execute()
+
+        status, tasks = self.gateway.call(read)
+        return (status or b"pending").decode(), {k.decode(): (v.decode(), 0) for k, v in tasks.items()}
+
+    # ------------------------------------------------------------------ attempt logs
+
+    def log_target(self) -> dict:
+        return {"kind": "redis"}  # the worker connects with the run's settings
+
+    def append_attempt_log(self, execution_id: str, task_id: str, attempt: int, data: bytes, *,
+                           limit: int, dropped: int = 0) -> None:
+        self._append_log(keys=[self._exec_key(execution_id, "log", task_id, str(attempt)),
+                               self._exec_key(execution_id, "logs")],
+                         args=[data, limit, f"{task_id}\x1f{attempt}", dropped])
+
+    def attempt_logs(self, execution_id: str, task_id: str | None = None,
+                     attempt: int | None = None) -> list[AttemptLog]:
+        full_id = self._resolve_id(execution_id)
+        index = self.gateway.call(lambda r: r.hgetall(self._exec_key(full_id, "logs")))
+        wanted = []
+        for field, total in index.items():
+            tid, _, number = field.decode().rpartition("\x1f")
+            if (task_id is None or tid == task_id) and (attempt is None or int(number) == attempt):
+                wanted.append((tid, int(number), int(total)))
+
+        def read(r):
+            pipe = r.pipeline()
+            for tid, number, _ in wanted:
+                pipe.get(self._exec_key(full_id, "log", tid, str(number)))
+            return pipe.execute()
+
+        bodies = self.gateway.call(read) if wanted else []
+        plan = self.gateway.call(lambda r: r.hget(self._exec_key(full_id), "plan"))
+        order = {t: i for i, t in enumerate(_task_order(plan))}
+        logs = [AttemptLog(tid, number, (body or b"").decode("utf-8", "replace"), total)
+                for (tid, number, total), body in zip(wanted, bodies)]
+        return sorted(logs, key=lambda g: (order.get(g.task_id, len(order)), g.task_id, g.attempt))
 
     def close(self) -> None:
         self.flush_pending()

@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -18,7 +19,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.runtime.records import TaskResult, WorkflowExecution
-from mlflowdsl.runtime.state.base import StateBackend
+from mlflowdsl.runtime.state.base import AttemptLog, StateBackend, keep_tail
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS executions (
     plan_json TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions (created);
+CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow_id, created);
 CREATE TABLE IF NOT EXISTS task_results (
     execution_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -41,6 +43,15 @@ CREATE TABLE IF NOT EXISTS task_results (
     PRIMARY KEY (execution_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS task_results_cache_key ON task_results (cache_key);
+CREATE TABLE IF NOT EXISTS attempt_logs (
+    execution_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    total INTEGER NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (execution_id, task_id, attempt)
+);
 """
 
 
@@ -49,6 +60,41 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(task_results)")}
     if columns and "cache_key" not in columns:
         conn.execute("ALTER TABLE task_results ADD COLUMN cache_key TEXT")
+
+
+def append_log(conn: sqlite3.Connection, execution_id: str, task_id: str, attempt: int, data: bytes, *,
+               limit: int, dropped: int = 0) -> None:
+    """Append to one attempt's log in one transaction, keeping its last ``limit`` bytes."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT data, total FROM attempt_logs WHERE execution_id = ? AND task_id = ? AND attempt = ?",
+                           (execution_id, task_id, attempt)).fetchone()
+        old, total = (bytes(row[0]), row[1]) if row else (b"", 0)
+        conn.execute("INSERT OR REPLACE INTO attempt_logs (execution_id, task_id, attempt, data, total, updated) "
+                     "VALUES (?,?,?,?,?,?)", (execution_id, task_id, attempt, keep_tail(old, data, limit),
+                                              total + len(data) + dropped, time.time()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteLogWriter:
+    """The worker's side of attempt logs: one connection shared by the process's threads
+    (a capture's last flush runs in the task's thread, the others in the flusher thread).
+    A forked child must not use it (SQLite connections do not survive ``fork``): the
+    capture sends a child's output through a file instead (``runtime/logcapture.py``)."""
+
+    def __init__(self, path: str | Path):
+        SQLiteState(path)  # the schema (a short-lived connection)
+        self._conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.Lock()
+
+    def append_attempt_log(self, execution_id: str, task_id: str, attempt: int, data: bytes, *,
+                           limit: int, dropped: int = 0) -> None:
+        with self._lock:
+            append_log(self._conn, execution_id, task_id, attempt, data, limit=limit, dropped=dropped)
 
 
 def _locked(exc: BaseException) -> bool:
@@ -229,6 +275,76 @@ class SQLiteState(StateBackend):
                     "ORDER BY rowid", chunk):
                 found[key] = TaskResult.model_validate_json(body)  # the latest wins
         return found
+
+    def log_target(self) -> dict:
+        return {"kind": "sqlite", "path": str(self.path.resolve())}
+
+    def append_attempt_log(self, execution_id: str, task_id: str, attempt: int, data: bytes, *,
+                           limit: int, dropped: int = 0) -> None:
+        append_log(self._conn(), execution_id, task_id, attempt, data, limit=limit, dropped=dropped)
+
+    def attempt_logs(self, execution_id: str, task_id: str | None = None,
+                     attempt: int | None = None) -> list[AttemptLog]:
+        full_id = self._resolve_id(execution_id)
+        sql = "SELECT l.task_id, l.attempt, l.data, l.total, l.updated FROM attempt_logs l WHERE l.execution_id = ?"
+        args: list = [full_id]
+        if task_id is not None:
+            sql += " AND l.task_id = ?"
+            args.append(task_id)
+        if attempt is not None:
+            sql += " AND l.attempt = ?"
+            args.append(attempt)
+        rows = self._conn().execute(sql, args).fetchall()
+        order = {t: i for i, (t,) in enumerate(self._conn().execute(
+            "SELECT task_id FROM task_results WHERE execution_id = ? ORDER BY rowid", (full_id,)))}
+        logs = [AttemptLog(t, a, bytes(d).decode("utf-8", "replace"), total, updated) for t, a, d, total, updated in rows]
+        return sorted(logs, key=lambda g: (order.get(g.task_id, len(order)), g.task_id, g.attempt))
+
+    def page_executions(self, *, offset: int = 0, limit: int = 50, workflow_id: str | None = None,
+                        status: str | None = None) -> tuple[list[WorkflowExecution], int]:
+        where, args = [], []
+        if workflow_id:
+            where.append("workflow_id = ?")
+            args.append(workflow_id)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        conn = self._conn()
+        (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{clause}", args).fetchone()
+        rows = conn.execute(f"SELECT header FROM executions{clause} ORDER BY created DESC LIMIT ? OFFSET ?",
+                            (*args, limit, offset)).fetchall()
+        return [WorkflowExecution.model_validate(json.loads(h)) for (h,) in rows], total
+
+    def studies(self, *, limit: int = 100) -> list[tuple[str, TaskResult]]:
+        rows = self._conn().execute(
+            "SELECT execution_id, body FROM task_results WHERE json_extract(body, '$.study') IS NOT NULL "
+            "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [(e, TaskResult.model_validate_json(body)) for e, body in rows]
+
+    def workflow_ids(self) -> list[str]:
+        return [w for (w,) in self._conn().execute("SELECT DISTINCT workflow_id FROM executions ORDER BY workflow_id")]
+
+    def task_counts(self, execution_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(execution_ids)
+        out: dict[str, dict[str, int]] = {i: {} for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for execution_id, status, n in self._conn().execute(
+                    f"SELECT execution_id, status, COUNT(*) FROM task_results WHERE execution_id IN ({marks}) "
+                    "GROUP BY execution_id, status", chunk):
+                out[execution_id][status] = n
+        return out
+
+    def task_statuses(self, execution_id: str) -> tuple[str, dict[str, tuple[str, int]]]:
+        full_id = self._resolve_id(execution_id)
+        conn = self._conn()
+        (status,) = conn.execute("SELECT status FROM executions WHERE id = ?", (full_id,)).fetchone()
+        tasks = {t: (st, attempts or 0) for t, st, attempts in conn.execute(
+            "SELECT task_id, status, json_extract(body, '$.attempts') FROM task_results WHERE execution_id = ? "
+            "ORDER BY rowid", (full_id,))}
+        return status, tasks
 
     def list_executions(self, *, limit: int = 20, workflow_id: str | None = None) -> list[WorkflowExecution]:
         sql = "SELECT header FROM executions"
