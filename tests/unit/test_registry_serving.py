@@ -10,11 +10,11 @@ import pytest
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.deployments import autoscale_of, scaling_of
-from mlflowdsl.runtime.registry.serving import app, autoscaler
+from mlflowdsl.runtime.registry.serving import app, autoscaler, bodies
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
 
 
-@pytest.mark.parametrize("module", [app, autoscaler])
+@pytest.mark.parametrize("module", [app, autoscaler, bodies])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 

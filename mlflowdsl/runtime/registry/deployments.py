@@ -27,7 +27,16 @@ import psutil
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
-from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor, free_port, port_free
+from mlflowdsl.runtime.registry.serving.supervisor import (
+    AUTOSCALE_FIELDS,
+    ServeSpec,
+    Supervisor,
+    answers,
+    free_port,
+    kill_group,
+    port_free,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,16 +168,34 @@ def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_
                         name, pid, timeout_s)
             os.kill(pid, signal.SIGKILL)
     server = record.get("server_pid")
-    if pid_alive(server):  # the supervisor was killed hard: do not leave its server behind
+    if pid_alive(server) and _is_server(server):  # the supervisor was killed hard: end its server too
         log.info("deployment %r: stopping the server (pid %d) its supervisor left behind", name, server)
         os.kill(server, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while pid_alive(server) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if not wait_until(lambda: not pid_alive(server), 15):
+            kill_group(server)
+    for worker in record.get("worker_pids") or []:  # workers that outlived their master
+        if pid_alive(worker) and _is_server(worker):
+            os.kill(worker, signal.SIGKILL)
+    if server and (not pid_alive(server) or _is_server(server)):  # not a pid reused by another program
+        kill_group(server)  # the server's process group: workers whose master is gone keep it
+    host, port = record.get("host", "127.0.0.1"), record.get("port")
     record = reg.store.get_deployment(name) or record
+    if port and not wait_until(lambda: not answers(host, int(port)), 10):
+        record.update(state="unknown", updated_at=time.time())
+        reg.store.put_deployment(record)
+        raise MlwError(f"deployment {name!r} was stopped, but something still answers on {host}:{port}",
+                       hint=f"find it with `ss -ltnp 'sport = :{port}'` and stop it; the record now says 'unknown'")
     record.update(state="stopped", replicas=0, worker_pids=[], updated_at=time.time())
     reg.store.put_deployment(record)
     return record
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` runs a gunicorn server or worker (not an unrelated process that got the pid)."""
+    try:
+        return any("gunicorn" in part for part in psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
 
 
 def get(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
@@ -184,8 +211,11 @@ def get(settings: Any, name: str, *, registry: Registry | None = None) -> dict[s
 def status(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
     """The record, corrected by what is observable now (a dead supervisor is not 'running')."""
     record = get(settings, name, registry=registry)
-    if record.get("state") in ("running", "starting") and not pid_alive(record.get("pid")):
+    if record.get("state") in ("running", "starting", "restarting") and not pid_alive(record.get("pid")):
         record = {**record, "state": "dead", "replicas": 0}
+    elif record.get("worker_pids"):  # replicas alive now, not as last written
+        alive = [p for p in record["worker_pids"] if pid_alive(p)]
+        record = {**record, "replicas": len(alive), "worker_pids": alive}
     return record
 
 

@@ -12,8 +12,11 @@ for the autoscaler (a file per process: no shared memory, no locking between rep
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -24,51 +27,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mlflowdsl.runtime.registry.artifacts import load_artifact
-
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_ROWS = 100_000
+from mlflowdsl.runtime.registry.serving.bodies import BadRequest, check_rows, decode, read_limited, rows_of_predict
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
-
-def parse_rows(body: bytes) -> list[Any]:
-    """The rows of a request body, or :class:`BadRequest` saying what is wrong.
+def parse_rows(body: bytes, columns: list[str] | tuple[str, ...] = ()) -> list[Any]:
+    """The rows of a ``POST /predict`` body, or :class:`BadRequest` saying what is wrong.
 
     >>> parse_rows(b'{"rows": [{"x": 1}]}')
     [{'x': 1}]
     >>> parse_rows(b'[[1, 2]]')
     [[1, 2]]
-    >>> parse_rows(b'{"row": []}')
+    >>> parse_rows(b'{"row": []}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    mlflowdsl.runtime.registry.serving.app.BadRequest: the body must be {"rows": [...]} or a JSON list of rows; got an object with keys: row
+    mlflowdsl...BadRequest: the body must be {"rows": [...]} or a JSON list of rows; got an object with keys: row
     """
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(413, f"the body is larger than {MAX_BODY_BYTES} bytes; send fewer rows per request")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
-    if isinstance(data, dict):
-        if "rows" not in data:
-            raise BadRequest(422, 'the body must be {"rows": [...]} or a JSON list of rows; got an object with keys: '
-                             + ", ".join(map(str, data)))
-        data = data["rows"]
-    if not isinstance(data, list):
-        raise BadRequest(422, f'"rows" must be a list of rows, got {type(data).__name__}')
-    if not data:
-        raise BadRequest(422, '"rows" is empty: send at least one row')
-    if len(data) > MAX_ROWS:
-        raise BadRequest(413, f"{len(data)} rows in one request; the limit is {MAX_ROWS}")
-    kinds = {type(row) for row in data}
-    if not (kinds <= {dict} or kinds <= {list}):
-        raise BadRequest(422, "every row must be an object {column: value} (or every row a list of values); "
-                         f"got {', '.join(sorted(k.__name__ for k in kinds))}")
-    return data
+    rows, _probabilities = rows_of_predict(decode(body))
+    return check_rows(rows, columns)
 
 
 def to_json_value(values: Any) -> list[Any]:
@@ -114,9 +90,23 @@ class Stats:
             time.sleep(self.interval)
 
 
+def die_with_master() -> None:
+    """Under gunicorn (a worker forked by the master, which leads its own process group): ask
+    Linux to SIGKILL this worker when the master dies, so a killed master never leaves workers
+    holding the port. If the master is already gone (it died before the call: the worker's
+    parent is no longer its group's leader), exit now. The supervisor's kill of the whole
+    group covers the platforms without ``prctl``."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.environ.get("MLW_SERVE_GROUP") and os.getppid() != os.getpgrp():  # the master left already
+        os._exit(1)
+
+
 def create_app(model: Any = None, *, model_id: str | None = None, stats_dir: str | None = None) -> Starlette:
     """The Starlette app; without arguments (under gunicorn) it reads the ``MLW_SERVE_*`` env."""
     if model is None:
+        die_with_master()
         model_id = os.environ.get("MLW_SERVE_MODEL_ID", "model")
         model = load_artifact(os.environ["MLW_SERVE_MODEL"], os.environ["MLW_SERVE_SHA256"], model_id)
         stats_dir = os.environ.get("MLW_SERVE_STATS_DIR")
@@ -128,15 +118,10 @@ def create_app(model: Any = None, *, model_id: str | None = None, stats_dir: str
         stats.in_flight += 1
         error = True
         try:
-            rows = parse_rows(await request.body())
-            if isinstance(rows[0], dict) and columns:
-                missing = sorted({c for c in columns if any(c not in row for row in rows)})
-                if missing:
-                    raise BadRequest(422, f"missing column(s): {', '.join(missing)}; the model needs: "
-                                     + ", ".join(columns))
+            rows = parse_rows(await read_limited(request.headers, request.stream()), columns)
             try:
                 predictions = model.predict(rows)
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
                 raise BadRequest(422, f"cannot score these rows: {exc}") from None
             error = False
             return JSONResponse({"predictions": to_json_value(predictions), "model": model_id})

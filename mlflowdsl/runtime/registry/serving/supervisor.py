@@ -15,6 +15,7 @@ deployment record up to date through ``on_change``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -94,6 +95,33 @@ def port_free(host: str, port: int) -> bool:
             return False
 
 
+def answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something listens on ``host:port``: anything but a refused connection counts (a
+    listener whose backlog is full lets a connection time out instead of refusing it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) != errno.ECONNREFUSED
+
+
+def kill_group(leader: int | None) -> None:
+    """SIGKILL the process group that ``leader`` leads (a gunicorn master and its workers)."""
+    if not leader:
+        return
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the group is gone (or the pid is not ours)
+        pass
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/health", timeout=timeout) as response:
@@ -114,6 +142,7 @@ class Supervisor:
         self.samples: list[float] = []
         self.restarts = 0
         self._last_report: dict[str, Any] | None = None
+        self.restarting = False
         self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ processes
@@ -131,6 +160,7 @@ class Supervisor:
                 raise MlwError(f"the server for {self.spec.model_id} exited with {self.master.returncode} while starting",
                                hint=f"see the log in {self.spec.run_dir}")
             if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+                self.restarting = False
                 self._report("running")
                 return
             time.sleep(0.1)
@@ -141,7 +171,10 @@ class Supervisor:
     def _spawn(self) -> None:
         env = {**os.environ, "MLW_SERVE_MODEL": self.spec.artifact_path, "MLW_SERVE_SHA256": self.spec.sha256,
                "MLW_SERVE_MODEL_ID": self.spec.model_id, "MLW_SERVE_STATS_DIR": self.stats_dir}
-        self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL)
+        env["MLW_SERVE_GROUP"] = "1"  # the master leads its own process group (see app.die_with_master)
+        self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL,
+                                       process_group=0)
+        self.restarting = True  # until every replica answers /health
 
     def workers(self) -> list[int]:
         """The live worker pids of the gunicorn master."""
@@ -159,8 +192,14 @@ class Supervisor:
             self.restarts += 1
             log.warning("the server of %s exited with %s; starting it again (restart %d)",
                         self.spec.model_id, self.master.returncode, self.restarts)
-            self._spawn()  # the master itself died: start a new one with the current target
-            self._report("running")
+            self._respawn()
+            return
+        if self.restarting:
+            if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+                self.restarting = False
+                self._report("running")
+            else:
+                self._report("restarting")
             return
         pids = set(self.workers())
         self.samples = (self.samples + [self.meter.sample(pids, self.spec.interval_s)])[-50:]
@@ -174,6 +213,17 @@ class Supervisor:
             self.target = wanted
             self.samples = []
         self._report("running")
+
+    def _respawn(self) -> None:
+        """The master died: kill what is left of its group (workers that outlived it would keep
+        the port and answer with the old processes), wait for the port, start a new master."""
+        old = self.master.pid if self.master is not None else None
+        kill_group(old)
+        if not wait_until(lambda: port_free(self.spec.host, self.spec.port), 15):
+            log.error("port %d is still taken 15 s after the server of %s died; trying to start anyway",
+                      self.spec.port, self.spec.model_id)
+        self._spawn()
+        self._report("restarting")
 
     def run(self) -> None:
         """Supervise until :meth:`request_stop` (or a signal handler calling it)."""
@@ -195,10 +245,15 @@ class Supervisor:
                 log.warning("the server of %s did not stop within 15 s; killing it", self.spec.model_id)
                 master.kill()
                 master.wait(timeout=5)
+        if master is not None:
+            kill_group(master.pid)  # any worker still running
+            if not wait_until(lambda: not answers(self.spec.host, self.spec.port), 10):
+                log.error("something still answers on %s after the server of %s stopped",
+                          self.spec.endpoint, self.spec.model_id)
         self._report("stopped")
 
     def _report(self, state: str) -> None:
-        workers = self.workers() if state == "running" else []
+        workers = self.workers() if state in ("running", "restarting") else []
         totals = self.meter.totals(set(workers)) if workers else {}
         report = {"state": state, "replicas": len(workers), "target_replicas": self.target,
                   "worker_pids": workers, "server_pid": self.master.pid if self.master else None,
