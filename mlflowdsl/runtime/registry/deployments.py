@@ -32,9 +32,11 @@ from mlflowdsl.runtime.registry.serving.supervisor import (
     ServeSpec,
     Supervisor,
     answers,
+    batching_of,
     free_port,
     kill_group,
     port_free,
+    spec_batching,
     wait_until,
 )
 
@@ -79,6 +81,32 @@ def autoscale_of(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def canary_of(reg: Registry, primary: ModelVersion, config: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"model": "fraud/4", "percent": 10.0}`` from a config's ``canary`` (a version number
+    of the same model, a ``name/version`` or ``models:/`` reference, or ``{"model": ...,
+    "percent": ...}``) and ``canary_percent`` (default 10); None without a canary."""
+    raw = config.get("canary")
+    if raw in (None, "", False):
+        return None
+    percent = config.get("canary_percent", 10.0)
+    if isinstance(raw, dict):
+        percent = raw.get("percent", percent)
+        raw = raw.get("model")
+    ref = f"{primary.name}/{raw}" if isinstance(raw, int) or str(raw).isdigit() else str(raw)
+    try:
+        percent = float(percent)
+    except (TypeError, ValueError):
+        percent = -1.0
+    if not 0 < percent < 100:
+        raise MlwError(f"bad canary_percent {config.get('canary_percent', percent)!r}: the canary's share of "
+                       "the traffic must be between 0 and 100 (exclusive)", hint="e.g. --canary-percent 10")
+    canary = reg.resolve(ref)
+    if canary.id == primary.id:
+        raise MlwError(f"the canary {canary.id} is the version already served",
+                       hint="name another version of the model as the canary")
+    return {"model": canary.id, "percent": percent}
+
+
 def run_dir(settings: Any, name: str) -> str:
     return os.path.join(str(settings.home), "deployments", check_name(name, "deployment name"))
 
@@ -96,6 +124,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     reg = registry or open_registry(settings)
     mv = model_ref if isinstance(model_ref, ModelVersion) else reg.resolve(model_ref)
     name = check_name(name or config.get("name") or mv.name, "deployment name")
+    canary = canary_of(reg, mv, config)
     previous = reg.store.get_deployment(name)
     history = list((previous or {}).get("previous", []))
     if previous and (previous.get("state") in ("starting", "running") or pid_alive(previous.get("pid"))
@@ -114,7 +143,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     record = {
         "name": name, "target": target, "runs_on": "local", "model": mv.id, "model_uri": mv.uri, "version": mv.version,
         "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
-        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0,
+        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config),
+        "batching": batching_of(config), "canary": canary, "replicas": 0,
         "state": "starting", "pid": None,
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
     }
@@ -224,19 +254,39 @@ def list_deployments(settings: Any, *, registry: Registry | None = None) -> list
     return [status(settings, d["name"], registry=reg) for d in reg.store.deployments()]
 
 
-def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
-    """Serve the previously deployed version again, under the same name and port."""
+def _same_config(record: dict[str, Any]) -> dict[str, Any]:
+    return {"target": record["target"], "port": record["port"], "host": record.get("host", "127.0.0.1"),
+            "scaling_config": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"],
+                               **(record.get("autoscale") or {})}, "batching": record.get("batching", True)}
+
+
+def promote(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Finish a canary: serve the canary version alone (the former version goes on the history,
+    so ``rollback`` can return to it)."""
     reg = registry or open_registry(settings)
     record = get(settings, name, registry=reg)
+    if not record.get("canary"):
+        raise RegistryError(f"deployment {name!r} has no canary to promote",
+                            hint="start one with `mlw deployments start MODEL --canary VERSION`")
+    return deploy(settings, record["canary"]["model"], _same_config(record), name=name, registry=reg)
+
+
+def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Serve the previously deployed version again, under the same name and port. With a
+    canary running, end the canary instead: the primary version is served alone."""
+    reg = registry or open_registry(settings)
+    record = get(settings, name, registry=reg)
+    if record.get("canary"):
+        new = deploy(settings, record["model"], _same_config(record), name=name, registry=reg)
+        new["previous"] = list(record.get("previous") or [])  # the canary was never served alone
+        reg.store.put_deployment(new)
+        return new
     history = list(record.get("previous") or [])
     if not history:
         raise RegistryError(f"deployment {name!r} has no previous version to roll back to",
                             hint=f"it has only served {record['model']}")
     target = history.pop()
-    config = {"target": record["target"], "port": record["port"], "host": record.get("host", "127.0.0.1"),
-              "scaling_config": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"],
-                                 **(record.get("autoscale") or {})}}
-    new = deploy(settings, target, config, name=name, registry=reg)
+    new = deploy(settings, target, _same_config(record), name=name, registry=reg)
     # The rolled-back-from version is not pushed on the history: rolling back twice goes further back.
     new["previous"] = history
     reg.store.put_deployment(new)
@@ -245,14 +295,15 @@ def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> d
 
 def serve_foreground(settings: Any, model_ref: str, *, port: int | None = None, replicas: int = 1,
                      max_replicas: int | None = None, host: str = "127.0.0.1",
-                     on_ready: Any = None) -> None:
+                     on_ready: Any = None, batching: Any = True) -> None:
     """``mlw serve``: run the replicas in this process until Ctrl-C/SIGTERM (no record kept)."""
     reg = open_registry(settings)
     mv = reg.resolve(model_ref)
     spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256,
                      port=port or free_port(host), host=host,
                      run_dir=os.path.join(str(settings.home), "serve", f"{mv.name}-{os.getpid()}"),
-                     min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas))
+                     min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas),
+                     **spec_batching(batching_of({"batching": batching})))
     supervisor = Supervisor(spec)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
