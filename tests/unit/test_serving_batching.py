@@ -89,6 +89,10 @@ def test_light_traffic_is_scored_at_once_and_max_wait_gathers_more():
 
     assert [r[0] for r in run(sequential())] == [[0], [2], [4], [6], [8]]
     assert model.calls == [1] * 5
+    threads = set()
+    alone = Batcher(lambda rows, probabilities: (threads.add(threading.current_thread()), (rows, None))[1])
+    run(alone.submit([{"x": 1}]))
+    assert threads == {threading.main_thread()}  # a lone request: no hand-over to the scoring thread
     waiting = Recording()
     patient = Batcher(waiting.score, max_wait_s=0.05)
 

@@ -8,8 +8,9 @@ meanwhile), then answers each request with its own slice of the predictions, in 
 order.
 
 The batching is adaptive: a request that arrives while the model is idle is scored at once
-(no waiting: under light traffic it costs only the hand-over to the scoring thread), and
-requests that arrive during a ``predict`` form the next batch. The batch grows with the load
+and, being alone, on the event loop itself (no hand-over to the thread: a wake-up of another
+thread costs up to a millisecond on a loaded machine); requests that arrive meanwhile wait in
+the socket and form the next batch, which goes to the scoring thread. The batch grows with the load
 and stays bounded by ``max_rows``. ``max_wait_s`` (0 by default) makes the batcher wait up to
 that long for more requests before scoring an incomplete batch: it trades latency for larger
 batches and is rarely needed.
@@ -122,7 +123,10 @@ class Batcher:
                         break
             batch = self._take()
             try:
-                results = await loop.run_in_executor(self.executor, self._score_batch, batch)
+                if len(batch) == 1:  # light traffic: no hand-over to the thread (what it costs is the latency)
+                    results = self._score_batch(batch)
+                else:
+                    results = await loop.run_in_executor(self.executor, self._score_batch, batch)
             except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
                 results = [exc] * len(batch)
             for job, result in zip(batch, results):
