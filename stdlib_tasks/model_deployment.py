@@ -35,6 +35,9 @@ class ModelDeploymentParams(TaskParams):
     max_replicas: int = Field(default=1, ge=1, le=1000, description="Upper bound for autoscaling under load.")
     serve: bool = Field(default=False, description="Start a detached HTTP deployment (`mlw deployments stop NAME`).")
     port: int | None = Field(default=None, ge=0, le=65535, description="Port to serve on; 0 or none: a free one.")
+    canary: float | None = Field(
+        default=None, gt=0, lt=100, description="With `serve`: send this percentage of the requests to the new version "
+        "next to the one the deployment serves now (`mlw deployments promote|rollback NAME` ends it).")
     alias: str | None = Field(default=None, description="Alias to promote the new version to, e.g. `champion`.")
     better_than: str | None = Field(
         default=None, description="Promote only if the version beats this alias's holder (recorded metrics).")
@@ -143,8 +146,12 @@ class ModelDeployment(TaskType):
             if params.serve:
                 config = {"target": params.target, "port": params.port or None,
                           "scaling_config": {"min_replicas": params.min_replicas, "max_replicas": params.max_replicas}}
+                current = registry.store.get_deployment(params.name) if params.canary else None
+                primary: Any = mv
+                if current and current.get("model") not in (None, mv.id):  # the new version as a canary
+                    primary, config["canary"] = current["model"], {"model": mv.id, "percent": params.canary}
                 try:
-                    served = services.deploy(mv, config, name=params.name, registry=registry)
+                    served = services.deploy(primary, config, name=params.name, registry=registry)
                 except MlwError as exc:
                     raise TaskFailed(f"cannot serve {mv.id}: {exc.args[0]}", retryable=False, hint=exc.hint) from None
                 record.update(state=served["state"], endpoint=served["endpoint"], port=served["port"],

@@ -184,15 +184,25 @@ def models_delete(name: str, version: int, force: bool, home: str | None, redis_
 
 # ---------------------------------------------------------------------- mlw serve
 
+def _batching_options(fn: Any) -> Any:
+    fn = click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=0.0, show_default=True,
+                      help="Wait up to this long for more requests before scoring a partial batch.")(fn)
+    fn = click.option("--max-batch-rows", type=click.IntRange(1, 100_000), default=256, show_default=True,
+                      help="At most this many rows per predict call when batching.")(fn)
+    return click.option("--batching/--no-batching", default=True, show_default=True,
+                        help="Score concurrent requests together in one predict call.")(fn)
+
+
 @click.command("serve")
 @click.argument("model_uri")
 @click.option("--port", type=int, default=None, help="Port (default: a free one, printed).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--replicas", type=click.IntRange(1, 1000), default=1, show_default=True, help="Worker processes.")
 @click.option("--max-replicas", type=click.IntRange(1, 1000), default=None, help="Autoscale up to this many.")
+@_batching_options
 @_store_options
-def serve(model_uri: str, port: int | None, host: str, replicas: int, max_replicas: int | None, home: str | None,
-          redis_url: str | None) -> None:
+def serve(model_uri: str, port: int | None, host: str, replicas: int, max_replicas: int | None,
+          batching: bool, max_batch_rows: int, max_wait_ms: float, home: str | None, redis_url: str | None) -> None:
     """Serve MODEL_URI (models:/NAME@ALIAS, models:/NAME/3) in the foreground until Ctrl-C.
 
     POST /predict with {"rows": [{column: value, ...}]} answers {"predictions": [...]};
@@ -206,7 +216,8 @@ def serve(model_uri: str, port: int | None, host: str, replicas: int, max_replic
 
     try:
         serve_foreground(_settings(home, redis_url), model_uri, port=port, replicas=replicas,
-                         max_replicas=max_replicas, host=host, on_ready=ready)
+                         max_replicas=max_replicas, host=host, on_ready=ready,
+                         batching={"enabled": batching, "max_batch_rows": max_batch_rows, "max_wait_ms": max_wait_ms})
     except MlwError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -215,13 +226,14 @@ def serve(model_uri: str, port: int | None, host: str, replicas: int, max_replic
 
 @click.group("deployments")
 def deployments() -> None:
-    """Detached model deployments: list, start, status, stop, rollback."""
+    """Detached model deployments: list, start, status, stop, promote, rollback."""
 
 
 def _show_record(record: dict[str, Any]) -> None:
     click.echo(json.dumps({k: record.get(k) for k in (
         "name", "state", "model", "label", "endpoint", "replicas", "min_replicas", "max_replicas", "target_replicas",
-        "pid", "server_pid", "worker_pids", "requests", "errors", "utilization", "restarts", "previous", "log",
+        "canary", "pid", "server_pid", "worker_pids", "requests", "errors", "utilization", "restarts", "previous",
+        "batching", "log",
         "error") if record.get(k) is not None}, indent=2))
 
 
@@ -255,19 +267,32 @@ def deployments_ls(home: str | None, redis_url: str | None, as_json: bool) -> No
 @click.option("--port", type=int, default=None, help="Port (default: the deployment's previous port, else a free one).")
 @click.option("--min-replicas", type=click.IntRange(1, 1000), default=1, show_default=True)
 @click.option("--max-replicas", type=click.IntRange(1, 1000), default=None)
+@click.option("--canary", default=None, help="Also serve this version (a number of the same model, or NAME/VERSION) "
+              "to --canary-percent of the requests.")
+@click.option("--canary-percent", type=click.FloatRange(0, 100, min_open=True, max_open=True), default=10.0,
+              show_default=True, help="The canary's share of the requests.")
+@_batching_options
 @_store_options
 def deployments_start(model_uri: str, name: str | None, port: int | None, min_replicas: int,
-                      max_replicas: int | None, home: str | None, redis_url: str | None) -> None:
-    """Deploy MODEL_URI detached (it keeps serving after this command returns)."""
+                      max_replicas: int | None, canary: str | None, canary_percent: float, batching: bool,
+                      max_batch_rows: int, max_wait_ms: float, home: str | None, redis_url: str | None) -> None:
+    """Deploy MODEL_URI detached (it keeps serving after this command returns).
+
+    With --canary, two versions answer behind the one port; `mlw deployments promote NAME`
+    then serves the canary alone, `mlw deployments rollback NAME` the original alone."""
     from mlflowdsl.runtime.registry import deployments as impl
 
     config = {"target": "local", "port": port, "scaling_config": {
-        "min_replicas": min_replicas, "max_replicas": max(min_replicas, max_replicas or min_replicas)}}
+        "min_replicas": min_replicas, "max_replicas": max(min_replicas, max_replicas or min_replicas)},
+        "batching": {"enabled": batching, "max_batch_rows": max_batch_rows, "max_wait_ms": max_wait_ms},
+        "canary": canary, "canary_percent": canary_percent}
     try:
         record = impl.deploy(_settings(home, redis_url), model_uri, config, name=name)
     except MlwError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{record['name']}: serving {record['model']} at {record['endpoint']} ({record['replicas']} replicas)")
+    click.echo(f"{record['name']}: serving {record['model']} at {record['endpoint']} ({record['replicas']} replicas)"
+               + (f"; canary {record['canary']['model']} gets {record['canary']['percent']:g}% of the requests"
+                  if record.get("canary") else ""))
 
 
 @deployments.command("status")
@@ -297,11 +322,26 @@ def deployments_stop(name: str, home: str | None, redis_url: str | None) -> None
     click.echo(f"{name}: stopped (was serving {record['model']})")
 
 
+@deployments.command("promote")
+@click.argument("name")
+@_store_options
+def deployments_promote(name: str, home: str | None, redis_url: str | None) -> None:
+    """Finish a canary: serve the canary version alone, on the same port."""
+    from mlflowdsl.runtime.registry import deployments as impl
+
+    try:
+        record = impl.promote(_settings(home, redis_url), name)
+    except MlwError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name}: promoted; serving {record['model']} alone at {record['endpoint']}")
+
+
 @deployments.command("rollback")
 @click.argument("name")
 @_store_options
 def deployments_rollback(name: str, home: str | None, redis_url: str | None) -> None:
-    """Serve the previously deployed version again, on the same port."""
+    """Serve the previously deployed version again, on the same port (with a canary: end the
+    canary, serving the original version alone)."""
     from mlflowdsl.runtime.registry import deployments as impl
 
     try:

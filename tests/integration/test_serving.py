@@ -90,7 +90,8 @@ BAD_BODIES = [
     (b'{"rows": 5}', 422, "must be a list of rows"),
     (b'{"rows": [{"amount": 1.0}]}', 422, "missing column(s): channel"),
     (b'{"rows": [1, 2]}', 422, "every row must be an object"),
-    (b'{"rows": [["a", "b", "c", "d"]]}', 422, "cannot score these rows"),
+    (b'{"rows": [["a", "b", "c", "d"]]}', 422, "row 0 has 4 values; the model needs 2"),
+    (b'{"rows": [["a", "b"]]}', 422, "cannot score these rows"),
     (b"\xff\xfe", 400, "not valid JSON"),
 ]
 

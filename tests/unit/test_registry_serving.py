@@ -9,12 +9,12 @@ import json
 import pytest
 
 from mlflowdsl.errors import MlwError
-from mlflowdsl.runtime.registry.deployments import autoscale_of, scaling_of
-from mlflowdsl.runtime.registry.serving import app, autoscaler
+from mlflowdsl.runtime.registry.deployments import autoscale_of, batching_of, scaling_of
+from mlflowdsl.runtime.registry.serving import app, autoscaler, bodies
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
 
 
-@pytest.mark.parametrize("module", [app, autoscaler])
+@pytest.mark.parametrize("module", [app, autoscaler, bodies])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
@@ -30,16 +30,43 @@ def test_policy_stays_within_bounds_and_needs_sustained_load():
     assert policy.decide(2, [0.0] * 10) == 2
 
 
-def test_load_meter_measures_busy_fraction_of_live_workers(tmp_path):
+def _record_in_a_process(directory, busy: float, requests: int) -> None:
+    """Counters written by another process, as a gunicorn worker writes them."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from mlflowdsl.runtime.registry.serving.metrics import ServingMetrics\n"
+            "m = ServingMetrics()\n"
+            f"m.scored('m/1', 3, {busy})\n"
+            f"for _ in range({requests}): m.answered('m/1', 'predict', 200, 0.001)\n"
+            "m.answered('m/1', 'predict', 422, 0.001)\n")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def test_load_meter_reads_the_replicas_multiprocess_counters(tmp_path):
     meter = LoadMeter(str(tmp_path))
-    for pid, busy in ((11, 1.0), (12, 3.0), (99, 7.0)):
-        (tmp_path / f"{pid}.json").write_text(json.dumps({"pid": pid, "busy_s": busy, "requests": 5}))
-    assert meter.sample({11, 12}, 1.0) == 0.0  # first sample: no previous reading
-    assert not (tmp_path / "99.json").exists()  # a dead worker's file is dropped
-    (tmp_path / "11.json").write_text(json.dumps({"busy_s": 1.8, "requests": 9}))
-    (tmp_path / "12.json").write_text(json.dumps({"busy_s": 3.6, "requests": 9}))
-    assert meter.sample({11, 12}, 1.0) == pytest.approx((0.8 + 0.6) / 2)
-    assert meter.totals({11, 12})["requests"] == 18
+    assert meter.sample(2, 1.0) == 0.0  # first sample: no previous reading
+    _record_in_a_process(tmp_path, 0.5, 4)
+    _record_in_a_process(tmp_path, 0.3, 2)
+    assert meter.sample(2, 1.0) == pytest.approx((0.5 + 0.3) / 2)
+    assert meter.sample(2, 1.0) == 0.0  # nothing new since
+    totals = meter.totals()
+    assert totals["requests"] == 8 and totals["errors"] == 2 and totals["rows"] == 6
+    assert LoadMeter(str(tmp_path / "absent")).totals()["requests"] == 0
+
+
+def test_batching_settings_are_checked():
+    assert batching_of({}) == {"enabled": True, "max_batch_rows": 256, "max_wait_ms": 0.0}
+    assert batching_of({"batching": False})["enabled"] is False
+    assert batching_of({"batching": {"max_batch_rows": "64", "max_wait_ms": 2}})["max_batch_rows"] == 64
+    with pytest.raises(MlwError, match="bad batching setting: max_batch_rows = 0"):
+        batching_of({"batching": {"max_batch_rows": 0}})
+    with pytest.raises(MlwError, match="bad batching setting\\(s\\): size"):
+        batching_of({"batching": {"size": 3}})
+    with pytest.raises(MlwError, match="enabled must be true or false"):
+        batching_of({"batching": {"enabled": "yes"}})
 
 
 def test_scaling_config_is_checked():

@@ -27,7 +27,18 @@ import psutil
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.models import ModelVersion, RegistryError, check_name
 from mlflowdsl.runtime.registry.registry import Registry, open_registry
-from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor, free_port, port_free
+from mlflowdsl.runtime.registry.serving.supervisor import (
+    AUTOSCALE_FIELDS,
+    ServeSpec,
+    Supervisor,
+    answers,
+    batching_of,
+    free_port,
+    kill_group,
+    port_free,
+    spec_batching,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,32 @@ def autoscale_of(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def canary_of(reg: Registry, primary: ModelVersion, config: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"model": "fraud/4", "percent": 10.0}`` from a config's ``canary`` (a version number
+    of the same model, a ``name/version`` or ``models:/`` reference, or ``{"model": ...,
+    "percent": ...}``) and ``canary_percent`` (default 10); None without a canary."""
+    raw = config.get("canary")
+    if raw in (None, "", False):
+        return None
+    percent = config.get("canary_percent", 10.0)
+    if isinstance(raw, dict):
+        percent = raw.get("percent", percent)
+        raw = raw.get("model")
+    ref = f"{primary.name}/{raw}" if isinstance(raw, int) or str(raw).isdigit() else str(raw)
+    try:
+        percent = float(percent)
+    except (TypeError, ValueError):
+        percent = -1.0
+    if not 0 < percent < 100:
+        raise MlwError(f"bad canary_percent {config.get('canary_percent', percent)!r}: the canary's share of "
+                       "the traffic must be between 0 and 100 (exclusive)", hint="e.g. --canary-percent 10")
+    canary = reg.resolve(ref)
+    if canary.id == primary.id:
+        raise MlwError(f"the canary {canary.id} is the version already served",
+                       hint="name another version of the model as the canary")
+    return {"model": canary.id, "percent": percent}
+
+
 def run_dir(settings: Any, name: str) -> str:
     return os.path.join(str(settings.home), "deployments", check_name(name, "deployment name"))
 
@@ -87,6 +124,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     reg = registry or open_registry(settings)
     mv = model_ref if isinstance(model_ref, ModelVersion) else reg.resolve(model_ref)
     name = check_name(name or config.get("name") or mv.name, "deployment name")
+    canary = canary_of(reg, mv, config)
     previous = reg.store.get_deployment(name)
     if serving_already(previous, mv, target, low, high, config):
         return previous  # the same version, scale and port: left running, no restart
@@ -107,7 +145,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     record = {
         "name": name, "target": target, "runs_on": "local", "model": mv.id, "model_uri": mv.uri, "version": mv.version,
         "label": mv.label, "host": host, "port": port, "endpoint": f"http://{host}:{port}",
-        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config), "replicas": 0,
+        "min_replicas": low, "max_replicas": high, "autoscale": autoscale_of(config),
+        "batching": batching_of(config), "canary": canary, "replicas": 0,
         "state": "starting", "pid": None,
         "previous": history, "log": log_path, "created_at": time.time(), "updated_at": time.time(),
     }
@@ -174,16 +213,34 @@ def stop(settings: Any, name: str, *, registry: Registry | None = None, timeout_
                         name, pid, timeout_s)
             os.kill(pid, signal.SIGKILL)
     server = record.get("server_pid")
-    if pid_alive(server):  # the supervisor was killed hard: do not leave its server behind
+    if pid_alive(server) and _is_server(server):  # the supervisor was killed hard: end its server too
         log.info("deployment %r: stopping the server (pid %d) its supervisor left behind", name, server)
         os.kill(server, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while pid_alive(server) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if not wait_until(lambda: not pid_alive(server), 15):
+            kill_group(server)
+    for worker in record.get("worker_pids") or []:  # workers that outlived their master
+        if pid_alive(worker) and _is_server(worker):
+            os.kill(worker, signal.SIGKILL)
+    if server and (not pid_alive(server) or _is_server(server)):  # not a pid reused by another program
+        kill_group(server)  # the server's process group: workers whose master is gone keep it
+    host, port = record.get("host", "127.0.0.1"), record.get("port")
     record = reg.store.get_deployment(name) or record
+    if port and not wait_until(lambda: not answers(host, int(port)), 10):
+        record.update(state="unknown", updated_at=time.time())
+        reg.store.put_deployment(record)
+        raise MlwError(f"deployment {name!r} was stopped, but something still answers on {host}:{port}",
+                       hint=f"find it with `ss -ltnp 'sport = :{port}'` and stop it; the record now says 'unknown'")
     record.update(state="stopped", replicas=0, worker_pids=[], updated_at=time.time())
     reg.store.put_deployment(record)
     return record
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` runs a gunicorn server or worker (not an unrelated process that got the pid)."""
+    try:
+        return any("gunicorn" in part for part in psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
 
 
 def get(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
@@ -199,8 +256,11 @@ def get(settings: Any, name: str, *, registry: Registry | None = None) -> dict[s
 def status(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
     """The record, corrected by what is observable now (a dead supervisor is not 'running')."""
     record = get(settings, name, registry=registry)
-    if record.get("state") in ("running", "starting") and not pid_alive(record.get("pid")):
+    if record.get("state") in ("running", "starting", "restarting") and not pid_alive(record.get("pid")):
         record = {**record, "state": "dead", "replicas": 0}
+    elif record.get("worker_pids"):  # replicas alive now, not as last written
+        alive = [p for p in record["worker_pids"] if pid_alive(p)]
+        record = {**record, "replicas": len(alive), "worker_pids": alive}
     return record
 
 
@@ -209,19 +269,39 @@ def list_deployments(settings: Any, *, registry: Registry | None = None) -> list
     return [status(settings, d["name"], registry=reg) for d in reg.store.deployments()]
 
 
-def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
-    """Serve the previously deployed version again, under the same name and port."""
+def _same_config(record: dict[str, Any]) -> dict[str, Any]:
+    return {"target": record["target"], "port": record["port"], "host": record.get("host", "127.0.0.1"),
+            "scaling_config": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"],
+                               **(record.get("autoscale") or {})}, "batching": record.get("batching", True)}
+
+
+def promote(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Finish a canary: serve the canary version alone (the former version goes on the history,
+    so ``rollback`` can return to it)."""
     reg = registry or open_registry(settings)
     record = get(settings, name, registry=reg)
+    if not record.get("canary"):
+        raise RegistryError(f"deployment {name!r} has no canary to promote",
+                            hint="start one with `mlw deployments start MODEL --canary VERSION`")
+    return deploy(settings, record["canary"]["model"], _same_config(record), name=name, registry=reg)
+
+
+def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Serve the previously deployed version again, under the same name and port. With a
+    canary running, end the canary instead: the primary version is served alone."""
+    reg = registry or open_registry(settings)
+    record = get(settings, name, registry=reg)
+    if record.get("canary"):
+        new = deploy(settings, record["model"], _same_config(record), name=name, registry=reg)
+        new["previous"] = list(record.get("previous") or [])  # the canary was never served alone
+        reg.store.put_deployment(new)
+        return new
     history = list(record.get("previous") or [])
     if not history:
         raise RegistryError(f"deployment {name!r} has no previous version to roll back to",
                             hint=f"it has only served {record['model']}")
     target = history.pop()
-    config = {"target": record["target"], "port": record["port"], "host": record.get("host", "127.0.0.1"),
-              "scaling_config": {"min_replicas": record["min_replicas"], "max_replicas": record["max_replicas"],
-                                 **(record.get("autoscale") or {})}}
-    new = deploy(settings, target, config, name=name, registry=reg)
+    new = deploy(settings, target, _same_config(record), name=name, registry=reg)
     # The rolled-back-from version is not pushed on the history: rolling back twice goes further back.
     new["previous"] = history
     reg.store.put_deployment(new)
@@ -230,14 +310,15 @@ def rollback(settings: Any, name: str, *, registry: Registry | None = None) -> d
 
 def serve_foreground(settings: Any, model_ref: str, *, port: int | None = None, replicas: int = 1,
                      max_replicas: int | None = None, host: str = "127.0.0.1",
-                     on_ready: Any = None) -> None:
+                     on_ready: Any = None, batching: Any = True) -> None:
     """``mlw serve``: run the replicas in this process until Ctrl-C/SIGTERM (no record kept)."""
     reg = open_registry(settings)
     mv = reg.resolve(model_ref)
     spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256,
                      port=port or free_port(host), host=host,
                      run_dir=os.path.join(str(settings.home), "serve", f"{mv.name}-{os.getpid()}"),
-                     min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas))
+                     min_replicas=replicas, max_replicas=max(replicas, max_replicas or replicas),
+                     **spec_batching(batching_of({"batching": batching})))
     supervisor = Supervisor(spec)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)

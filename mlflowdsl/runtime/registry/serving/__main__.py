@@ -23,7 +23,13 @@ import time
 from typing import Any
 
 from mlflowdsl.runtime.registry.registry import open_registry
-from mlflowdsl.runtime.registry.serving.supervisor import AUTOSCALE_FIELDS, ServeSpec, Supervisor
+from mlflowdsl.runtime.registry.serving.supervisor import (
+    AUTOSCALE_FIELDS,
+    ServeSpec,
+    Supervisor,
+    batching_of,
+    spec_batching,
+)
 from mlflowdsl.settings import Settings
 
 log = logging.getLogger("mlflowdsl.runtime.registry.serving")  # __name__ is "__main__" under -m
@@ -49,10 +55,15 @@ def supervise_deployment(settings: Settings, name: str, run_dir: str) -> int:
         mv = reg.resolve(record["model"])
         timing = {AUTOSCALE_FIELDS[k][0]: v for k, v in (record.get("autoscale") or {}).items()
                   if k in AUTOSCALE_FIELDS}
+        canary = {}
+        if record.get("canary"):
+            other = reg.resolve(record["canary"]["model"])
+            canary = {"canary_model_id": other.id, "canary_artifact_path": other.artifact_path,
+                      "canary_sha256": other.sha256, "canary_percent": float(record["canary"]["percent"])}
         spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
                          host=record.get("host", "127.0.0.1"), run_dir=run_dir,
                          min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
-                         **timing)
+                         **timing, **spec_batching(batching_of(record)), **canary)
         supervisor = Supervisor(spec, on_change=update)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         signal.signal(signal.SIGINT, supervisor.request_stop)
@@ -73,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run one deployment's replicas (started by deploy()).")
     parser.add_argument("--deployment", required=True, help="The deployment's name (its record in the registry).")
     parser.add_argument("--home", required=True, help="The mlw home of the registry.")
-    parser.add_argument("--run-dir", required=True, help="Where the server's pid and load files go.")
+    parser.add_argument("--run-dir", required=True, help="Where the server's pid file and metrics go.")
     parser.add_argument("--redis-url", default=None, help="The cluster-mode registry's Redis.")
     parser.add_argument("--key-prefix", default="mlw")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
 """Replica autoscaling from the workers' load counters.
 
-Every worker reports its cumulative busy seconds (time spent answering requests). Over a
-window, ``utilization = busy seconds / (window x replicas)``: near 1 every replica is answering
+Every worker counts its cumulative busy seconds (time spent in ``predict``) in its Prometheus
+metrics (:mod:`.metrics`, multiprocess files the supervisor reads: no thread in the workers).
+Over a window, ``utilization = busy seconds / (window x replicas)``: near 1 every replica is answering
 all the time and requests queue up; near 0 the replicas are idle. The decision is a pure
 function of the recent utilization samples, so it is unit-tested without processes:
 
@@ -23,11 +24,11 @@ function of the recent utilization samples, so it is unit-tested without process
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Sequence
+
+from mlflowdsl.runtime.registry.serving.metrics import read_totals
 
 log = logging.getLogger(__name__)
 
@@ -56,50 +57,26 @@ class ScalingPolicy:
 
 
 class LoadMeter:
-    """Reads the workers' stats files and turns them into utilization samples."""
+    """Turns the replicas' busy-seconds counter into utilization samples."""
 
-    def __init__(self, stats_dir: str):
-        self.stats_dir = stats_dir
-        self._last: dict[int, float] = {}
+    def __init__(self, metrics_dir: str):
+        self.metrics_dir = metrics_dir
+        self._last_busy: float | None = None
 
-    def read(self, pids: set[int]) -> dict[int, dict]:
-        out = {}
+    def totals(self) -> dict[str, float]:
+        """``requests``, ``errors``, ``rows``, ``busy_s`` of every replica so far."""
         try:
-            names = os.listdir(self.stats_dir)
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if not name.endswith(".json"):
-                continue
-            pid = int(name.split(".")[0]) if name.split(".")[0].isdigit() else -1
-            path = os.path.join(self.stats_dir, name)
-            if pid not in pids:  # a dead worker's file: its load is history
-                try:
-                    os.unlink(path)
-                except OSError as exc:
-                    log.debug("cannot remove the stats file of a gone worker %s: %s", path, exc)
-                continue
-            try:
-                with open(path) as fh:
-                    out[pid] = json.load(fh)
-            except (OSError, ValueError) as exc:  # removed meanwhile: the worker is gone
-                log.debug("skipping the stats file %s: %s", path, exc)
-                continue
-        return out
+            return read_totals(self.metrics_dir)
+        except (OSError, ValueError) as exc:  # a file being created or removed meanwhile
+            log.debug("cannot read the metrics in %s: %s", self.metrics_dir, exc)
+            return {}
 
-    def sample(self, pids: set[int], interval_s: float) -> float:
-        """Utilization since the previous sample (busy seconds of live workers / wall seconds)."""
-        stats = self.read(pids)
-        busy = 0.0
-        current = {}
-        for pid, data in stats.items():
-            total = float(data.get("busy_s", 0.0))
-            current[pid] = total
-            busy += max(0.0, total - self._last.get(pid, total))
-        self._last = current
-        return busy / (interval_s * max(1, len(pids)))
-
-    def totals(self, pids: set[int]) -> dict[str, float]:
-        stats = self.read(pids)
-        return {"requests": sum(d.get("requests", 0) for d in stats.values()),
-                "errors": sum(d.get("errors", 0) for d in stats.values())}
+    def sample(self, replicas: int, interval_s: float) -> float:
+        """Utilization since the previous sample (busy seconds of all replicas / wall seconds)."""
+        busy = self.totals().get("busy_s")
+        if busy is None:
+            return 0.0
+        last, self._last_busy = self._last_busy, busy
+        if last is None:
+            return 0.0
+        return max(0.0, busy - last) / (interval_s * max(1, replicas))

@@ -15,6 +15,7 @@ deployment record up to date through ``on_change``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -45,13 +46,51 @@ AUTOSCALE_FIELDS: dict[str, tuple[str, type]] = {
 }
 
 
+BATCHING_KEYS = {"enabled": bool, "max_batch_rows": int, "max_wait_ms": float}
+
+
+def batching_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The micro-batching settings of a deployment config: ``batching = false`` turns it off,
+    ``batching = {enabled, max_batch_rows, max_wait_ms}`` bounds it (default: on, 256 rows,
+    no added wait)."""
+    raw = config.get("batching", True)
+    raw = {"enabled": raw} if isinstance(raw, bool) else dict(raw or {})
+    unknown = sorted(set(raw) - set(BATCHING_KEYS))
+    if unknown:
+        raise MlwError(f"bad batching setting(s): {', '.join(unknown)}", hint="use " + ", ".join(BATCHING_KEYS))
+    out = {"enabled": True, "max_batch_rows": 256, "max_wait_ms": 0.0}
+    for key, kind in BATCHING_KEYS.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise MlwError(f"bad batching setting: enabled must be true or false, got {value!r}")
+        else:
+            try:
+                value = kind(value)
+            except (TypeError, ValueError):
+                value = -1
+            if value < 0 or (key == "max_batch_rows" and value < 1) or value > (100_000 if kind is int else 1000):
+                raise MlwError(f"bad batching setting: {key} = {raw[key]!r}",
+                               hint="max_batch_rows from 1 to 100000, max_wait_ms from 0 to 1000")
+        out[key] = value
+    return out
+
+
+def spec_batching(batching: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`ServeSpec` fields of :func:`batching_of`'s settings."""
+    return {"batching": batching["enabled"], "max_batch_rows": batching["max_batch_rows"],
+            "max_wait_ms": batching["max_wait_ms"]}
+
+
 @dataclass(frozen=True)
 class ServeSpec:
     model_id: str
     artifact_path: str
     sha256: str
     port: int
-    run_dir: str  # stats files and the gunicorn pid file
+    run_dir: str  # the metrics directory and the gunicorn pid file
     host: str = "127.0.0.1"
     min_replicas: int = 1
     max_replicas: int = 1
@@ -59,6 +98,13 @@ class ServeSpec:
     scale_up_samples: int = 3  # intervals of sustained load before one more replica
     scale_down_samples: int = 10  # idle intervals before one replica less
     start_timeout_s: float = 60.0
+    batching: bool = True  # micro-batching of concurrent requests (serving/batching.py)
+    max_batch_rows: int = 256
+    max_wait_ms: float = 0.0
+    canary_model_id: str | None = None  # a second version served to canary_percent of the requests
+    canary_artifact_path: str | None = None
+    canary_sha256: str | None = None
+    canary_percent: float = 0.0
 
     @property
     def endpoint(self) -> str:
@@ -94,6 +140,33 @@ def port_free(host: str, port: int) -> bool:
             return False
 
 
+def answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something listens on ``host:port``: anything but a refused connection counts (a
+    listener whose backlog is full lets a connection time out instead of refusing it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) != errno.ECONNREFUSED
+
+
+def kill_group(leader: int | None) -> None:
+    """SIGKILL the process group that ``leader`` leads (a gunicorn master and its workers)."""
+    if not leader:
+        return
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the group is gone (or the pid is not ours)
+        pass
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/health", timeout=timeout) as response:
@@ -107,13 +180,15 @@ class Supervisor:
         self.spec = spec
         self.policy = spec.policy()
         self.on_change = on_change or (lambda _state: None)
-        self.stats_dir = os.path.join(spec.run_dir, "stats")
-        self.meter = LoadMeter(self.stats_dir)
+        self.metrics_dir = os.path.join(spec.run_dir, "metrics")
+        self.meter = LoadMeter(self.metrics_dir)
+        self.autoscaling = self.policy.max_replicas > self.policy.min_replicas
         self.target = self.policy.min_replicas
         self.master: subprocess.Popen | None = None
         self.samples: list[float] = []
         self.restarts = 0
         self._last_report: dict[str, Any] | None = None
+        self.restarting = False
         self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ processes
@@ -123,7 +198,8 @@ class Supervisor:
             raise MlwError(f"port {self.spec.port} on {self.spec.host} is already in use",
                            hint="choose another port (--port), or stop what listens there")
         os.makedirs(self.spec.run_dir, exist_ok=True)
-        shutil.rmtree(self.stats_dir, ignore_errors=True)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)  # prometheus multiprocess files of a former server
+        os.makedirs(self.metrics_dir)
         self._spawn()
         deadline = time.monotonic() + self.spec.start_timeout_s
         while time.monotonic() < deadline:
@@ -131,6 +207,7 @@ class Supervisor:
                 raise MlwError(f"the server for {self.spec.model_id} exited with {self.master.returncode} while starting",
                                hint=f"see the log in {self.spec.run_dir}")
             if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+                self.restarting = False
                 self._report("running")
                 return
             time.sleep(0.1)
@@ -140,8 +217,20 @@ class Supervisor:
 
     def _spawn(self) -> None:
         env = {**os.environ, "MLW_SERVE_MODEL": self.spec.artifact_path, "MLW_SERVE_SHA256": self.spec.sha256,
-               "MLW_SERVE_MODEL_ID": self.spec.model_id, "MLW_SERVE_STATS_DIR": self.stats_dir}
-        self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL)
+               "MLW_SERVE_MODEL_ID": self.spec.model_id, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+               "MLW_SERVE_BATCHING": "1" if self.spec.batching else "0",
+               "MLW_SERVE_MAX_BATCH_ROWS": str(self.spec.max_batch_rows), "MLW_SERVE_MAX_WAIT_MS": str(self.spec.max_wait_ms)}
+        for key in ("MLW_SERVE_CANARY_MODEL", "MLW_SERVE_CANARY_SHA256", "MLW_SERVE_CANARY_MODEL_ID"):
+            env.pop(key, None)  # never inherited from whoever started us
+        if self.spec.canary_model_id:
+            env.update(MLW_SERVE_CANARY_MODEL=str(self.spec.canary_artifact_path),
+                       MLW_SERVE_CANARY_SHA256=str(self.spec.canary_sha256),
+                       MLW_SERVE_CANARY_MODEL_ID=self.spec.canary_model_id,
+                       MLW_SERVE_CANARY_PERCENT=str(self.spec.canary_percent))
+        env["MLW_SERVE_GROUP"] = "1"  # the master leads its own process group (see app.die_with_master)
+        self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL,
+                                       process_group=0)
+        self.restarting = True  # until every replica answers /health
 
     def workers(self) -> list[int]:
         """The live worker pids of the gunicorn master."""
@@ -159,11 +248,19 @@ class Supervisor:
             self.restarts += 1
             log.warning("the server of %s exited with %s; starting it again (restart %d)",
                         self.spec.model_id, self.master.returncode, self.restarts)
-            self._spawn()  # the master itself died: start a new one with the current target
+            self._respawn()
+            return
+        if self.restarting:
+            if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+                self.restarting = False
+                self._report("running")
+            else:
+                self._report("restarting")
+            return
+        if not self.autoscaling:
             self._report("running")
             return
-        pids = set(self.workers())
-        self.samples = (self.samples + [self.meter.sample(pids, self.spec.interval_s)])[-50:]
+        self.samples = (self.samples + [self.meter.sample(len(self.workers()), self.spec.interval_s)])[-50:]
         wanted = self.policy.decide(self.target, self.samples)
         if wanted != self.target and self.master is not None:
             log.info("%s: %d -> %d replicas (utilization %.2f)", self.spec.model_id, self.target, wanted,
@@ -174,6 +271,17 @@ class Supervisor:
             self.target = wanted
             self.samples = []
         self._report("running")
+
+    def _respawn(self) -> None:
+        """The master died: kill what is left of its group (workers that outlived it would keep
+        the port and answer with the old processes), wait for the port, start a new master."""
+        old = self.master.pid if self.master is not None else None
+        kill_group(old)
+        if not wait_until(lambda: port_free(self.spec.host, self.spec.port), 15):
+            log.error("port %d is still taken 15 s after the server of %s died; trying to start anyway",
+                      self.spec.port, self.spec.model_id)
+        self._spawn()
+        self._report("restarting")
 
     def run(self) -> None:
         """Supervise until :meth:`request_stop` (or a signal handler calling it)."""
@@ -195,11 +303,16 @@ class Supervisor:
                 log.warning("the server of %s did not stop within 15 s; killing it", self.spec.model_id)
                 master.kill()
                 master.wait(timeout=5)
+        if master is not None:
+            kill_group(master.pid)  # any worker still running
+            if not wait_until(lambda: not answers(self.spec.host, self.spec.port), 10):
+                log.error("something still answers on %s after the server of %s stopped",
+                          self.spec.endpoint, self.spec.model_id)
         self._report("stopped")
 
     def _report(self, state: str) -> None:
-        workers = self.workers() if state == "running" else []
-        totals = self.meter.totals(set(workers)) if workers else {}
+        workers = self.workers() if state in ("running", "restarting") else []
+        totals = {k: int(v) for k, v in self.meter.totals().items() if k in ("requests", "errors")}
         report = {"state": state, "replicas": len(workers), "target_replicas": self.target,
                   "worker_pids": workers, "server_pid": self.master.pid if self.master else None,
                   "utilization": round(self.samples[-1], 3) if self.samples else 0.0,
