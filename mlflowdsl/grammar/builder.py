@@ -17,7 +17,7 @@ import re
 
 from lark import Token, Transformer
 
-from mlflowdsl.grammar import ast
+from mlflowdsl.grammar import ast, limits
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.grammar.strings import decode_body
 from mlflowdsl.grammar.units import UNITS, UnknownUnit, kind_of, suggest, units_of
@@ -277,13 +277,24 @@ class AstBuilder(Transformer):
         span = self._tok(tok)
         m = _NUMBER.fullmatch(tok)
         digits, unit = m.group(1), m.group(2)
+        is_float = bool(unit) or "." in digits or "e" in digits or "E" in digits
+        if not is_float and len(digits.lstrip("-")) > limits.MAX_INT_DIGITS:
+            value: int | float = limits.MAX_INT + 1  # not converted: int() of 4,300+ digits raises
+        else:
+            value = float(digits) if is_float else int(digits)
+        problem = limits.number_problem(value)
+        if problem:
+            shown = str(tok) if len(tok) <= 40 else f"{tok[:20]}…{tok[-8:]}"
+            self._error("MLW108", f"number `{shown}` is out of range: {problem}", span,
+                        "write a smaller number")
+            value = 0
         if unit:
             if unit not in UNITS:
                 self._unknown_unit(tok, digits, unit)
-            return ast.Quantity(span, float(digits), unit, str(tok))
-        if "." in digits or "e" in digits or "E" in digits:
-            return ast.Float(span, float(digits), str(tok))
-        return ast.Int(span, int(digits))
+            return ast.Quantity(span, float(value), unit, str(tok))
+        if is_float:
+            return ast.Float(span, float(value), str(tok))
+        return ast.Int(span, int(value))
 
     def _unknown_unit(self, tok: Token, digits: str, unit: str) -> None:
         span = Span(self.file, tok.line, tok.column + len(digits), tok.end_line, tok.end_column)

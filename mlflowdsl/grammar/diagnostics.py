@@ -41,6 +41,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW105": ("error", "cannot read file"),
     "MLW106": ("error", "invalid workflow spec document (JSON/YAML form)"),
     "MLW107": ("error", "no workflow in file"),
+    "MLW108": ("error", "number out of range"),
     "MLW201": ("error", "unknown task type"),
     "MLW202": ("error", "unknown block"),
     "MLW203": ("error", "unknown attribute"),

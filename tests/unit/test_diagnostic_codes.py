@@ -77,6 +77,11 @@ def test_mlw106_invalid_json_syntax():
     assert where('{"workflow_id": "w",\n  "tasks": [}', "w.json") == [("MLW106", 2, 13)]
 
 
+def test_mlw108_number_out_of_range():
+    assert where(f"workflow w {{\n  {PREP}\n  task t: model_training after prep {{ seed = 99999999999999999999 }}\n}}\n") \
+        == [("MLW108", 3, 46)]
+
+
 def test_mlw107_no_workflow():
     assert where("template t(x) { output y = x }\n") == [("MLW107", 1, 1)]
 
