@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
+from mlflowdsl.compiler.seed_document import load_document
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.grammar.limits import number_problem
+
+__all__ = ["load_document", "spec_to_module", "to_expr"]
 
 WORKFLOW_KEYS = ("workflow_id", "name", "description", "version", "global_parameters", "defaults", "tasks")
 TASK_KEYS = (
@@ -32,30 +35,6 @@ TASK_KEYS = (
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _DOTTED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?)*)\s*$")
 _PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?$")
-
-
-def load_document(text: str, file: str) -> dict:
-    """Parse JSON (or YAML, for ``.yaml``/``.yml`` files and non-JSON text) into a dict."""
-    is_yaml = file.endswith((".yaml", ".yml"))
-    try:
-        if not is_yaml:
-            data = json.loads(text)
-        else:
-            import yaml  # noqa: PLC0415 - PyYAML only for a YAML document
-
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        span = Span(file, exc.lineno, exc.colno, exc.lineno, exc.colno + 1)
-        raise CompileError([Diagnostic("MLW106", f"invalid JSON: {exc.msg}", span)]) from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = getattr(exc, "problem", None) or str(exc)
-        span = Span(file, line, col, line, col + 1)
-        raise CompileError([Diagnostic("MLW106", f"invalid {'YAML' if is_yaml else 'JSON'}: {problem}", span)]) from None
-    if not isinstance(data, dict):
-        raise CompileError([Diagnostic("MLW106", "a workflow document must be an object", Span(file, 1, 1, 1, 2))])
-    return data
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -323,7 +302,11 @@ def _task(raw: Any, index: int, loc: _Locator, start: int, end: int | None, whol
             diags.append(Diagnostic("MLW106", '`foreach` must look like {"var": "x", "in": [...] or "params.name"}', fspan))
         else:
             iterable = _ref_from_text(fe["in"], fspan) if isinstance(fe["in"], str) else to_expr(fe["in"], fspan, diags)
-            foreach = ast.Foreach(fspan, fe["var"], fspan, iterable)
+            if iterable is None:
+                diags.append(Diagnostic("MLW106", f'`foreach` "in" must be a list or a parameter such as "params.name", '
+                                        f"got {_quoted(fe['in'])}", fspan))
+            else:
+                foreach = ast.Foreach(fspan, fe["var"], fspan, iterable)
     return ast.Task(span, tid, span, ttype.lower(), type_span, after, foreach, tuple(body))
 
 

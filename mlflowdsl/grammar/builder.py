@@ -13,6 +13,7 @@ header) and MLW209 (a second ``workflow`` in one file).
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from lark import Token, Transformer
@@ -386,10 +387,20 @@ class AstBuilder(Transformer):
         return ast.MapEntry(self._sp(key, c[2]), name, self._tok(key), c[2])
 
 
+_NEWLINES: tuple[Token | None, list[int]] = (None, [])  # the newline offsets of the last token asked about
+
+
 def _pos_in_token(tok: Token, offset: int) -> tuple[int, int]:
-    """File line/column of character ``offset`` inside ``tok`` (which may span lines)."""
-    before = tok[:offset]
-    nl = before.rfind("\n")
-    if nl < 0:
+    """File line/column of character ``offset`` inside ``tok`` (which may span lines).
+
+    The token's newlines are found once (a string with many interpolations asks for many
+    offsets in one token), so each position is a bisection, not a scan of the text before it.
+    """
+    global _NEWLINES
+    if _NEWLINES[0] is not tok:
+        _NEWLINES = (tok, [i for i, c in enumerate(tok) if c == "\n"] if "\n" in tok else [])
+    newlines = _NEWLINES[1]
+    if not newlines or offset <= newlines[0]:
         return tok.line, tok.column + offset
-    return tok.line + before.count("\n"), offset - nl
+    k = bisect.bisect_left(newlines, offset)  # newlines before `offset`
+    return tok.line + k, offset - newlines[k - 1]

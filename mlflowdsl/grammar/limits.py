@@ -20,15 +20,20 @@ MAX_INT_DIGITS = len(str(MAX_INT)) + 1  # a longer literal is out of range witho
 # Sources: a `.mlw` file, an imported file, a JSON/YAML document, a params file.
 MAX_SOURCE_BYTES = 16 * 2**20
 
-# Template expansion: how deep `use` may nest, and how many tasks one workflow may expand to.
+# Template expansion: how deep `use` may nest, and how many tasks uses may expand to in one
+# workflow (tasks written in the workflow and `foreach` copies there are not counted: they
+# grow with the text).
 MAX_TEMPLATE_DEPTH = 16
-MAX_TASKS = 20_000
+MAX_TEMPLATE_TASKS = 10_000
 
-# YAML documents: aliases (`*x`) allowed per document (alias bombs expand exponentially).
-MAX_YAML_ALIASES = 100
+# YAML documents: how many values aliases (`*x`) may add to a document beyond the values
+# written in it (an alias bomb expands exponentially with the number of aliases).
+MAX_YAML_ALIAS_NODES = 50_000
 
-# A diagnostic shows at most this many characters of its source line around the caret.
+# A diagnostic shows at most this many characters of its source line around the caret, and
+# its message and hint are cut to this many characters (they may quote an input).
 SOURCE_WINDOW = 120
+MAX_MESSAGE = 1000
 
 
 def number_problem(value: int | float) -> str | None:

@@ -82,6 +82,12 @@ def test_mlw108_number_out_of_range():
         == [("MLW108", 3, 46)]
 
 
+def test_mlw109_template_expansion_limit():
+    levels = ["template t0() { " + PREP + " }"]
+    levels += [f"template t{i}() {{ use x = t{i - 1}()  use y = t{i - 1}() }}" for i in range(1, 15)]
+    assert where("\n".join(levels) + "\nworkflow w {\n  use all = t14()\n}\n") == [("MLW109", 17, 3)]
+
+
 def test_mlw107_no_workflow():
     assert where("template t(x) { output y = x }\n") == [("MLW107", 1, 1)]
 
