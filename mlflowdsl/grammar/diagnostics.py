@@ -64,6 +64,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW217": ("error", "ambiguous or unfillable input"),
     "MLW218": ("error", "custom task function cannot be loaded"),
     "MLW219": ("error", "invalid expression"),
+    "MLW220": ("error", "data file does not fit the task (a named column is missing, no target)"),
     "MLW301": ("error", "dependency cycle"),
     "MLW302": ("error", "import cycle"),
     "MLW303": ("error", "unknown task in `after`"),
@@ -71,6 +72,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW402": ("warning", "task result is never used"),
     "MLW403": ("warning", "cache disabled on an expensive task"),
     "MLW404": ("warning", "`when` is always false"),
+    "MLW405": ("warning", "data file not found"),
+    "MLW406": ("warning", "data column looks like an id or free text"),
 }
 
 

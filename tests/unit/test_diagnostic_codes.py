@@ -405,6 +405,26 @@ def test_mlw404_when_always_false():
         }}""") == [("MLW404", 3, 58)]
 
 
+def _data_workflow(tmp_path, body: str):
+    (tmp_path / "d.csv").write_text("customer_id,y\n" + "".join(f"c{i},{i % 2}\n" for i in range(60)))
+    path = tmp_path / "w.mlw"
+    path.write_text(f"workflow w {{\n  task prep: data_preprocessing {{ {body} }}\n"
+                    "  task ev: model_evaluation { data = prep.output  model = \"models:/m/1\" }\n}\n")
+    return [(d.code, d.span.line, d.span.column) for d in compile_file(path).diagnostics]
+
+
+def test_mlw220_data_column_missing(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "d.csv"  target = "x"  drop = ["customer_id"]') == [("MLW220", 2, 62)]
+
+
+def test_mlw405_data_file_not_found(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "gone.csv"  target = "y"') == [("MLW405", 2, 44)]
+
+
+def test_mlw406_id_like_column(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "d.csv"  target = "y"') == [("MLW406", 2, 44)]
+
+
 def test_every_code_has_a_test():
     tested = {name.split("_")[1].upper() for name in globals() if name.startswith("test_mlw")}
     assert set(CODES) <= tested, sorted(set(CODES) - tested)
