@@ -1,4 +1,5 @@
-"""Atomic file writes shared by the runtime and the task plug-ins.
+"""Atomic file writes shared by the runtime and the task plug-ins, and bounded reads of
+source files.
 
 A reader of a path written here sees the old file or the new one, never a part of it:
 the bytes go to a temporary file beside the target, are fsynced, and are renamed onto it.
@@ -13,8 +14,10 @@ b'ok'
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import stat
 import tempfile
 from typing import Iterator
 
@@ -58,3 +61,49 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_regular_file(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, read only if it holds at most ``max_bytes``.
+
+    Anything else raises ``OSError`` whose ``strerror`` says what the path is: a device
+    (``/dev/zero``), a FIFO or ``/dev/stdin`` is refused without reading or blocking (the file
+    is opened non-blocking and checked with ``fstat`` before a byte is read), a larger file is
+    refused by its size, and a path with a NUL byte cannot name a file at all.
+
+    >>> read_regular_file("/dev/zero", 10)
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 22] not a regular file (a character device): '/dev/zero'
+    """
+    if "\x00" in path:
+        raise OSError(errno.EINVAL, "the path contains a NUL byte", path.replace("\x00", "\\0"))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", path)
+        if info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"the file holds {info.st_size} bytes, more than the limit of {max_bytes}", path)
+        chunks, total = [], 0
+        while True:  # a file that grows while it is read stops at the limit too
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise OSError(errno.EFBIG, f"the file holds more than the limit of {max_bytes} bytes", path)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

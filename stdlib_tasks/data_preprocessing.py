@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mlflowdsl.tasks import TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
+from mlflowdsl.tasks import DataProblem, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
 from mlflowdsl.tasks.values import Dataset
 from stdlib_tasks._common import SKLEARN_DATASETS, SKLEARN_TARGET, read_table, unknown_columns
+from stdlib_tasks.data_checks import check_table
 
 # An integer target with at most this many distinct values is taken as class labels.
 _MAX_CLASSES_FOR_AUTO = 20
@@ -68,6 +69,14 @@ class DataPreprocessing(TaskType):
     reads = ("source",)
     doc = "Load a CSV/Parquet file or bundled dataset, impute, encode, scale and split it."
 
+    @classmethod
+    def check_data(cls, params: dict[str, Any], base_dir: str) -> list[DataProblem]:
+        source = params.get("source")
+        if not isinstance(source, str):
+            return []
+        return check_table(source, base_dir, target=params.get("target"), target_required=not source.startswith("sklearn:"),
+                           drop=list(params.get("drop") or []))
+
     def run(self, params: DataPreprocessingParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         frame = read_table(params.source, ctx)
         is_bundled = params.source.startswith("sklearn:")
@@ -86,6 +95,9 @@ class DataPreprocessing(TaskType):
         y = frame[target]
         X = frame.drop(columns=[target])
         problem = params.problem
+        if problem != "regression" and not _is_numeric(y) and len(y) >= 50 and y.nunique() == len(y):
+            raise TaskFailed(f"target {target!r} of {params.source} has a different value in each of its {len(y)} rows: "
+                             "free text or an id, not a label", hint="choose a column with repeated classes")
         if problem == "auto":
             problem = SKLEARN_DATASETS[params.source[8:]] if is_bundled else infer_problem(y)
         if problem == "regression" and not _is_numeric(y):

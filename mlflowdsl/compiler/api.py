@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -26,7 +25,8 @@ from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
 from mlflowdsl.compiler.perf import no_gc_pauses
 from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
 from mlflowdsl.errors import CompileError
-from mlflowdsl.grammar import ast
+from mlflowdsl.files import read_regular_file
+from mlflowdsl.grammar import ast, limits
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span, sort_key
 from mlflowdsl.grammar.parser import parse_text
 
@@ -63,7 +63,9 @@ class CompileResult:
 
 
 def _read(path: str) -> str:
-    return Path(path).read_bytes().decode("utf-8")
+    """A source file's text: regular files of at most ``limits.MAX_SOURCE_BYTES`` only (a
+    device, FIFO or directory is refused before anything is read)."""
+    return read_regular_file(path, limits.MAX_SOURCE_BYTES).decode("utf-8")
 
 
 def _unreadable(path: str, exc: Exception) -> Diagnostic:
@@ -219,7 +221,7 @@ def _parse(text: str, file: str, result: CompileResult) -> ast.Module | None:
 
 def _importer(result: CompileResult, read: Callable[[str], str] | None = None) -> Callable[[str], ast.Module]:
     def parse(path: str) -> ast.Module:
-        text = (read or _read)(path)  # OSError is reported at the import by load_imports
+        text = (read or _read)(path)  # OSError and UnicodeDecodeError are reported at the import by load_imports
         result.sources[path] = text
         return parse_text(text, path)
     return parse

@@ -112,7 +112,12 @@ class ConfigChecker:
         given = err.get("input")
         if code == "MLW204" and isinstance(given, (str, int, float, bool)) and kind != "value_error":
             text += f", got {json.dumps(given)}"
-        self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span)
+        hint = None
+        if kind in ("literal_error", "enum") and isinstance(given, str):
+            # pydantic lists the allowed values as 'a', 'b' or 'c'
+            options = re.findall(r"'((?:[^'\\]|\\.)*)'", str((err.get("ctx") or {}).get("expected", "")))
+            hint = did_you_mean(given, options)
+        self.fail(code, f"{prefix}{text[:1].lower() + text[1:]}", span, hint)
 
 
 

@@ -85,6 +85,8 @@ def quantity(kind: str) -> Callable[[Any], int | float]:
                 close = units.suggest(exc.unit)
                 raise Problem("MLW103", f"unknown unit `{exc.unit}` in \"{value}\"",
                               f"did you mean `{close}`?" if close else f"{kind} units: {', '.join(units.units_of(kind))}")
+            except units.QuantityOutOfRange as exc:
+                raise Problem("MLW206", str(exc), "durations must be finite, sizes and rates at most 2**63-1")
             if parsed is not None:
                 value = Qty(parsed[0], parsed[1], value, None)  # type: ignore[arg-type]
         if isinstance(value, Qty):
@@ -132,7 +134,7 @@ def boolean(value: Any) -> bool:
 
 
 def _domain(value: Any) -> str:
-    if not isinstance(value, str) or not _DOMAIN.match(value):
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
         raise Problem("MLW204", f"a domain is a name such as `training`, got {_describe(value)}")
     return value
 

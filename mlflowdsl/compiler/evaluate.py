@@ -47,7 +47,8 @@ def did_you_mean(name: str, candidates) -> str | None:
 
 def quantity_from_text(text: str) -> tuple[str, int | float] | None:
     """``"4GiB"`` -> ``("size", 4294967296)``; None when the text is not number+unit.
-    Raises ``units.UnknownUnit`` for a number with an unknown unit.
+    Raises ``units.UnknownUnit`` for a number with an unknown unit, ``units.QuantityOutOfRange``
+    for one too large for its canonical unit.
 
     >>> quantity_from_text("30s")
     ('duration', 30.0)
@@ -56,6 +57,10 @@ def quantity_from_text(text: str) -> tuple[str, int | float] | None:
     if not m:
         return None
     return units.convert(float(m.group(1)), m.group(2))
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:20]}…{text[-8:]}"
 
 
 def unit_error(unit: str, raw: str, span: Span) -> Diagnostic:
@@ -172,6 +177,9 @@ class Evaluator:
         except units.UnknownUnit:
             self.diagnostics.append(unit_error(e.unit, e.raw, e.span))
             return ERROR
+        except units.QuantityOutOfRange as exc:
+            return self.fail("MLW206", f"the {exc.kind} `{_short(e.raw)}` is out of range", e.span,
+                             hint="durations must be finite, sizes and rates at most 2**63-1 bytes or bit/s")
         return Qty(kind, value, e.raw, e.span)
 
     def _ListExpr(self, e: ast.ListExpr, scope: Scope) -> Any:

@@ -15,6 +15,12 @@ from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic
 
 
+def _shown(path: str) -> str:
+    """A path as a diagnostic prints it: control characters escaped, at most 200 characters."""
+    text = path.encode("unicode_escape", "backslashreplace").decode("ascii") if not path.isprintable() else path
+    return text if len(text) <= 200 else text[:120] + "…" + text[-40:]
+
+
 def import_path(importer: str, path: str) -> str:
     """The file an import names, relative to the importing file's directory.
 
@@ -45,14 +51,24 @@ def load_imports(
                 continue
             if key in modules:
                 continue
+            shown = _shown(imp.path)
+            if not path.lower().endswith(".mlw"):
+                # never parsed, so no syntax error can quote a line of, say, /etc/shadow
+                diags.append(Diagnostic("MLW105", f"cannot import `{shown}`: not a .mlw file", imp.path_span,
+                                        hint="an import names a .mlw file of templates"))
+                continue
             try:
                 sub = parse(path)
             except CompileError as exc:
                 diags.extend(exc.diagnostics)
                 continue
+            except UnicodeDecodeError:
+                diags.append(Diagnostic("MLW105", f"cannot read imported file `{shown}`: not UTF-8 text",
+                                        imp.path_span, hint="save the file as UTF-8"))
+                continue
             except OSError as exc:
-                diags.append(Diagnostic("MLW105", f"cannot read imported file `{imp.path}`: {exc.strerror or exc}",
-                                        imp.path_span, hint=f"looked for {path} (imports are relative to the importing file)"))
+                diags.append(Diagnostic("MLW105", f"cannot read imported file `{shown}`: {exc.strerror or exc}",
+                                        imp.path_span, hint=f"looked for {_shown(path)} (imports are relative to the importing file)"))
                 continue
             modules[key] = sub
             visit(sub, chain + (key,))

@@ -7,6 +7,8 @@ registered with ``@rule``. ``strict`` turns warnings into errors; a comment
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -18,6 +20,7 @@ from mlflowdsl.compiler.model import ResolvedWorkflow
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic
 
+log = logging.getLogger(__name__)
 _IGNORE = re.compile(r"#\s*mlw:\s*ignore\[([A-Za-z0-9_,\s]+)\]")
 
 
@@ -74,6 +77,35 @@ def when_always_false(ctx: LintContext) -> Iterator[Diagnostic]:
         if not t.when and t.when_constant:
             yield Diagnostic("MLW404", f"task `{t.id}` never runs: its `when` is always false", t.when_span or t.id_span,
                              hint="make it depend on a parameter, e.g. `when = params.deploy`")
+
+
+@rule
+def data_files(ctx: LintContext) -> Iterator[Diagnostic]:
+    """MLW220 / MLW405 / MLW406: what a task type's ``check_data`` finds in the data files its
+    params name (headers and a bounded sample only): a column that is not in the file or a
+    missing target is an error, a missing file a warning (it may exist only where the task
+    runs), a column with one value per row (an id, free text) a warning."""
+    spans = {t.id: t for t in ctx.workflow.tasks}
+    for t in ctx.tasks:
+        check = getattr(t.type.cls, "check_data", None)
+        if check is None or t.type.name == "custom":
+            continue
+        base_dir = os.path.dirname(os.path.abspath(t.span.file)) if not t.span.file.startswith("<") else os.getcwd()
+        try:
+            problems = check(t.params, base_dir)
+        except Exception as exc:  # noqa: BLE001 - a plug-in's check must never stop compilation
+            log.debug("%s.check_data failed for task %s: %r", t.type.name, t.id, exc)
+            continue
+        rtask = spans.get(t.id)
+        for p in problems:
+            span = t.id_span
+            if rtask is not None:
+                for a in rtask.attrs:
+                    if t.type.aliases.get(a.name, a.name) == p.attribute:
+                        span = a.span
+                        break
+            code = "MLW405" if p.kind == "file" else ("MLW406" if p.warning else "MLW220")
+            yield Diagnostic(code, f"task `{t.id}`: {p.message}", span, hint=p.hint)
 
 
 def ignored_codes(modules: Iterable[ast.Module]) -> dict[tuple[str, int], set[str]]:

@@ -94,6 +94,8 @@ def _quantity(value: Any, kind: str) -> Any:
             parsed = quantity_from_text(value)
         except units.UnknownUnit as exc:
             raise TypeMismatch(f"unknown unit `{exc.unit}` in {value!r}") from None
+        except units.QuantityOutOfRange as exc:
+            raise TypeMismatch(str(exc)) from None
         if parsed and parsed[0] == kind:
             return parsed[1]
     example = "30s, 5m, 2h" if kind == "duration" else "512MiB, 4GiB"

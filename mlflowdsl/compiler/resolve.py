@@ -13,7 +13,7 @@ from typing import Any
 from mlflowdsl.compiler.evaluate import ERROR, Evaluator, Scope, did_you_mean, mentions_names, to_text
 from mlflowdsl.compiler.model import OutputRef, RAttr, RBlock, RDefaults, ResolvedWorkflow, RTask, RTune
 from mlflowdsl.compiler.params import TypeMismatch, coerce, resolve_params, type_problem
-from mlflowdsl.grammar import ast
+from mlflowdsl.grammar import ast, limits
 from mlflowdsl.grammar.diagnostics import Diagnostic
 
 WORKFLOW_ATTRS = ("name", "version", "description")
@@ -108,6 +108,11 @@ class _Expander:
     def __init__(self, ev: Evaluator, templates: dict[str, ast.Template]):
         self.ev = ev
         self.templates = templates
+        # Uses of uses grow exponentially with the text (each level using the one below twice):
+        # the tasks expanded from templates are counted, and expansion stops at the limit.
+        self.template_tasks = 0
+        self.exhausted = False
+        self.outermost: ast.Use | None = None
 
     def expand(self, items, scope: Scope, stack: tuple[str, ...]) -> tuple[list[RTask], list[RTune], dict[str, Any]]:
         ev = self.ev
@@ -146,6 +151,8 @@ class _Expander:
             scope = Scope(scope.params, scope.names, scope.prefix, scope.local, groups, dict(uses))
         for t in task_items:
             pairs = copies.get(id(t), [(t.id, None)])
+            if stack and not self._count(len(pairs)):
+                break
             for cid, value in pairs:
                 inner = scope if t.foreach is None else scope.bind(**{t.foreach.var: value})
                 tasks.append(self._task(t, scope.prefix + cid, inner, use_tasks))
@@ -220,8 +227,30 @@ class _Expander:
         return RTask(task_id, t.id_span, t.type, t.type_span, t.span, tuple(after), tuple(attrs), tuple(blocks),
                      when, when_span, constant)
 
+    def _count(self, n: int) -> bool:
+        """Count ``n`` more tasks expanded from templates; False (reported once) past the limit."""
+        self.template_tasks += n
+        if self.template_tasks > limits.MAX_TEMPLATE_TASKS and not self.exhausted:
+            self.exhausted = True
+            top = self.outermost
+            self.ev.fail("MLW109", f"`use {top.alias} = {top.template}(...)` expands to more than "
+                         f"{limits.MAX_TEMPLATE_TASKS} tasks", top.span,
+                         hint="templates that use other templates several times grow exponentially; "
+                              "use `foreach` for many similar tasks")
+        return not self.exhausted
+
     def _use(self, u: ast.Use, scope: Scope, stack: tuple[str, ...]):
         ev = self.ev
+        if self.exhausted:
+            return [], [], None
+        if not stack:
+            self.outermost = u
+        if len(stack) >= limits.MAX_TEMPLATE_DEPTH:
+            self.exhausted = True
+            ev.fail("MLW109", f"templates nest more than {limits.MAX_TEMPLATE_DEPTH} deep: "
+                    + " -> ".join(stack[:3] + ("…",) + stack[-2:] + (u.template,)), u.template_span,
+                    hint="flatten the chain of templates using templates")
+            return [], [], None
         template = self.templates.get(u.template)
         if template is None:
             ev.fail("MLW216", f"unknown template `{u.template}`", u.template_span,

@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
+from mlflowdsl.compiler.seed_document import load_document
 from mlflowdsl.errors import CompileError
 from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.grammar.limits import number_problem
+
+__all__ = ["load_document", "spec_to_module", "to_expr"]
 
 WORKFLOW_KEYS = ("workflow_id", "name", "description", "version", "global_parameters", "defaults", "tasks")
 TASK_KEYS = (
@@ -31,30 +35,6 @@ TASK_KEYS = (
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _DOTTED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?)*)\s*$")
 _PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?$")
-
-
-def load_document(text: str, file: str) -> dict:
-    """Parse JSON (or YAML, for ``.yaml``/``.yml`` files and non-JSON text) into a dict."""
-    is_yaml = file.endswith((".yaml", ".yml"))
-    try:
-        if not is_yaml:
-            data = json.loads(text)
-        else:
-            import yaml  # noqa: PLC0415 - PyYAML only for a YAML document
-
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        span = Span(file, exc.lineno, exc.colno, exc.lineno, exc.colno + 1)
-        raise CompileError([Diagnostic("MLW106", f"invalid JSON: {exc.msg}", span)]) from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = getattr(exc, "problem", None) or str(exc)
-        span = Span(file, line, col, line, col + 1)
-        raise CompileError([Diagnostic("MLW106", f"invalid {'YAML' if is_yaml else 'JSON'}: {problem}", span)]) from None
-    if not isinstance(data, dict):
-        raise CompileError([Diagnostic("MLW106", "a workflow document must be an object", Span(file, 1, 1, 1, 2))])
-    return data
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -142,12 +122,18 @@ def spec_to_module(spec: dict, file: str = "<spec>", text: str | None = None) ->
     diags: list[Diagnostic] = []
     if not isinstance(spec, dict):
         raise CompileError([Diagnostic("MLW106", "a workflow document must be an object", whole)])
+    bad = _unrepresentable(spec, loc, whole)
+    if bad:
+        raise CompileError(bad)
     _check_keys(spec, WORKFLOW_KEYS, "workflow document", whole, diags)
     wf_id = spec.get("workflow_id")
     if not isinstance(wf_id, str) or not wf_id:
         diags.append(Diagnostic("MLW106", "the document needs a `workflow_id` string", whole,
                                 hint='add "workflow_id": "my_pipeline"'))
         wf_id = "workflow"
+    elif not _WORD.fullmatch(wf_id):
+        diags.append(Diagnostic("MLW106", f"`workflow_id` {_quoted(wf_id)} is not a name", whole,
+                                hint="a workflow id is a name as in .mlw: letters, digits and `_`, not starting with a digit"))
     id_off = loc.find_key("workflow_id")
     id_span = loc.span_at(id_off, len("workflow_id") + 2) if id_off >= 0 else whole
     items: list[Any] = []
@@ -193,6 +179,52 @@ def spec_to_module(spec: dict, file: str = "<spec>", text: str | None = None) ->
     return ast.Module(whole, file, None, (), (), wf, (), (wf,))
 
 
+def _unrepresentable(spec: dict, loc: _Locator, whole: Span) -> list[Diagnostic]:
+    """Values no plan can hold: strings with a lone UTF-16 surrogate (``"\\ud800"`` in JSON
+    decodes to one; it cannot be written as UTF-8), numbers that are not finite 64-bit floats
+    (``1e400``, ``NaN``) or integers beyond 64 bits. Each is reported at the key holding it."""
+    out: list[Diagnostic] = []
+    stack: list[tuple[Any, str | None]] = [(spec, None)]
+    while stack and len(out) < 20:
+        value, key = stack.pop()
+        problem = None
+        if isinstance(value, str):
+            problem = _surrogate(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem = number_problem(value)
+            code = "MLW108"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and _surrogate(k):
+                    out.append(Diagnostic("MLW106", f"a key {_surrogate(k)}", _key_span(loc, "", 0, None, whole),
+                                          hint="write the character itself, or a \\uD8xx\\uDCxx pair"))
+                stack.append((v, str(k)))
+            continue
+        elif isinstance(value, list):
+            stack.extend((v, key) for v in value)
+            continue
+        if problem:
+            span = _key_span(loc, key, 0, None, whole) if key is not None else whole
+            where = f"the value of `{key}`" if key is not None else "a value"
+            if isinstance(value, str):
+                out.append(Diagnostic("MLW106", f"{where} {problem}", span,
+                                      hint="write the character itself, or a \\uD8xx\\uDCxx pair"))
+            else:
+                out.append(Diagnostic(code, f"{where} is out of range: {problem}", span, hint="write a smaller number"))
+    return out
+
+
+def _quoted(text: str) -> str:
+    shown = json.dumps(text)
+    return shown if len(shown) <= 60 else shown[:40] + "…" + shown[-12:]
+
+
+def _surrogate(text: str) -> str | None:
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return "holds a lone UTF-16 surrogate (an unpaired \\uD800-\\uDFFF escape)"
+    return None
+
+
 def _check_keys(obj: dict, allowed: tuple[str, ...], what: str, span: Span, diags: list[Diagnostic]) -> None:
     for key in obj:
         if key not in allowed:
@@ -231,6 +263,10 @@ def _task(raw: Any, index: int, loc: _Locator, start: int, end: int | None, whol
     if not isinstance(tid, str) or not tid:
         diags.append(Diagnostic("MLW106", f"task #{index + 1} needs a `task_id` string", span))
         return None
+    if not _WORD.fullmatch(tid):
+        diags.append(Diagnostic("MLW106", f"task #{index + 1}: `task_id` {_quoted(tid)} is not a name", span,
+                                hint="a task id is a name as in .mlw: letters, digits and `_`, not starting with a digit"))
+        return None
     if not isinstance(ttype, str) or not ttype:
         diags.append(Diagnostic("MLW106", f"task `{tid}` needs a `task_type` string", span,
                                 hint='e.g. "task_type": "model_training"'))
@@ -266,7 +302,11 @@ def _task(raw: Any, index: int, loc: _Locator, start: int, end: int | None, whol
             diags.append(Diagnostic("MLW106", '`foreach` must look like {"var": "x", "in": [...] or "params.name"}', fspan))
         else:
             iterable = _ref_from_text(fe["in"], fspan) if isinstance(fe["in"], str) else to_expr(fe["in"], fspan, diags)
-            foreach = ast.Foreach(fspan, fe["var"], fspan, iterable)
+            if iterable is None:
+                diags.append(Diagnostic("MLW106", f'`foreach` "in" must be a list or a parameter such as "params.name", '
+                                        f"got {_quoted(fe['in'])}", fspan))
+            else:
+                foreach = ast.Foreach(fspan, fe["var"], fspan, iterable)
     return ast.Task(span, tid, span, ttype.lower(), type_span, after, foreach, tuple(body))
 
 
@@ -311,10 +351,10 @@ def _directive_value(value: Any, span: Span, diags: list[Diagnostic]) -> ast.Exp
     """Directive values as ``.mlw`` writes them: ``"4GiB"`` is the quantity ``4GiB`` and
     ``"disk"`` the word ``disk`` (same plan either way; ``mlw fmt`` prints them idiomatically)."""
     if isinstance(value, str):
-        m = _QUANTITY.match(value)
+        m = _QUANTITY.fullmatch(value)
         if m:
             return ast.Quantity(span, float(m.group(1)), m.group(2), value)
-        if _WORD.match(value) and value not in ("true", "false", "null"):
+        if _WORD.fullmatch(value) and value not in ("true", "false", "null"):
             return ast.Name(span, value)
     return to_expr(value, span, diags)
 
@@ -399,13 +439,13 @@ def _string(text: str, span: Span, diags: list[Diagnostic]) -> ast.Str:
 
 def _ref_from_text(text: str, span: Span) -> ast.Ref | ast.Name | None:
     """``params.x`` -> Ref, ``x`` -> Name, ``train[*].model`` -> Ref; None when malformed."""
-    m = _DOTTED.match(text)
+    m = _DOTTED.fullmatch(text)
     if not m:
         return None
     pieces = m.group(1).split(".")
     parts = []
     for piece in pieces:
-        pm = _PART.match(piece)
+        pm = _PART.fullmatch(piece)
         if not pm:
             return None
         parts.append(ast.RefPart(span, pm.group(1), pm.group(2)))

@@ -13,11 +13,12 @@ header) and MLW209 (a second ``workflow`` in one file).
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from lark import Token, Transformer
 
-from mlflowdsl.grammar import ast
+from mlflowdsl.grammar import ast, limits
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
 from mlflowdsl.grammar.strings import decode_body
 from mlflowdsl.grammar.units import UNITS, UnknownUnit, kind_of, suggest, units_of
@@ -277,13 +278,24 @@ class AstBuilder(Transformer):
         span = self._tok(tok)
         m = _NUMBER.fullmatch(tok)
         digits, unit = m.group(1), m.group(2)
+        is_float = bool(unit) or "." in digits or "e" in digits or "E" in digits
+        if not is_float and len(digits.lstrip("-")) > limits.MAX_INT_DIGITS:
+            value: int | float = limits.MAX_INT + 1  # not converted: int() of 4,300+ digits raises
+        else:
+            value = float(digits) if is_float else int(digits)
+        problem = limits.number_problem(value)
+        if problem:
+            shown = str(tok) if len(tok) <= 40 else f"{tok[:20]}…{tok[-8:]}"
+            self._error("MLW108", f"number `{shown}` is out of range: {problem}", span,
+                        "write a smaller number")
+            value = 0
         if unit:
             if unit not in UNITS:
                 self._unknown_unit(tok, digits, unit)
-            return ast.Quantity(span, float(digits), unit, str(tok))
-        if "." in digits or "e" in digits or "E" in digits:
-            return ast.Float(span, float(digits), str(tok))
-        return ast.Int(span, int(digits))
+            return ast.Quantity(span, float(value), unit, str(tok))
+        if is_float:
+            return ast.Float(span, float(value), str(tok))
+        return ast.Int(span, int(value))
 
     def _unknown_unit(self, tok: Token, digits: str, unit: str) -> None:
         span = Span(self.file, tok.line, tok.column + len(digits), tok.end_line, tok.end_column)
@@ -375,10 +387,20 @@ class AstBuilder(Transformer):
         return ast.MapEntry(self._sp(key, c[2]), name, self._tok(key), c[2])
 
 
+_NEWLINES: tuple[Token | None, list[int]] = (None, [])  # the newline offsets of the last token asked about
+
+
 def _pos_in_token(tok: Token, offset: int) -> tuple[int, int]:
-    """File line/column of character ``offset`` inside ``tok`` (which may span lines)."""
-    before = tok[:offset]
-    nl = before.rfind("\n")
-    if nl < 0:
+    """File line/column of character ``offset`` inside ``tok`` (which may span lines).
+
+    The token's newlines are found once (a string with many interpolations asks for many
+    offsets in one token), so each position is a bisection, not a scan of the text before it.
+    """
+    global _NEWLINES
+    if _NEWLINES[0] is not tok:
+        _NEWLINES = (tok, [i for i, c in enumerate(tok) if c == "\n"] if "\n" in tok else [])
+    newlines = _NEWLINES[1]
+    if not newlines or offset <= newlines[0]:
         return tok.line, tok.column + offset
-    return tok.line + before.count("\n"), offset - nl
+    k = bisect.bisect_left(newlines, offset)  # newlines before `offset`
+    return tok.line + k, offset - newlines[k - 1]

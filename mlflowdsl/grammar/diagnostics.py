@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal
 
+from mlflowdsl.grammar.limits import MAX_MESSAGE, SOURCE_WINDOW
+
 Severity = Literal["error", "warning"]
 
 
@@ -41,6 +43,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW105": ("error", "cannot read file"),
     "MLW106": ("error", "invalid workflow spec document (JSON/YAML form)"),
     "MLW107": ("error", "no workflow in file"),
+    "MLW108": ("error", "number out of range"),
+    "MLW109": ("error", "template expansion exceeds a compiler limit"),
     "MLW201": ("error", "unknown task type"),
     "MLW202": ("error", "unknown block"),
     "MLW203": ("error", "unknown attribute"),
@@ -60,6 +64,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW217": ("error", "ambiguous or unfillable input"),
     "MLW218": ("error", "custom task function cannot be loaded"),
     "MLW219": ("error", "invalid expression"),
+    "MLW220": ("error", "data file does not fit the task (a named column is missing, no target)"),
     "MLW301": ("error", "dependency cycle"),
     "MLW302": ("error", "import cycle"),
     "MLW303": ("error", "unknown task in `after`"),
@@ -67,6 +72,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "MLW402": ("warning", "task result is never used"),
     "MLW403": ("warning", "cache disabled on an expensive task"),
     "MLW404": ("warning", "`when` is always false"),
+    "MLW405": ("warning", "data file not found"),
+    "MLW406": ("warning", "data column looks like an id or free text"),
 }
 
 
@@ -83,6 +90,11 @@ class Diagnostic:
     def __post_init__(self) -> None:
         if self.code not in CODES:
             raise ValueError(f"unknown diagnostic code {self.code}")
+        # A message or hint quoting an input (a 64 KB value, a long name) is cut in the middle.
+        for name in ("message", "hint"):
+            text = getattr(self, name)
+            if text is not None and len(text) > MAX_MESSAGE:
+                object.__setattr__(self, name, text[: MAX_MESSAGE - 200] + " … " + text[-190:])
         # The severity is a property of the code unless a caller overrides it (--strict).
         if self.severity == "error" and CODES[self.code][0] == "warning":
             object.__setattr__(self, "severity", "warning")
@@ -117,6 +129,27 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps([d.to_dict() for d in sorted(diagnostics, key=sort_key)], indent=2)
 
 
+def source_window(src: str, column: int, end: int, width: int = SOURCE_WINDOW) -> tuple[str, int, int]:
+    """The part of a source line a diagnostic shows: the whole line when it is short, else
+    ``width`` characters around ``column`` with ``…`` marking the cut ends (so N diagnostics
+    on a megabyte-long line cost N windows, not N copies of the line). Returns the text and
+    the caret's start and end columns in it.
+
+    >>> source_window("x = 1", 5, 6)
+    ('x = 1', 5, 6)
+    >>> text, col, end = source_window("a" * 500 + " bad " + "b" * 500, 502, 505, width=20)
+    >>> text, text[col - 1:end - 1]
+    ('…aaaaa bad bbbbbbbbbb…', 'bad')
+    """
+    if len(src) <= width:
+        return src, column, end
+    start = max(0, min(column - 1 - width // 3, len(src) - width))
+    stop = start + width
+    text = ("…" if start else "") + src[start:stop] + ("…" if stop < len(src) else "")
+    shift = start - (1 if start else 0)
+    return text, column - shift, min(end, stop + 1) - shift
+
+
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None) -> str:
     """Render like rustc: header, ``--> file:line:col``, the source line and a caret + hint.
 
@@ -145,10 +178,10 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | Non
             src = lines[s.line - 1]
             gutter = " " * len(str(s.line))
             end = s.end_column if s.end_line == s.line else len(src) + 1
-            width = max(1, end - s.column)
+            shown, column, end = source_window(src, s.column, end)
             out.append(f"{gutter} |")
-            out.append(f"{s.line} | {src}")
-            caret = " " * (s.column - 1) + "^" * width
+            out.append(f"{s.line} | {shown}")
+            caret = " " * (column - 1) + "^" * max(1, end - column)
             out.append(f"{gutter} | {caret}" + (f" {d.hint}" if d.hint else ""))
         elif d.hint:
             out.append(f"  = hint: {d.hint}")

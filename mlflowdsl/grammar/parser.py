@@ -24,7 +24,8 @@ from pathlib import Path
 from lark import Lark
 
 from mlflowdsl.errors import CompileError
-from mlflowdsl.grammar import ast
+from mlflowdsl.files import read_regular_file
+from mlflowdsl.grammar import ast, limits
 from mlflowdsl.grammar.builder import AstBuilder
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span, sort_key
 from mlflowdsl.grammar.lalr import FAILED, FastLALR
@@ -112,10 +113,11 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
 
 
 def parse_file(path: str | Path) -> ast.Module:
-    """Read and parse a `.mlw` file; an unreadable file is ``MLW105``."""
+    """Read and parse a `.mlw` file; an unreadable file (or one that is not a regular file of at
+    most ``limits.MAX_SOURCE_BYTES``) is ``MLW105``."""
     name = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = read_regular_file(name, limits.MAX_SOURCE_BYTES).decode("utf-8")
     except UnicodeDecodeError as e:
         raise CompileError(
             [Diagnostic("MLW105", f"cannot read `{name}`: not UTF-8 text ({e.reason} at byte {e.start})",

@@ -21,6 +21,7 @@ _INTERP = re.compile(
     r"\s*(?P<ref>[A-Za-z_][A-Za-z0-9_]*(?:\[(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\*)\])?"
     r"(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\*)\])?)*)\s*"
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SEGMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[^\]]*)\])?")
 
 
@@ -51,7 +52,7 @@ def decode_body(body: str, base: int) -> tuple[list, list[StringError]]:
     def flush() -> None:
         run = "".join(text)
         text.clear()
-        if any("\ud800" <= c <= "\udfff" for c in run):
+        if _SURROGATE.search(run):
             try:  # join \uD83D\uDE00 pairs into one character; a lone half is an error
                 run = run.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
             except UnicodeDecodeError:

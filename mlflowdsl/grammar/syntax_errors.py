@@ -18,7 +18,9 @@ import logging
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from mlflowdsl.grammar import ast
 from mlflowdsl.grammar.diagnostics import Diagnostic, Span
+from mlflowdsl.grammar.units import UNITS
 from mlflowdsl.grammar.lark_adapter import skip_text, value_stack
 
 log = logging.getLogger(__name__)
@@ -195,10 +197,27 @@ class Recovery:
         expected = accepts or set(e.expected or ())
         if tok.type != "$END":
             expected.discard("$END")
-        message, hint, span = self._describe(tok, expected, stack)
+        spaced = _spaced_quantity(stack, self.text) if "EQUAL" in expected else None
+        if spaced is not None:
+            message, hint, span = self._spaced_quantity(*spaced)
+        else:
+            message, hint, span = self._describe(tok, expected, stack)
         pos = getattr(tok, "start_pos", None)
         pos = len(self.text) if tok.type == "$END" or pos is None else pos
         self._add("MLW101", message, span, hint, pos)
+        if spaced is not None and ip is not None and not final and tok.type != "$END":
+            # `= 0` after the unit completes a stand-in attribute, so the rest parses as written
+            # and the one mistake is one error
+            self._resume_pos = getattr(tok, "end_pos", pos + len(tok))
+            trial = ip.copy(deepcopy_values=False)
+            try:
+                for fake in (Token.new_borrow_pos("EQUAL", "=", tok), Token.new_borrow_pos("NUMBER", "0", tok), tok):
+                    trial.feed_token(fake)
+            except UnexpectedInput:
+                return True
+            for fake in (Token.new_borrow_pos("EQUAL", "=", tok), Token.new_borrow_pos("NUMBER", "0", tok), tok):
+                ip.feed_token(fake)
+            return True
         if tok.type == "$END":
             self._reported_eof = True
             return False
@@ -220,6 +239,11 @@ class Recovery:
             ip.feed_token(tok)
             return True
         return True  # drop the token and go on
+
+    def _spaced_quantity(self, number: str, unit: Token, start: tuple[int, int]) -> tuple[str, str, Span]:
+        span = Span(self.file, start[0], start[1], unit.end_line, unit.end_column)
+        return (f"a quantity is written without a space: `{number}{unit}`, not `{number} {unit}`",
+                f"write `{number}{unit}`", span)
 
     def _describe(self, tok: Token, expected: set[str], stack: list) -> tuple[str, str | None, Span]:
         prev = stack[-1] if stack else None
@@ -310,6 +334,25 @@ class Recovery:
         if len(words) > 5:
             return f"unexpected {found} here", hint or f"expected one of: {', '.join(words)}", span
         return f"unexpected {found}; expected {_join(words)}", hint, span
+
+
+def _spaced_quantity(stack: list, text: str) -> tuple[str, Token, tuple[int, int]] | None:
+    """``memory = 5 GiB``: the stack ends with an attribute whose value is a plain number and
+    the name of a unit after it on the same line. Returns (number text, unit token, start)."""
+    if len(stack) < 2 or not _is(stack[-1], "NAME") or str(stack[-1]) not in UNITS:
+        return None
+    attr = stack[-2]
+    while hasattr(attr, "children") and attr.children:  # the repetition helper holding the attributes
+        attr = attr.children[-1]
+    value = getattr(attr, "value", None)
+    if not isinstance(attr, ast.Attr) or not isinstance(value, (ast.Int, ast.Float)):
+        return None
+    unit = stack[-1]
+    vs = value.span
+    if vs.end_line != unit.line:
+        return None
+    number = value.raw if isinstance(value, ast.Float) else str(value.value)
+    return number, unit, (vs.line, vs.column)
 
 
 def _is(x, kind: str) -> bool:

@@ -19,6 +19,9 @@ Three kinds of quantity exist; each converts to one canonical unit:
 from __future__ import annotations
 
 import difflib
+import math
+
+from mlflowdsl.grammar.limits import MAX_INT
 
 # unit -> (kind, factor to the canonical unit). Decimal prefixes for KB/MB/... and the
 # rates (as networking uses them), binary prefixes for KiB/MiB/...
@@ -51,6 +54,16 @@ class UnknownUnit(ValueError):
         self.unit = unit
         self.kind = kind
         super().__init__(unit)
+
+
+class QuantityOutOfRange(ValueError):
+    """The quantity does not fit its canonical unit (an infinite duration, more than 2**63-1
+    bytes or bit/s)."""
+
+    def __init__(self, raw: str, kind: str):
+        self.raw = raw
+        self.kind = kind
+        super().__init__(f"the {kind} `{raw}` is too large")
 
 
 def units_of(kind: str) -> tuple[str, ...]:
@@ -106,7 +119,8 @@ def suggest(unit: str) -> str | None:
 def convert(value: int | float, unit: str) -> tuple[str, int | float]:
     """``(kind, number in the canonical unit)``: seconds as float, bytes and bits/s as int.
 
-    Sizes and rates are rounded to whole bytes / bits (``1.5KiB`` is 1536 bytes).
+    Sizes and rates are rounded to whole bytes / bits (``1.5KiB`` is 1536 bytes). A result that
+    is not finite, or a size or rate above 2**63-1, raises ``QuantityOutOfRange``.
 
     >>> convert(1.5, "KiB")
     ('size', 1536)
@@ -115,6 +129,9 @@ def convert(value: int | float, unit: str) -> tuple[str, int | float]:
     """
     kind = kind_of(unit)
     factor = UNITS[unit][1]
+    scaled = float(value) * factor
+    if not math.isfinite(scaled) or (kind != "duration" and abs(scaled) > MAX_INT):
+        raise QuantityOutOfRange(f"{value:g}{unit}", kind)
     if kind == "duration":
-        return kind, float(value * factor)
-    return kind, int(round(value * factor))
+        return kind, scaled
+    return kind, int(round(scaled))

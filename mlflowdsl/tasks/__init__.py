@@ -169,6 +169,19 @@ class TaskContext:
         return bool(self._report(step, value)) if self._report else False
 
 
+@dataclass(frozen=True)
+class DataProblem:
+    """What :meth:`TaskType.check_data` found wrong with the data a task's params name:
+    ``attribute`` is the param it is about (the compiler points there), ``warning`` makes it
+    a warning (the data may still work, or may differ where the task runs)."""
+
+    attribute: str
+    message: str
+    hint: str | None = None
+    warning: bool = False
+    kind: str = "column"  # "file" (the file is missing) or "column" (its content does not fit)
+
+
 class TaskType:
     name: ClassVar[str] = ""
     Params: ClassVar[type[TaskParams]] = TaskParams
@@ -206,6 +219,14 @@ class TaskType:
         """Whether a task with these (compile-time) params must not be served from the cache by
         default: ``side_effects``, or a result that depends on state outside its cache key."""
         return cls.side_effects
+
+    @classmethod
+    def check_data(cls, params: dict[str, Any], base_dir: str) -> list[DataProblem]:
+        """Cheap checks of the data files ``params`` (validated, canonical names) name, run by
+        ``mlw lint``/``compile``: a missing file, a column the params name that the file lacks.
+        Read headers and at most a bounded sample of rows, never a URL, never run user code;
+        relative paths are relative to ``base_dir`` (the workflow file's directory)."""
+        return []
 
     def run(self, params: TaskParams, inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         raise NotImplementedError

@@ -54,8 +54,8 @@ LINTY = """
         unused: int = 1   # mlw: ignore[MLW401]
         other:  int = 2
       }
-      task prep: data_preprocessing { source = "x.csv" }  # mlw: ignore[MLW402, MLW403]
-      task lonely: data_preprocessing { source = "y.csv" }
+      task prep: data_preprocessing { source = "sklearn:iris" }  # mlw: ignore[MLW402, MLW403]
+      task lonely: data_preprocessing { source = "sklearn:wine" }
     }"""
 
 
@@ -80,7 +80,7 @@ def test_when_that_depends_on_a_parameter_is_not_always_false():
     r = compile_("""
         workflow w {
           params { deploy: bool = false }
-          task prep: data_preprocessing { source = "x.csv" }
+          task prep: data_preprocessing { source = "sklearn:iris" }
           task ev: model_evaluation { data = prep.output  when = params.deploy  model = "models:/m/1" }
           task ev2: model_evaluation { data = prep.output  when = not true  model = "models:/m/1" }
         }""")

@@ -77,6 +77,17 @@ def test_mlw106_invalid_json_syntax():
     assert where('{"workflow_id": "w",\n  "tasks": [}', "w.json") == [("MLW106", 2, 13)]
 
 
+def test_mlw108_number_out_of_range():
+    assert where(f"workflow w {{\n  {PREP}\n  task t: model_training after prep {{ seed = 99999999999999999999 }}\n}}\n") \
+        == [("MLW108", 3, 46)]
+
+
+def test_mlw109_template_expansion_limit():
+    levels = ["template t0() { " + PREP + " }"]
+    levels += [f"template t{i}() {{ use x = t{i - 1}()  use y = t{i - 1}() }}" for i in range(1, 15)]
+    assert where("\n".join(levels) + "\nworkflow w {\n  use all = t14()\n}\n") == [("MLW109", 17, 3)]
+
+
 def test_mlw107_no_workflow():
     assert where("template t(x) { output y = x }\n") == [("MLW107", 1, 1)]
 
@@ -392,6 +403,26 @@ def test_mlw404_when_always_false():
           {PREP}
           task ev: model_evaluation {{ data = prep.output  when = false  model = "models:/m/1" }}
         }}""") == [("MLW404", 3, 58)]
+
+
+def _data_workflow(tmp_path, body: str):
+    (tmp_path / "d.csv").write_text("customer_id,y\n" + "".join(f"c{i},{i % 2}\n" for i in range(60)))
+    path = tmp_path / "w.mlw"
+    path.write_text(f"workflow w {{\n  task prep: data_preprocessing {{ {body} }}\n"
+                    "  task ev: model_evaluation { data = prep.output  model = \"models:/m/1\" }\n}\n")
+    return [(d.code, d.span.line, d.span.column) for d in compile_file(path).diagnostics]
+
+
+def test_mlw220_data_column_missing(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "d.csv"  target = "x"  drop = ["customer_id"]') == [("MLW220", 2, 62)]
+
+
+def test_mlw405_data_file_not_found(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "gone.csv"  target = "y"') == [("MLW405", 2, 44)]
+
+
+def test_mlw406_id_like_column(tmp_path):
+    assert _data_workflow(tmp_path, 'source = "d.csv"  target = "y"') == [("MLW406", 2, 44)]
 
 
 def test_every_code_has_a_test():
