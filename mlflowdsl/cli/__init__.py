@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "diff": "mlflowdsl.cli.observe_cmds:diff", "report": "mlflowdsl.cli.observe_cmds:report",
     "new": "mlflowdsl.cli.observe_cmds:new",
     "events": "mlflowdsl.cli.events_cmds:events",
+    "mlflow": "mlflowdsl.cli.mlflow_cmds:mlflow",
 }
 
 
