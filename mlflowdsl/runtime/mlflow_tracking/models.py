@@ -111,3 +111,20 @@ def trained_models(plan: Plan, execution: Any, task_id: str, settings: Any, base
                 if isinstance(value, Dataset) and value.source:
                     source = value.source
     return [(name, m, read_example(source, m.raw_columns, base_dir)) for name, m in models]
+
+
+def export_version(registry: Any, ref: str, path: str) -> Any:
+    """Write the registered version ``ref`` (``name/3``, ``name@champion``, ``name``) as an MLflow
+    model directory at ``path``; returns its ``ModelVersion``. A ``TrainedModel`` scores raw rows
+    (its transform included); any other registered scikit-learn object is saved as it is."""
+    from mlflowdsl.runtime.registry.models import RegistryError  # noqa: PLC0415 - heavy: the registry only on export
+
+    if os.path.exists(path):
+        raise RegistryError(f"{path} already exists", subject=path, hint="give a directory that does not exist yet")
+    mv = registry.resolve(ref)
+    model = registry.load(mv)
+    if not isinstance(model, TrainedModel):
+        model = TrainedModel(estimator=model, algorithm=type(model).__name__, problem=mv.model_type or "",
+                             feature_names=tuple(mv.signature.get("inputs") or ()), name=mv.name)
+    save_mlflow_model(model, path)
+    return mv
