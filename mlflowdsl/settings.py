@@ -45,6 +45,7 @@ ENV = {
     "mlflow_tracking_uri": "MLW_MLFLOW_TRACKING_URI",
     "mlflow_experiment": "MLW_MLFLOW_EXPERIMENT",
     "mlflow_flush_timeout_s": "MLW_MLFLOW_FLUSH_TIMEOUT_S",
+    "registry": "MLW_REGISTRY",
 }
 
 
@@ -87,6 +88,9 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None  # default: the workflow id
     mlflow_flush_timeout_s: float = 120.0  # how long the end of a run waits for MLflow logging
+    # The model registry's store: None = Redis when redis_url is set, else SQLite under home;
+    # "mlflow" = MLflow's Model Registry at the tracking URI (docs/mlflow.md)
+    registry: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

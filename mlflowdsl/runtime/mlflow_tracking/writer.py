@@ -29,7 +29,7 @@ BATCH_PARAMS, BATCH_TAGS, BATCH_METRICS = 100, 100, 1000  # MLflow's log_batch l
 # default. The user's own values win.
 HTTP_DEFAULTS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a run's end prints its URL otherwise
                  "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 ReportRenderer = Callable[[WorkflowExecution], str]
 
