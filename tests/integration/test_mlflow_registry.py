@@ -80,3 +80,31 @@ def test_two_concurrent_gated_promoters_never_lose_a_better_model(tmp_path, sett
     assert all(b.previous == a.version for a, b in zip(history, history[1:])), [h.to_dict() for h in history]
     assert all(b.version > a.version for a, b in zip(history, history[1:]))
     registry.close()
+
+
+def test_mlw_serve_serves_an_alias_of_the_mlflow_registry(tmp_path, settings):
+    import time
+
+    from registry_support import http
+
+    from mlflowdsl.runtime.registry import deployments
+
+    name = f"srv-{tmp_path.name}"[:60].replace("_", "-")
+    registry = open_registry(settings)
+    model = fitted(0.9, name=name)
+    registry.register(name, model)
+    registry.promote(f"{name}/1", "champion")
+    try:
+        record = deployments.deploy(settings, f"models:/{name}@champion",
+                                    {"scaling_config": {"min_replicas": 1, "max_replicas": 1}}, registry=registry)
+        assert record["state"] == "running" and record["model"] == f"{name}/1"
+        rows = [{"x": 0.0}, {"x": 3.0}]
+        status, body = http("POST", record["endpoint"] + "/predict", {"rows": rows})
+        assert status == 200 and body["predictions"] == model.predict(pd.DataFrame(rows)).tolist() == [0, 1]
+    finally:
+        for rec in registry.store.deployments():
+            deployments.stop(settings, rec["name"], registry=registry)
+        deadline = time.monotonic() + 10
+        while any(deployments.pid_alive(r.get("pid")) for r in registry.store.deployments()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        registry.close()
