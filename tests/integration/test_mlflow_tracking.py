@@ -183,3 +183,42 @@ def test_a_failed_task_is_a_failed_run_and_tracking_off_touches_nothing(tmp_path
     ex = run_plan(small_plan(tmp_path), off)
     assert ex.status == "succeeded"
     assert client(settings.mlflow_tracking_uri).get_experiment_by_name(off.mlflow_experiment) is None
+
+
+TUNED = """mlw 1
+workflow mlflow_tuned {
+  defaults { cache { strategy = disk } }
+  task prepare: data_preprocessing {
+    source = "sklearn:breast_cancer"
+    scale  = "standard"
+    seed   = 0
+  }
+  task train: model_training {
+    data            = prepare.output
+    algorithm       = "logistic_regression"
+    seed            = 0
+  }
+  tune train {
+    search { C = float(0.01, 10.0, log = true) }
+    objective = maximize(accuracy)
+    trials    = 3
+    seed      = 1
+  }
+}
+"""
+
+
+def test_a_tuned_task_gets_one_child_run_per_trial_with_the_best_tagged(tmp_path, settings):
+    src = tmp_path / "tuned.mlw"
+    src.write_text(TUNED)
+    ex = run_plan(compile_text(TUNED, str(src)).raise_for_errors(), settings, base_dir=str(tmp_path))
+    assert ex.status == "succeeded", ex.tasks
+    study = ex.tasks["train"].study
+    _, _, tasks, runs = runs_of(settings, ex.id)
+    train_run = tasks["train"].info.run_id
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == train_run]
+    assert sorted(int(r.data.tags["mlw.trial"]) for r in trials) == [0, 1, 2]
+    best = [r for r in trials if r.data.tags.get("mlw.best_trial") == "true"]
+    assert len(best) == 1 and int(best[0].data.tags["mlw.trial"]) == study["best_trial"]
+    assert best[0].data.metrics["accuracy"] == pytest.approx(study["best_value"])
+    assert float(best[0].data.params["C"]) == pytest.approx(study["best_params"]["C"])
