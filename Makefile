@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-tuning test bench install clean vsix
+.PHONY: demo demo-tuning test bench install clean vsix mlflow-server-venv
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
@@ -22,7 +22,16 @@ demo: $(STAMP)
 demo-tuning: $(STAMP)
 	$(VENV)/bin/mlw run examples/tuning.mlw
 
-test: $(STAMP)
+# The MLflow tracking server of the tests (tests/integration/mlflow_support.py) runs from its own
+# venv: full mlflow pins gunicorn<27 and pyarrow<26, below ours. The fixture builds it too if missing.
+MLFLOW_SERVER_VENV := .venv-mlflow-server
+$(MLFLOW_SERVER_VENV)/bin/mlflow:
+	$(PYTHON) -m venv $(MLFLOW_SERVER_VENV)
+	$(MLFLOW_SERVER_VENV)/bin/pip install --quiet "mlflow>=3.17,<4"
+
+mlflow-server-venv: $(MLFLOW_SERVER_VENV)/bin/mlflow
+
+test: $(STAMP) $(MLFLOW_SERVER_VENV)/bin/mlflow
 	@bash .ci/ensure_chromium.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -44,6 +44,10 @@ ENV = {
     "kafka_sasl_mechanism": "MLW_KAFKA_SASL_MECHANISM",
     "kafka_sasl_username": "MLW_KAFKA_SASL_USERNAME",
     "kafka_sasl_password": "MLW_KAFKA_SASL_PASSWORD",
+    "mlflow_tracking_uri": "MLW_MLFLOW_TRACKING_URI",
+    "mlflow_experiment": "MLW_MLFLOW_EXPERIMENT",
+    "mlflow_flush_timeout_s": "MLW_MLFLOW_FLUSH_TIMEOUT_S",
+    "registry": "MLW_REGISTRY",
 }
 
 
@@ -86,6 +90,13 @@ class Settings:
     kafka_sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    # MLflow tracking (docs/mlflow.md): None = off, unless MLFLOW_TRACKING_URI is set
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None  # default: the workflow id
+    mlflow_flush_timeout_s: float = 120.0  # how long the end of a run waits for MLflow logging
+    # The model registry's store: None = Redis when redis_url is set, else SQLite under home;
+    # "mlflow" = MLflow's Model Registry at the tracking URI (docs/mlflow.md)
+    registry: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,7 +136,7 @@ def load_settings(overrides: dict[str, Any] | None = None, *, config_file: str |
         if value is not None:
             values[key] = value
     for float_field in ("leader_lease_s", "leader_renew_s", "heartbeat_s", "redis_timeout_s", "redis_retry_max_s",
-                        "redis_breaker_reset_s"):
+                        "redis_breaker_reset_s", "mlflow_flush_timeout_s"):
         if float_field in values:
             try:
                 values[float_field] = float(values[float_field])

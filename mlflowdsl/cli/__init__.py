@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "events": "mlflowdsl.cli.events_cmds:events",
     "lsp": "mlflowdsl.cli.lsp_cmds:lsp",
     "logs": "mlflowdsl.cli.ui_cmds:logs", "ui": "mlflowdsl.cli.ui_cmds:ui",
+    "mlflow": "mlflowdsl.cli.mlflow_cmds:mlflow",
 }
 
 

@@ -184,6 +184,23 @@ def models_delete(name: str, version: int, force: bool, home: str | None, redis_
 
 # ---------------------------------------------------------------------- mlw serve
 
+@models.command("export")
+@click.argument("ref")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mlflow"]), default="mlflow", show_default=True,
+              help="Model directory format (docs/mlflow.md).")
+@_store_options
+def models_export(ref: str, directory: str, fmt: str, home: str | None, redis_url: str | None) -> None:
+    """Write the version REF as an MLflow model directory (sklearn flavour, loads with mlflow.pyfunc)."""
+    from mlflowdsl.runtime.mlflow_tracking.models import export_version
+
+    try:
+        mv = export_version(_registry(home, redis_url), ref, directory)
+    except MlwError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{mv.id} -> {directory} ({fmt})")
+
+
 def _batching_options(fn: Any) -> Any:
     fn = click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=0.0, show_default=True,
                       help="Wait up to this long for more requests before scoring a partial batch.")(fn)

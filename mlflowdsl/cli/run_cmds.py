@@ -44,13 +44,16 @@ EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
               help="Also write a self-contained HTML report of the run to FILE.")
 @click.option("--dashboard", "want_dashboard", is_flag=True,
               help="Say why there is no Dask dashboard when there is none (its address is always shown).")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Track the run in MLflow at URI (env MLW_MLFLOW_TRACKING_URI; MLFLOW_TRACKING_URI is honoured).")
 def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, resume_id, report_path,
-        want_dashboard):
+        want_dashboard, mlflow_uri):
     """Compile FILE and run it; show progress and a table of the tasks at the end."""
     if not file and not resume_id:
         raise click.UsageError("give a workflow FILE, or --resume EXECUTION_ID")
     try:
-        settings = load_settings(scheduler=scheduler, cache_dir=cache_dir)
+        settings = load_settings(scheduler=scheduler, cache_dir=cache_dir, mlflow_tracking_uri=mlflow_uri)
+        _mlflow_report(settings)
         display = Display(live=True, quiet=as_json)
         if resume_id:
             from mlflowdsl.runtime.api import resume
@@ -78,6 +81,16 @@ def run(file, params, params_file, scheduler, cache_dir, fail_fast, as_json, res
     if report_path:
         _write_html_report(execution, settings, report_path, as_json)
     sys.exit(EXIT_CODES.get(execution.status, 1))
+
+
+def _mlflow_report(settings) -> None:
+    """With MLflow tracking on, the HTML report goes with each parent run (docs/mlflow.md)."""
+    from mlflowdsl.runtime.mlflow_tracking import set_report_renderer, tracking_uri
+
+    if tracking_uri(settings):
+        from mlflowdsl.report import render_report
+
+        set_report_renderer(lambda execution: render_report(execution))
 
 
 @contextlib.contextmanager

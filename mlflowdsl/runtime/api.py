@@ -15,6 +15,7 @@ from mlflowdsl.ir import Plan
 from mlflowdsl.runtime.cluster import open_client
 from mlflowdsl.runtime.events import EventBus, open_bus
 from mlflowdsl.runtime.executor import Executor, Listener, RunOptions
+from mlflowdsl.runtime.mlflow_tracking import open_tracker
 from mlflowdsl.runtime.records import WorkflowExecution
 from mlflowdsl.runtime.state import StateBackend, open_state
 from mlflowdsl.settings import Settings
@@ -46,12 +47,21 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
                          cancel_check=cancel_check, fence=fence, owner_check=owner_check)
     if flush_interval_s is not None:
         options = replace(options, flush_interval_s=flush_interval_s)
+    tracker = open_tracker(settings, plan, base)  # MLflow tracking (docs/mlflow.md); None when off
+    if tracker is not None:
+        listener = tracker.listener(listener)
     try:
         if client is not None:
-            return Executor(client, settings, state, bus, listener).run(plan, options)
-        with open_client(settings, import_paths=[base]) as own_client:
-            return Executor(own_client, settings, state, bus, listener).run(plan, options)
+            execution = Executor(client, settings, state, bus, listener).run(plan, options)
+        else:
+            with open_client(settings, import_paths=[base]) as own_client:
+                execution = Executor(own_client, settings, state, bus, listener).run(plan, options)
+        if tracker is not None:
+            tracker.finish(execution)
+        return execution
     finally:
+        if tracker is not None:
+            tracker.close()
         if own_bus:
             bus.close()
         if own_state:

@@ -156,6 +156,8 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
             "--key-prefix", getattr(settings, "key_prefix", "mlw")]
     if getattr(settings, "redis_url", None):
         argv += ["--redis-url", settings.redis_url]
+    if getattr(settings, "registry", None) == "mlflow":  # docs/mlflow.md
+        argv += ["--registry", "mlflow", "--mlflow-uri", str(settings.mlflow_tracking_uri or "")]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)  # outlives the caller and its Ctrl-C

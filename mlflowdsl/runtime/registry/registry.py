@@ -253,7 +253,13 @@ def open_registry(settings: Any = None) -> Registry:
     if settings is None:
         settings = load_settings()
     home = str(settings.home)
-    if settings.redis_url:
+    kind = getattr(settings, "registry", None)
+    if kind == "mlflow":
+        store: RegistryStore = _mlflow_store(settings)
+    elif kind not in (None, "", "sqlite", "redis"):
+        raise RegistryError(f"unknown registry {kind!r}", subject="registry (MLW_REGISTRY)",
+                            hint="use sqlite, redis or mlflow, or leave it unset")
+    elif settings.redis_url:
         from mlflowdsl.runtime.coordination.config import (  # noqa: PLC0415 - heavy: redis only in cluster mode
             gateway_from_settings,
         )
@@ -261,7 +267,34 @@ def open_registry(settings: Any = None) -> Registry:
             RedisRegistryStore,
         )
 
-        store: RegistryStore = RedisRegistryStore(gateway_from_settings(settings))
+        store = RedisRegistryStore(gateway_from_settings(settings))
     else:
         store = SQLiteRegistryStore(os.path.join(home, "registry.db"))
     return Registry(store, os.path.join(home, "models"), settings=settings)
+
+
+def _mlflow_store(settings: Any) -> RegistryStore:
+    """MLflow's Model Registry at the tracking URI; moves lock in Redis in cluster mode."""
+    from mlflowdsl.runtime.mlflow_tracking import tracking_uri  # noqa: PLC0415 - heavy: mlflow only for this backend
+    from mlflowdsl.runtime.registry.store_mlflow import (  # noqa: PLC0415 - heavy: mlflow only for this backend
+        MlflowRegistryStore,
+    )
+
+    uri = tracking_uri(settings)
+    if uri is None:
+        raise RegistryError("registry = \"mlflow\" needs an MLflow tracking URI", subject="registry (MLW_REGISTRY)",
+                            hint="set mlflow_tracking_uri (MLW_MLFLOW_TRACKING_URI) or MLFLOW_TRACKING_URI")
+    lock = None
+    if settings.redis_url:
+        from mlflowdsl.runtime.coordination.config import (  # noqa: PLC0415 - heavy: redis only in cluster mode
+            gateway_from_settings,
+        )
+        from mlflowdsl.runtime.coordination.locks import (  # noqa: PLC0415 - heavy: redis only in cluster mode
+            DistributedLock,
+        )
+
+        gateway = gateway_from_settings(settings)
+
+        def lock(key: str) -> Any:
+            return DistributedLock(gateway, key, ttl_s=10.0, timeout_s=30.0, renew=True)
+    return MlflowRegistryStore(uri, str(settings.home), lock=lock)

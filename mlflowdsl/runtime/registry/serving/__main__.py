@@ -87,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, help="Where the server's pid file and metrics go.")
     parser.add_argument("--redis-url", default=None, help="The cluster-mode registry's Redis.")
     parser.add_argument("--key-prefix", default="mlw")
+    parser.add_argument("--registry", default=None, help="The registry's store (mlflow: docs/mlflow.md).")
+    parser.add_argument("--mlflow-uri", default=None, help="The MLflow registry's tracking URI.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix)
+    settings = Settings(home=args.home, redis_url=args.redis_url, key_prefix=args.key_prefix, registry=args.registry,
+                        mlflow_tracking_uri=args.mlflow_uri or None)
     return supervise_deployment(settings, args.deployment, args.run_dir)
 
 
