@@ -70,7 +70,14 @@ class MlwServer(LanguageServer):
                 text, version = doc.source, doc.version
                 units = doc.position_codec.client_num_units
                 async with self._lock:
-                    a = await asyncio.to_thread(analyze, uri, text, version, self._read, self.analyses.get(uri), units)
+                    try:
+                        a = await asyncio.to_thread(analyze, uri, text, version, self._read, self.analyses.get(uri),
+                                                    units)
+                    except Exception as exc:  # noqa: BLE001 - a failed check must not stop the server
+                        log.exception("checking %s failed", uri)
+                        self.window_show_message(types.ShowMessageParams(
+                            type=types.MessageType.Error, message=f"mlw: checking {uri_to_path(uri)} failed: {exc}"))
+                        return
                 if uri not in self._dirty:
                     self.analyses[uri] = a
                     self.publish(a)

@@ -121,7 +121,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sink(target: dict[str, Any], settings: Settings) -> Any:
-    key = (os.getpid(), tuple(sorted(target.items())))
+    # A worker serves runs of different settings: a Redis target is theirs (URL and key prefix).
+    where = (settings.redis_url, settings.key_prefix) if target.get("kind") == "redis" else ()
+    key = (os.getpid(), tuple(sorted(target.items())), where)
     sink = _sinks.get(key)
     if sink is None:
         if target.get("kind") == "sqlite":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 720, 260, 56, 16, 28, 40
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 720, 260, 56, 40, 28, 40
 
 
 def _fmt(v: float) -> str:

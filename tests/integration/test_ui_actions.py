@@ -136,7 +136,7 @@ def test_cancel_from_the_ui_stops_a_cluster_execution(tmp_path, redis_url, dask_
     cluster = Cluster(tmp_path, redis_url, dask_cluster.address)
     try:
         logs, wf = tmp_path / "logs", tmp_path / "wf.mlw"
-        wf.write_text(chain_workflow(10, logs=logs, seconds=0.5))
+        wf.write_text(chain_workflow(20, logs=logs, seconds=1.0))
         cluster.start("solo")
         execution_id = cluster.submit(wf)
         with ui_server(tmp_path, "--redis", redis_url, "--allow-actions") as srv:
@@ -146,7 +146,7 @@ def test_cancel_from_the_ui_stops_a_cluster_execution(tmp_path, redis_url, dask_
             status, body = post(f"{srv.url}/api/executions/{execution_id}/cancel", headers={"X-MLW-Token": token})
             assert status == 200 and "cancel" in body, body
             final = cluster.wait_status(execution_id, ("cancelled", "succeeded", "failed"), timeout=30)
-            assert final["status"] == "cancelled" and final["tasks"]["t09"]["status"] == "skipped"
+            assert final["status"] == "cancelled" and final["tasks"]["t19"]["status"] == "skipped"
             assert srv.get_json(f"/api/executions/{execution_id}/status")["status"] == "cancelled"
     finally:
         cluster.close()

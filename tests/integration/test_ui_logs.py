@@ -170,3 +170,18 @@ def test_the_report_shows_each_attempts_log_escaped(settings, tmp_path):
     assert 'data-task="bad" data-attempt="2" open' in html  # a failed task's logs are open
     cut = render_report(ex, logs=[AttemptLog("ok", 1, "tail\n", total=10_000)])
     assert "(the last 5 characters)" in cut
+
+
+def test_one_worker_writes_each_runs_logs_to_that_runs_redis_prefix(tmp_path, dask_cluster, redis_url):
+    """The same worker processes serve runs with different key prefixes: each run's logs go to its own."""
+    from mlflowdsl.runtime.coordination.config import gateway_from_settings
+
+    found = {}
+    for prefix in ("logs-one", "logs-two"):
+        settings = Settings(home=str(tmp_path / prefix), scheduler=dask_cluster.address, redis_url=redis_url,
+                            key_prefix=prefix)
+        state = RedisState(gateway_from_settings(settings))
+        ex = run_plan(plan(utask("a", "chatty", tag=prefix), utask("b", "chatty", tag=prefix)), settings, state=state)
+        found[prefix] = {g.task_id: g.text for g in state.attempt_logs(ex.id)}
+    for prefix, logs in found.items():
+        assert set(logs) == {"a", "b"} and all(f"{prefix} stdout line 0" in text for text in logs.values())
