@@ -1,6 +1,6 @@
 """Settings: command-line flags > environment (``MLW_*``) > ``mlw.toml`` > embedded defaults.
 
-No setting is needed to run an example: the defaults are an embedded LocalCluster, SQLite
+No setting is needed to run an example: the defaults are an embedded Dask cluster, SQLite
 state, a disk cache under ``.mlw/`` and JSONL events.
 """
 
@@ -54,7 +54,7 @@ ENV = {
 @dataclass(frozen=True)
 class Settings:
     home: str = ".mlw"  # state, cache, events and artifacts live here by default
-    scheduler: str | None = None  # Dask scheduler address; None = embedded LocalCluster
+    scheduler: str | None = None  # Dask scheduler address; None = an embedded cluster
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     cache_dir: str | None = None  # default: <home>/cache
@@ -62,7 +62,7 @@ class Settings:
     trusted_modules: str | None = None  # installed packages custom tasks may name (comma-separated)
     memory_cache_bytes: int = 512 * 1024 * 1024
     key_prefix: str = "mlw"
-    local_workers: int = 2  # embedded LocalCluster size
+    local_workers: int = 2  # embedded cluster size (worker processes)
     local_threads_per_worker: int = 1
     # Cluster coordination (docs/operations.md "Cluster coordination"); checked by
     # mlflowdsl.runtime.coordination.config.coordination_config.

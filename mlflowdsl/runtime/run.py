@@ -100,6 +100,7 @@ class Run:
         self.tunings = {t.task: t for t in plan.tunings}
         self.outputs: dict[str, Any] = {}  # every submitted task's future, kept for late dependents
         self.studies: dict[str, StudyDriver] = {}  # tuned task id -> its study in flight
+        self.stopped_studies: dict[str, str] = {}  # tuned task id -> why its study was stopped
         self.deferred: list[str] = []  # waiting for a study (topological order)
         self.run_no = ""
         self.log_target = executor.state.log_target()  # where workers write attempt logs
@@ -338,12 +339,15 @@ class Run:
                 continue
             del self.studies[tid]
             outcome = driver.outcome
+            meta = outcome.meta
             if outcome.ok:
                 self.outputs[tid] = outcome.best_future
                 self._cache_study_result(tid, outcome)
             else:
-                self.outputs[tid] = self.client.submit(failed_envelope, tid, outcome.meta.get("error"), pure=False)
-            self._finish_task(tid, outcome.meta)
+                if tid in self.stopped_studies:  # stopped by fail-fast or a cancel: say why, as for other tasks
+                    meta = {**meta, "status": "skipped", "error": self.stopped_studies[tid]}
+                self.outputs[tid] = self.client.submit(failed_envelope, tid, meta.get("error"), pure=False)
+            self._finish_task(tid, meta)
             waiting, self.deferred = self.deferred, []
             for dep in waiting:  # still topological: a task's deferred upstream is submitted first
                 if any(u in self.studies or u in self.deferred for u in self.by_id[dep].dependencies):
@@ -364,7 +368,8 @@ class Run:
             log.warning("could not cache the result of study %s: %s", tid, exc)
 
     def _drop_deferred(self, why: str) -> None:
-        for driver in self.studies.values():
+        for tid, driver in self.studies.items():
+            self.stopped_studies.setdefault(tid, why)
             driver.stop()
         for tid in self.deferred:
             if not self.record.tasks[tid].finished:

@@ -91,3 +91,23 @@ def test_no_dashboard_line_on_every_run_unless_asked(tmp_path, dask_cluster):
     assert plain.returncode == 0 and asked.returncode == 0, plain.stderr + asked.stderr
     assert "dashboard unavailable" not in plain.stdout + plain.stderr
     assert asked.stdout.splitlines()[0].startswith("dashboard unavailable")
+
+
+def test_ctrl_c_during_the_run_cancels_it_and_stops_the_workers(tmp_path):
+    logs = tmp_path / "logs"
+    wf = tmp_path / "wf.mlw"
+    wf.write_text('workflow w {\n  task a: custom { uses = "tests.integration.tasks_for_tests:hang"  name = "a"  '
+                  f'log_dir = "{logs}"  seconds = 60 }}\n}}\n')
+    proc = subprocess.Popen([MLW, "run", str(wf), "--json"], env=_env(tmp_path), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (logs.exists() and any(logs.iterdir())) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert logs.exists() and any(logs.iterdir()), "the task never started"
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert json.loads(out)["tasks"]["a"]["status"] == "skipped" and "Traceback" not in err
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, f"worker processes left behind: {[p.pid for p in alive]}"

@@ -3,7 +3,7 @@
 ``settings.cache_hmac_key`` (``MLW_CACHE_HMAC_KEY``) when set. Otherwise a random key is made
 once and kept in ``<home>/cache_hmac.key`` (mode 0600; a key file owned by another user is
 refused, since whoever wrote it could sign entries). That file only works where every
-process shares the home directory (one machine, e.g. the embedded LocalCluster): all
+process shares the home directory (one machine, e.g. the embedded cluster): all
 orchestrators and workers of a cluster must be given the same key through
 ``MLW_CACHE_HMAC_KEY``, or each will reject (and delete) the others' entries as tampered.
 """

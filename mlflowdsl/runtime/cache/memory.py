@@ -2,7 +2,7 @@
 
 It lives in the process that runs the task, i.e. a Dask worker: it saves work within one
 run (a result used by several tasks on the same worker, tuning trials) and across runs only
-on a long-lived cluster (an embedded LocalCluster is gone when its run ends). Entries are
+on a long-lived cluster (an embedded cluster is gone when its run ends). Entries are
 kept pickled, so the bound is exact and a consumer that mutates a value it got cannot change
 what the next consumer gets.
 
