@@ -307,7 +307,7 @@ def annotation_of(node: ast.expr | None, imports: dict[str, str]):
     head, _, rest = name.partition(".")
     origin = imports.get(head, head if head in _BUILTIN_TYPES else f"?.{head}") + (f".{rest}" if rest else "")
     last = origin.rsplit(".", 1)[-1]
-    if origin.startswith("mlflowdsl.") and last in _VALUE_CLASSES:
+    if origin.split(".")[0] in ("mlflowdsl", "stdlib_tasks") and last in _VALUE_CLASSES:  # stdlib_tasks.values re-exports them
         target = _VALUE_CLASSES[last]
     elif origin in _BUILTIN_TYPES:
         target = _BUILTIN_TYPES[origin]

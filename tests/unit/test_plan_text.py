@@ -56,6 +56,7 @@ def f(data: Dataset | None = None, parts: list[Dataset] | None = None, x: float 
 def test_a_workflow_of_many_kinds_of_values_matches_the_reference(tmp_path, monkeypatch):
     (tmp_path / "plan_text_tasks.py").write_text(TASK_MODULE, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # a custom task's module must lie in the project (docs/operations.md, "Security")
     plan = compile_text('''
 workflow w {
   params { names: list[str] = ["é", "tab\\there", "quote\\"", "%s"] }
