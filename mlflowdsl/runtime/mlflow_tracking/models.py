@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any
 
+from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
 from mlflowdsl.tasks.values import Dataset, TrainedModel
 
@@ -117,10 +118,8 @@ def export_version(registry: Any, ref: str, path: str) -> Any:
     """Write the registered version ``ref`` (``name/3``, ``name@champion``, ``name``) as an MLflow
     model directory at ``path``; returns its ``ModelVersion``. A ``TrainedModel`` scores raw rows
     (its transform included); any other registered scikit-learn object is saved as it is."""
-    from mlflowdsl.runtime.registry.models import RegistryError  # noqa: PLC0415 - heavy: the registry only on export
-
     if os.path.exists(path):
-        raise RegistryError(f"{path} already exists", subject=path, hint="give a directory that does not exist yet")
+        raise StateError(f"{path} already exists", subject=path, hint="give a directory that does not exist yet")
     mv = registry.resolve(ref)
     model = registry.load(mv)
     if not isinstance(model, TrainedModel):
