@@ -66,8 +66,12 @@ def save_mlflow_model(model: TrainedModel, path: str, *, example: Any | None = N
         signature = infer_signature(example, sk.predict(example))
     metadata = {"mlw_algorithm": model.algorithm, "mlw_problem": model.problem, "mlw_target": model.target,
                 "mlw_task": model.name, "mlw_dataset_fingerprint": model.dataset_fingerprint}
+    # The requirements are stated: left to MLflow, it infers them by loading the model in a
+    # subprocess, which costs seconds per model.
+    requirements = mlflow.sklearn.get_default_pip_requirements(include_skops=True)
     mlflow.sklearn.save_model(sk, path, signature=signature, input_example=example, metadata=metadata,
-                              serialization_format="skops", skops_trusted_types=trusted_types(sk))
+                              serialization_format="skops", skops_trusted_types=trusted_types(sk),
+                              pip_requirements=requirements)
     return path
 
 
