@@ -138,6 +138,7 @@ def test_a_trained_model_loads_with_pyfunc_and_scores_raw_rows(tmp_path, setting
     assert cached_tasks["train"].data.tags["mlw.computed_by_run"] == train.info.run_id
 
 
+@pytest.mark.slow
 def test_server_down_the_workflow_succeeds_with_one_warning_and_sync_replays_it(tmp_path, settings, mlflow_server,  # noqa: F811
                                                                                caplog):
     mlflow_server.stop()
