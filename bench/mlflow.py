@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -145,6 +146,7 @@ def main() -> None:
     from mlflowdsl.settings import Settings
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server
     workdir = tempfile.mkdtemp(prefix="mlw-bench-mlflow-")
     server, uri = start_server(workdir)
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
