@@ -36,13 +36,14 @@ test: $(STAMP) $(MLFLOW_SERVER_VENV)/bin/mlflow
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Each script compares us with its anchor in one run and prints ratios; see bench/RESULTS.md.
-bench: $(STAMP)
+bench: $(STAMP) $(MLFLOW_SERVER_VENV)/bin/mlflow
 	$(PY) bench/compile_scale.py
 	$(PY) bench/runtime_overhead.py
 	$(PY) bench/locks.py
 	$(PY) bench/failover.py
 	$(PY) bench/tuning.py
 	$(PY) bench/serving.py
+	$(PY) bench/mlflow.py
 
 # The VS Code extension (editors/vscode/) as a .vsix: npm installs its client library and
 # @vscode/vsce into editors/vscode/node_modules (not committed), then vsce packages it.

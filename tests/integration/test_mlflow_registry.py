@@ -62,6 +62,7 @@ def test_versions_aliases_and_history_live_in_mlflow_and_models_uris_load_with_p
     other.close()
 
 
+@pytest.mark.slow
 def test_two_concurrent_gated_promoters_never_lose_a_better_model(tmp_path, settings):
     name = f"race-{tmp_path.name}"[:60].replace("_", "-")
     registry = open_registry(settings)

@@ -138,6 +138,7 @@ def test_a_trained_model_loads_with_pyfunc_and_scores_raw_rows(tmp_path, setting
     assert cached_tasks["train"].data.tags["mlw.computed_by_run"] == train.info.run_id
 
 
+@pytest.mark.slow
 def test_server_down_the_workflow_succeeds_with_one_warning_and_sync_replays_it(tmp_path, settings, mlflow_server,  # noqa: F811
                                                                                caplog):
     mlflow_server.stop()
@@ -222,3 +223,27 @@ def test_a_tuned_task_gets_one_child_run_per_trial_with_the_best_tagged(tmp_path
     assert len(best) == 1 and int(best[0].data.tags["mlw.trial"]) == study["best_trial"]
     assert best[0].data.metrics["accuracy"] == pytest.approx(study["best_value"])
     assert float(best[0].data.params["C"]) == pytest.approx(study["best_params"]["C"])
+
+
+def test_mlw_run_with_mlflow_logs_the_html_report_and_the_plan(tmp_path, settings, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlflowdsl.cli import cli
+
+    write_rows(tmp_path / "rows.csv")
+    src = tmp_path / "train.mlw"
+    src.write_text(TRAINING.replace("    seed            = 0\n", "    seed            = 0\n    when            = params.seed > 5\n"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["run", str(src), "--json", "--mlflow", settings.mlflow_tracking_uri,
+                                      "--scheduler", settings.scheduler],
+                                env={"MLW_HOME": settings.home, "MLW_MLFLOW_EXPERIMENT": settings.mlflow_experiment})
+    assert result.exit_code == 0, result.output
+    import json
+
+    execution_id = json.loads(result.output[result.output.index("{"):])["execution_id"]
+    c, parent, tasks, _ = runs_of(settings, execution_id)
+    assert tasks["train"].info.status == "KILLED"  # skipped by `when false`
+    names = {f.path for f in c.list_artifacts(parent.info.run_id)}
+    assert {"plan.json", "report.html"} <= names
+    report = c.download_artifacts(parent.info.run_id, "report.html", str(tmp_path))
+    assert execution_id in open(report).read()

@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any
 
+from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
 from mlflowdsl.tasks.values import Dataset, TrainedModel
 
@@ -65,8 +66,12 @@ def save_mlflow_model(model: TrainedModel, path: str, *, example: Any | None = N
         signature = infer_signature(example, sk.predict(example))
     metadata = {"mlw_algorithm": model.algorithm, "mlw_problem": model.problem, "mlw_target": model.target,
                 "mlw_task": model.name, "mlw_dataset_fingerprint": model.dataset_fingerprint}
+    # The requirements are stated: left to MLflow, it infers them by loading the model in a
+    # subprocess, which costs seconds per model.
+    requirements = mlflow.sklearn.get_default_pip_requirements(include_skops=True)
     mlflow.sklearn.save_model(sk, path, signature=signature, input_example=example, metadata=metadata,
-                              serialization_format="skops", skops_trusted_types=trusted_types(sk))
+                              serialization_format="skops", skops_trusted_types=trusted_types(sk),
+                              pip_requirements=requirements)
     return path
 
 
@@ -117,10 +122,8 @@ def export_version(registry: Any, ref: str, path: str) -> Any:
     """Write the registered version ``ref`` (``name/3``, ``name@champion``, ``name``) as an MLflow
     model directory at ``path``; returns its ``ModelVersion``. A ``TrainedModel`` scores raw rows
     (its transform included); any other registered scikit-learn object is saved as it is."""
-    from mlflowdsl.runtime.registry.models import RegistryError  # noqa: PLC0415 - heavy: the registry only on export
-
     if os.path.exists(path):
-        raise RegistryError(f"{path} already exists", subject=path, hint="give a directory that does not exist yet")
+        raise StateError(f"{path} already exists", subject=path, hint="give a directory that does not exist yet")
     mv = registry.resolve(ref)
     model = registry.load(mv)
     if not isinstance(model, TrainedModel):
