@@ -153,3 +153,9 @@ def test_a_yaml_params_file_alias_bomb_is_refused(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     r = compile_text(PARAMS, "p.mlw", params_file=path)
     assert [d.code for d in r.errors] == ["MLW106"]
+
+
+def test_a_version_header_of_4400_digits_is_mlw104():
+    # found by bench/fuzz_compiler.py: int() of the header raised ValueError
+    r = compile_text("mlw " + "9" * 4400 + "\n" + mlw(), "t.mlw")
+    assert found(r) == [("MLW104", 1, 5)] and len(r.diagnostics[0].message) < 100
