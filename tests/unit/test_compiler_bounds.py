@@ -165,5 +165,5 @@ def test_many_interpolations_in_one_long_string_are_linear(tmp_path):
     path.write_text(f'workflow w {{\n  params {{ x: str = "a" }}\n  task prep: data_preprocessing {{ source = "{body}" }}\n}}\n')
     started = time.monotonic()
     out = in_child("file", str(path), timeout=60)
-    assert out["codes"] == ["MLW402"]
+    assert sorted(out["codes"]) == ["MLW402", "MLW405"]  # the unused task; no such data file
     assert time.monotonic() - started < 15
