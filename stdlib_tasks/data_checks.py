@@ -102,6 +102,8 @@ def check_table(source: str, base_dir: str, *, target: str | None, target_requir
         return [DataProblem("source", f"data file not found: {path}", kind="file", warning=True,
                             hint="check the path (relative paths are relative to the workflow file); "
                                  "the task will fail unless the file exists where it runs")]
+    if not os.path.isfile(path):  # a FIFO or device named data.csv would block or never end
+        return []
     header = table_columns(path)
     if header is None:
         return []

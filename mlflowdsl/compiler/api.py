@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from mlflowdsl import ir
 from mlflowdsl.compiler import graph, imports, lint, lower, resolve, typecheck
 from mlflowdsl.compiler.perf import no_gc_pauses
+from mlflowdsl.compiler.seed_document import load_yaml
 from mlflowdsl.compiler.seed_spec import load_document, spec_to_module
 from mlflowdsl.errors import CompileError
 from mlflowdsl.files import read_regular_file
@@ -237,12 +238,10 @@ def _params_file(params_file, result: CompileResult) -> tuple[dict | None, str]:
         result.diagnostics.append(_unreadable(path, exc))
         return None, path
     try:
-        if path.lower().endswith((".yaml", ".yml")):
-            import yaml  # noqa: PLC0415 - PyYAML only for a YAML params file
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
+        data = load_yaml(text, path) if path.lower().endswith((".yaml", ".yml")) else json.loads(text)
+    except CompileError as exc:  # an alias bomb
+        result.diagnostics.extend(exc.diagnostics)
+        return None, path
     except Exception as exc:
         result.diagnostics.append(Diagnostic("MLW212", f"cannot read parameters from `{path}`: {exc}", subject=path,
                                              hint="a params file is a JSON or YAML object of name: value"))

@@ -21,6 +21,7 @@ from typing import Any
 from mlflowdsl.compiler.evaluate import ERROR, Evaluator, Scope, did_you_mean, quantity_from_text, to_text
 from mlflowdsl.compiler.model import Qty
 from mlflowdsl.grammar import ast, units
+from mlflowdsl.grammar.limits import MAX_INT_DIGITS, number_problem
 from mlflowdsl.grammar.diagnostics import Diagnostic
 
 SCALAR_TYPES = ("str", "int", "float", "bool", "path", "duration", "size")
@@ -64,6 +65,9 @@ def coerce(value: Any, t: ast.TypeRef) -> Any:
             return value
     elif name == "int":
         if isinstance(value, int) and not isinstance(value, bool):
+            problem = number_problem(value)
+            if problem:
+                raise TypeMismatch(problem)
             return value
     elif name == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
@@ -128,10 +132,17 @@ def parse_override(text: str, t: ast.TypeRef) -> Any:
     if name in ("str", "path"):
         return text
     if name == "int":
+        digits = text.strip().lstrip("+-")
+        if digits.isdigit() and len(digits) > MAX_INT_DIGITS:  # int() refuses 4,300+ digits anyway
+            raise TypeMismatch(number_problem(2**63))
         try:
-            return int(text.strip())
+            value = int(text.strip())
         except ValueError:
-            raise TypeMismatch(f"expected an integer, got {text!r}") from None
+            raise TypeMismatch(f"expected an integer, got {text[:40]!r}") from None
+        problem = number_problem(value)
+        if problem:
+            raise TypeMismatch(problem)
+        return value
     if name == "float":
         try:
             value = float(text.strip())

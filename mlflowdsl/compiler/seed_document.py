@@ -19,7 +19,7 @@ def load_document(text: str, file: str) -> dict:
     """Parse JSON (or YAML, for ``.yaml``/``.yml`` files and non-JSON text) into a dict."""
     is_yaml = file.endswith((".yaml", ".yml"))
     try:
-        data = json.loads(text) if not is_yaml else _load_yaml(text, file)
+        data = json.loads(text) if not is_yaml else load_yaml(text, file)
     except CompileError:
         raise
     except json.JSONDecodeError as exc:
@@ -36,7 +36,7 @@ def load_document(text: str, file: str) -> dict:
     return data
 
 
-def _load_yaml(text: str, file: str) -> Any:
+def load_yaml(text: str, file: str) -> Any:
     """``yaml.safe_load`` that refuses alias bombs: the composed node graph (aliases are shared
     nodes) is measured before anything is constructed, and a document whose aliases add more
     than ``limits.MAX_YAML_ALIAS_NODES`` values, or refer to themselves, is MLW106."""

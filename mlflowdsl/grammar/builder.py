@@ -116,7 +116,7 @@ class AstBuilder(Transformer):
         order = []
         for x in c:
             if isinstance(x, _Version):
-                version = int(x.value) if x.value.isdigit() else None
+                version = int(x.value) if x.value.isdigit() and len(x.value) <= limits.MAX_INT_DIGITS else None
                 version_span = x.span
             elif isinstance(x, ast.Workflow):
                 if workflow is not None:
@@ -135,10 +135,11 @@ class AstBuilder(Transformer):
 
     def version(self, c):
         tok = c[1]
-        if not (tok.isdigit() and int(tok) in SUPPORTED_VERSIONS):
+        if not (tok.isdigit() and len(tok) <= 4 and int(tok) in SUPPORTED_VERSIONS):
+            shown = str(tok) if len(tok) <= 40 else f"{tok[:20]}…{tok[-8:]}"
             self._error(
                 "MLW104",
-                f"unsupported language version `mlw {tok}`",
+                f"unsupported language version `mlw {shown}`",
                 self._tok(tok),
                 "this mlw understands `mlw 1`",
             )

@@ -12,6 +12,7 @@ ended in anything but a plan or diagnostics.
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,10 @@ HOSTILE = [
 ]
 
 
+_VALUE_START = re.compile(r"(?:=|:|\(|,)[ \t]*")
+_VALUE_END = re.compile(r"[\s,}\])]")
+
+
 def seeds() -> list[tuple[str, str]]:
     """(file name, text) of every seed; the name's suffix selects the .mlw or the document form."""
     return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(CORPUS.iterdir()) if p.is_file()]
@@ -47,7 +52,13 @@ def mutate(text: str, rng: random.Random, steps: int | None = None) -> str:
         n = len(text)
         i = rng.randrange(n + 1)
         op = rng.random()
-        if op < 0.35:
+        values = [m.end() for m in _VALUE_START.finditer(text)]
+        if op < 0.3 and values:  # a value (after `=` or `:`) replaced by a hostile token
+            start = rng.choice(values)
+            end = _VALUE_END.search(text, start)
+            stop = end.start() if end else len(text)
+            text = text[:start] + rng.choice(HOSTILE) + text[stop:]
+        elif op < 0.45:
             text = text[:i] + rng.choice(HOSTILE) + text[i:]
         elif op < 0.5 and n:
             j = min(n, i + rng.randint(1, 12))

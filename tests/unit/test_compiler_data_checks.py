@@ -125,3 +125,10 @@ def test_the_task_refuses_a_free_text_target_at_once(tmp_path):
     params = DataPreprocessing.Params(source="c.csv", target="comment", drop=["customer_id", "name"])
     with pytest.raises(TaskFailed, match="different value in each"):
         DataPreprocessing().run(params, {}, ctx)
+
+
+def test_a_fifo_named_like_a_csv_is_not_opened(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")  # opening it for reading would block until a writer came
+    assert data_checks.check_table("pipe.csv", str(tmp_path), target="y", target_required=True, drop=[]) == []

@@ -130,3 +130,32 @@ def test_a_space_inside_a_quantity_is_one_error_at_the_quantity(body, start, end
 def test_a_misspelt_algorithm_gets_a_did_you_mean():
     r = compile_text(mlw().replace("gradient_boosting", "random_forests"), "t.mlw")
     assert [(d.code, d.hint) for d in r.diagnostics] == [("MLW206", "did you mean `random_forest`?")]
+
+
+PARAMS = """workflow w {
+  params { seed: int = 1  xs: list[int] = [1] }
+  task prep: data_preprocessing { source = "sklearn:iris"  seed = params.seed }
+  task ev: model_evaluation { data = prep.output  model = "models:/m/1"  when = params.xs == [1] }
+}
+"""
+
+
+@pytest.mark.parametrize("name, value", [("seed", "9" * 5000), ("seed", "9" * 25), ("xs", "[" + "9" * 30 + "]")])
+def test_parameter_overrides_beyond_64_bits_are_mlw212(name, value):
+    r = compile_text(PARAMS, "p.mlw", params={name: value})
+    assert [d.code for d in r.errors] == ["MLW212"] and "must lie within" in r.errors[0].message
+
+
+def test_a_yaml_params_file_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    path = tmp_path / "p.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    r = compile_text(PARAMS, "p.mlw", params_file=path)
+    assert [d.code for d in r.errors] == ["MLW106"]
+
+
+def test_a_version_header_of_4400_digits_is_mlw104():
+    # found by bench/fuzz_compiler.py: int() of the header raised ValueError
+    r = compile_text("mlw " + "9" * 4400 + "\n" + mlw(), "t.mlw")
+    assert found(r) == [("MLW104", 1, 5)] and len(r.diagnostics[0].message) < 100
