@@ -23,7 +23,7 @@ from mlflowdsl.tasks.services import GateRefused, RegistryError
 from stdlib_tasks.metrics import check_metric_name
 
 # Names become directory names: no separators, no "..", nothing hidden.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 class ModelDeploymentParams(TaskParams):

@@ -29,7 +29,7 @@ from mlflowdsl.grammar.diagnostics import Diagnostic
 from mlflowdsl.ir import CACHE_STRATEGIES
 
 BACKOFFS: tuple[str, ...] = get_args(ir.Backoff)
-_DOMAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_DOMAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\Z")
 
 
 class Problem(Exception):

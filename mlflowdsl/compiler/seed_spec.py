@@ -33,8 +33,8 @@ TASK_KEYS = (
     "timeout", "domain", "when", "uses", "foreach",
 )
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
-_DOTTED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?)*)\s*$")
-_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?$")
+_DOTTED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?)*)\s*\Z")
+_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?\Z")
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -343,8 +343,8 @@ def _directives(raw: dict, span: Span, loc: _Locator, start: int, end: int | Non
     return out
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)$")
-_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)\Z")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _directive_value(value: Any, span: Span, diags: list[Diagnostic]) -> ast.Expr:

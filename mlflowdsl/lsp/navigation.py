@@ -12,7 +12,7 @@ from mlflowdsl.compiler.imports import import_path
 from mlflowdsl.lsp.analysis import Analysis, Lines, path_to_uri
 from mlflowdsl.lsp.symbols import Occurrence, SymbolIndex, outline
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 RENAMABLE = ("task", "use", "param", "tparam", "template")
 
 _KINDS = {

@@ -38,7 +38,7 @@ VERSION = 2  # 1 was checksummed with a plain sha256: such files are refused (un
 PREFIX = struct.Struct(">8sHI32s")  # magic, version, header length, HMAC-SHA256
 SUFFIX = ".entry"
 TMP_SUFFIX = ".tmp"
-_KEY = re.compile(r"^[A-Za-z0-9_-]{2,200}$")  # also keeps keys from escaping the cache dir
+_KEY = re.compile(r"^[A-Za-z0-9_-]{2,200}\Z")  # also keeps keys from escaping the cache dir
 
 
 class CorruptEntry(ValueError):

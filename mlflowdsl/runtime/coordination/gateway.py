@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-{}]+(:[A-Za-z0-9_.\-{}]+)*$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-{}]+(:[A-Za-z0-9_.\-{}]+)*\Z")
 _SECRET_QUERY_KEYS = {"password", "ssl_password"}
 # Errors that mean "the server is not there (yet)": worth waiting for. AuthenticationError is a
 # ConnectionError subclass in redis-py but waiting will not fix a wrong password.

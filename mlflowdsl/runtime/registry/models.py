@@ -28,7 +28,7 @@ from mlflowdsl.tasks.services import GateRefused, RegistryError  # noqa: F401 - 
 
 MAX_VERSION = 2**63 - 1  # the largest version number a store holds (SQLite integers are 64-bit)
 # Names become directory names and Redis key parts: no separators, no "..", nothing hidden.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def check_name(value: str, what: str = "model name") -> str:
