@@ -256,7 +256,9 @@ def main() -> None:
                            env={**os.environ, "PYTHONPATH": str(REPO)})
             port = free_port()
             proc = subprocess.Popen([mlflow, "models", "serve", "-m", str(model_dir), "-p", str(port), "--env-manager",
-                                     "local", "-w", "1"], env={**os.environ, "PYTHONPATH": str(REPO)})
+                                     "local", "-w", "1"], env={**os.environ, "PYTHONPATH": str(REPO),  # it runs `uvicorn` from PATH
+                                                          "PATH": f"{Path(mlflow).parent}:{os.environ.get('PATH', '')}"},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a log line per request
             procs.append(proc)
             wait_listening(port, proc)
             return port, "/invocations", lambda rows: json.dumps({"dataframe_records": rows}).encode()
