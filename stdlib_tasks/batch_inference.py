@@ -18,8 +18,8 @@ from stdlib_tasks._common import read_table, unknown_columns
 
 class BatchInferenceParams(TaskParams):
     source: str = Field(
-        description="The rows to score: a CSV/Parquet path (relative to the workflow file) or "
-        "`sklearn:<name>`; they must have the model's raw input columns (a target column is ignored).",
+        description="The rows to score: a CSV/Parquet path (relative to the workflow file), a URL "
+        "(`s3://...`, `https://...`) or `sklearn:<name>`; they must have the model's raw input columns (a target column is ignored).",
     )
     output: str | None = Field(
         default=None,

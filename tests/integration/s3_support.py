@@ -84,7 +84,7 @@ class SeaweedS3:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_group(self.proc)
+            stop_group(self.proc, timeout=3)  # it flushes within a second; no need to wait longer
             self.proc = None
 
 
