@@ -35,7 +35,9 @@ workflow remote {{
   defaults {{ cache {{ strategy = disk }} }}
   task prepare: data_preprocessing {{ source = "{source}"  target = "is_fraud"  encode = "onehot" }}
   task train: model_training {{ data = prepare.output  algorithm = "logistic_regression"  seed = 0 }}
-}}
+{score}}}
+"""
+SCORE = """  task score: batch_inference {{ model = train.model  source = "{source}"  output = "{output}" }}
 """
 
 
@@ -58,10 +60,14 @@ def test_s3_source_trains_and_its_fingerprint_follows_the_object(s3_server, tmp_
     fs.pipe(url, CSV)
     first = remote_fingerprint(url)
     assert first == remote_fingerprint(url)  # metadata only, stable while the object is
-    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source=url))
+    scores = f"s3://{BUCKET}/out/scores.csv"
+    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source=url, score=SCORE.format(source=url, output=scores)))
     done = _mlw(tmp_path, "run", "wf.mlw", extra_env=s3_server.env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert {t["status"] for t in _plan(tmp_path, s3_server.env).values()} == {"cached"}
+    written = fs.cat(scores).decode().splitlines()  # batch inference scored the S3 rows into S3
+    assert written[0].startswith("prediction") and len(written) == CSV.count(b"\n")
+    plan = _plan(tmp_path, s3_server.env)  # score writes a file: a side effect, never served from the cache
+    assert (plan["prepare"]["status"], plan["train"]["status"]) == ("cached", "cached"), plan
 
     fs.pipe(url, CSV.replace(b"\n4.39,", b"\n4.40,", 1))  # one value changed, same size
     assert remote_fingerprint(url) != first
@@ -118,7 +124,7 @@ def test_second_plan_reuses_the_remembered_digest(tmp_path):
     data = tmp_path / "t.csv"
     data.write_bytes(CSV)
     _settled(data)
-    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source="t.csv"))
+    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source="t.csv", score=""))
     (tmp_path / "home").mkdir()
     first = _plan(tmp_path)
     rows = _memo_rows(tmp_path / "home")
@@ -135,7 +141,7 @@ def test_second_plan_reuses_the_remembered_digest(tmp_path):
 def test_plan_without_a_home_hashes_and_creates_nothing(tmp_path):
     data = tmp_path / "t.csv"
     data.write_bytes(CSV)
-    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source="t.csv"))
+    (tmp_path / "wf.mlw").write_text(WORKFLOW.format(source="t.csv", score=""))
     assert _plan(tmp_path)["prepare"]["status"] == "will run"
     assert not (tmp_path / "home").exists()
 
