@@ -65,7 +65,10 @@ class Executor:
         return res.declared_names(workers)
 
     def run(self, plan: Plan, options: RunOptions = RunOptions()) -> WorkflowExecution:
-        decision = plan_run(plan, options.base_dir, options.resume, self._contains, self.fingerprint)
-        by_id = plan.tasks_by_id()
-        declared = self.check_resources([by_id[t] for t in decision.run])
-        return Run(self, plan, decision, options, declared).execute()
+        try:
+            decision = plan_run(plan, options.base_dir, options.resume, self._contains, self.fingerprint)
+            by_id = plan.tasks_by_id()
+            declared = self.check_resources([by_id[t] for t in decision.run])
+            return Run(self, plan, decision, options, declared).execute()
+        finally:
+            self.fingerprint.close()  # the memo's SQLite connection (reopened if the executor runs again)
