@@ -17,11 +17,24 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import stat
 import tempfile
 from typing import Iterator
 
 log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` names data by URL (``s3://b/k``, ``https://h/p``, ``file:///p``) rather
+    than by a local path; ``sklearn:iris`` and ``models:/m@a`` are not URLs.
+
+    >>> [is_url(v) for v in ("s3://b/k.csv", "https://h/x.csv", "file:///d/x.csv", "data/x.csv", "sklearn:iris")]
+    [True, True, True, False, False]
+    """
+    return isinstance(value, str) and bool(_URL.match(value))
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlflowdsl.files import is_url
 from mlflowdsl.tasks import TaskContext, TaskFailed
 from mlflowdsl.tasks.models import resolve_path
 from mlflowdsl.tasks.values import Dataset
@@ -23,7 +24,8 @@ SKLEARN_TARGET = "target"
 
 
 def read_table(source: str, ctx: TaskContext | None) -> Any:
-    """Load ``source`` as a DataFrame: a CSV/Parquet path or ``sklearn:<name>``.
+    """Load ``source`` as a DataFrame: a CSV/Parquet path or URL (any installed fsspec
+    filesystem: ``s3://``, ``https://``, ``file://``...) or ``sklearn:<name>``.
 
     For ``sklearn:`` sources the target is the column ``target``."""
     import pandas as pd  # noqa: PLC0415 - heavy: pandas only when a task reads a table
@@ -39,6 +41,8 @@ def read_table(source: str, ctx: TaskContext | None) -> Any:
 
         bunch = getattr(datasets, f"load_{name}")(as_frame=True)
         return bunch.frame
+    if is_url(source):
+        return _read_url(source)
     path = resolve_path(ctx, source)
     if not os.path.exists(path):
         raise TaskFailed(
@@ -54,6 +58,37 @@ def read_table(source: str, ctx: TaskContext | None) -> Any:
     except Exception as exc:  # a malformed file is the user's input: say which and why
         raise TaskFailed(f"cannot read {path}: {exc}", hint="the file must be a valid CSV or Parquet table") from exc
     raise TaskFailed(f"unsupported file type: {path}", hint="use a .csv or .parquet file")
+
+
+def _read_url(url: str) -> Any:
+    """A CSV/Parquet table read through fsspec (credentials and endpoint: the backend's own
+    configuration, for S3 the ``AWS_*`` variables)."""
+    import fsspec  # noqa: PLC0415 - fsspec only when a source is a URL
+    import pandas as pd  # noqa: PLC0415 - heavy: pandas only when a task reads a table
+
+    lowered = url.split("?", 1)[0].lower()
+    if lowered.endswith((".parquet", ".pq")):
+        reader = pd.read_parquet
+    elif lowered.endswith((".csv", ".csv.gz", ".txt")):
+        reader = pd.read_csv
+    else:
+        raise TaskFailed(f"unsupported file type: {url}", hint="use a .csv or .parquet file")
+    try:
+        with fsspec.open(url, "rb", compression="infer") as fh:
+            return reader(fh)
+    except FileNotFoundError:
+        raise TaskFailed(f"data file not found: {url}", hint="check the URL (bucket, key, host)") from None
+    except (ImportError, ValueError) as exc:
+        if isinstance(exc, ImportError) or "protocol" in str(exc).lower():
+            raise TaskFailed(f"cannot read {url}: no filesystem for this URL ({exc})",
+                             hint="install its fsspec backend, e.g. pip install 'mlflowdsl[s3]' for s3://") from None
+        raise TaskFailed(f"cannot read {url}: {exc}", hint="the file must be a valid CSV or Parquet table") from None
+    except PermissionError as exc:
+        raise TaskFailed(f"cannot read {url}: access denied ({exc})",
+                         hint="for S3 set AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from None
+    except Exception as exc:  # noqa: BLE001 - network errors and malformed tables: say which and why
+        raise TaskFailed(f"cannot read {url}: {type(exc).__name__}: {exc}",
+                         hint="check that the store is reachable and the file is a valid CSV or Parquet table") from None
 
 
 def unknown_columns(frame: Any, columns: list[str], what: str, source: str) -> None:

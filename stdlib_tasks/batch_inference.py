@@ -1,5 +1,7 @@
 """``batch_inference``: score a table partition by partition and write the predictions
-atomically (a temporary file renamed into place, so readers never see a partial file)."""
+atomically (a temporary file renamed into place, so readers never see a partial file). An
+``output`` URL (``s3://...``) is written locally first and then uploaded in one put, which
+object stores make visible whole or not at all."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from mlflowdsl.files import atomic_path
+from mlflowdsl.files import atomic_path, is_url
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType
 from mlflowdsl.tasks.models import resolve_model
 from mlflowdsl.tasks.values import MissingColumns
@@ -18,13 +20,13 @@ from stdlib_tasks._common import read_table, unknown_columns
 
 class BatchInferenceParams(TaskParams):
     source: str = Field(
-        description="The rows to score: a CSV/Parquet path (relative to the workflow file) or "
-        "`sklearn:<name>`; they must have the model's raw input columns (a target column is ignored).",
+        description="The rows to score: a CSV/Parquet path (relative to the workflow file), a URL "
+        "(`s3://...`, `https://...`) or `sklearn:<name>`; they must have the model's raw input columns (a target column is ignored).",
     )
     output: str | None = Field(
         default=None,
-        description="Where to write predictions (.csv or .parquet; relative to the workflow file). "
-        "Default: <artifact_dir>/<task id>/predictions.csv.",
+        description="Where to write predictions (.csv or .parquet; relative to the workflow file, or a "
+        "URL such as `s3://bucket/scores.csv`, uploaded once complete). Default: <artifact_dir>/<task id>/predictions.csv.",
     )
     partitions: int = Field(default=4, ge=1, le=10_000, description="Number of partitions scored one after another.")
     columns: list[str] = Field(default_factory=list, description="Input columns copied to the output (ids...).")
@@ -67,11 +69,13 @@ class BatchInference(TaskType):
         unknown_columns(frame, params.columns, "kept", params.source)
         if model.target and model.target in frame.columns and model.target not in params.columns:
             frame = frame.drop(columns=[model.target])
-        output = (
-            ctx.resolve_path(params.output)
-            if params.output
-            else os.path.join(ctx.artifact_dir, _safe_dir(ctx.task_id), "predictions.csv")
-        )
+        remote = params.output if params.output and is_url(params.output) else None
+        if remote:  # written beside the artifacts, then uploaded
+            output = os.path.join(ctx.artifact_dir, _safe_dir(ctx.task_id), os.path.basename(remote.split("?", 1)[0]))
+        elif params.output:
+            output = ctx.resolve_path(params.output)
+        else:
+            output = os.path.join(ctx.artifact_dir, _safe_dir(ctx.task_id), "predictions.csv")
         started = time.perf_counter()
         bounds = np.array_split(np.arange(len(frame)), min(params.partitions, max(1, len(frame))))
         parquet = output.lower().endswith(".parquet")
@@ -88,14 +92,16 @@ class BatchInference(TaskType):
                 rows += len(scored)
             if writer is not None:
                 writer.close()
-            ctx.check_owner(f"the output file {output}")  # the rename below is the side effect
+            ctx.check_owner(f"the output file {remote or output}")  # the rename below is the side effect
+        if remote:
+            _upload(output, remote)
         seconds = time.perf_counter() - started
-        result = {"path": os.path.abspath(output), "rows": rows, "partitions": len(bounds),
+        result = {"path": remote or os.path.abspath(output), "rows": rows, "partitions": len(bounds),
                   "format": "parquet" if parquet else "csv"}
         return TaskOutputs(
             outputs={"predictions": result},
             metrics={"rows": float(rows), "rows_per_second": rows / seconds if seconds > 0 else 0.0},
-            artifacts={"predictions": result["path"]},
+            artifacts={"predictions": os.path.abspath(output)},  # the local copy, for the artifact store
         )
 
 
@@ -132,6 +138,21 @@ def _write_parquet(writer: Any, path: str, scored: Any) -> Any:
         writer = pq.ParquetWriter(path, table.schema)
     writer.write_table(table)
     return writer
+
+
+def _upload(local: str, url: str) -> None:
+    """``local`` to ``url`` in one put (fsspec; credentials from the backend's configuration)."""
+    import fsspec  # noqa: PLC0415 - fsspec only when the output is a URL
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.put_file(local, path)
+    except ImportError as exc:
+        raise TaskFailed(f"cannot write {url}: no filesystem for this URL ({exc})",
+                         hint="install its fsspec backend, e.g. pip install 'mlflowdsl[s3]' for s3://") from None
+    except Exception as exc:  # noqa: BLE001 - network and permission errors of any backend: say which and why
+        raise TaskFailed(f"cannot write {url}: {type(exc).__name__}: {exc}",
+                         hint=f"check that the store is reachable and writable; the predictions are in {local}") from None
 
 
 def _safe_dir(task_id: str) -> str:

@@ -22,7 +22,8 @@ _MAX_CLASSES_FOR_AUTO = 20
 
 class DataPreprocessingParams(TaskParams):
     source: str = Field(
-        description="The data: a CSV or Parquet path (relative to the workflow file), or "
+        description="The data: a CSV or Parquet path (relative to the workflow file), a URL of an "
+        "installed fsspec filesystem (`s3://bucket/key.csv`, `https://...`, `file:///...`), or "
         "`sklearn:<name>` for a bundled dataset (iris, wine, breast_cancer, digits, diabetes).",
     )
     target: str | None = Field(

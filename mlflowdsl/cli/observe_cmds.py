@@ -25,6 +25,7 @@ CLUSTER_STATE = "Read the cluster's state in Redis (cluster mode)."
 def plan(file, params, params_file, fmt, cache_dir, redis_url):
     """What `mlw run FILE` would do now: each task cached, will run (and why) or skipped."""
     from mlflowdsl.runtime.api import workflow_dir
+    from mlflowdsl.runtime.datafp import fingerprinter
     from mlflowdsl.runtime.plan_status import History, cache_probe, plan_status
     from mlflowdsl.runtime.state import open_state
 
@@ -41,8 +42,13 @@ def plan(file, params, params_file, fmt, cache_dir, redis_url):
                 history = History.load(state, the_plan.workflow.id, tasks={t.id for t in the_plan.tasks})
             finally:
                 state.close()
-        rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),
-                           history=history)
+        # data fingerprints are remembered under the home when it exists (never created here)
+        fingerprint = fingerprinter(settings)
+        try:
+            rows = plan_status(the_plan, base_dir=workflow_dir(the_plan), contains=cache_probe(settings),
+                               history=history, fingerprint=fingerprint)
+        finally:
+            fingerprint.close()
     except MlwError as exc:
         fail(str(exc), exc.hint)
     if fmt == "json":

@@ -16,6 +16,7 @@ from dataclasses import replace
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
+from mlflowdsl.runtime.datafp import fingerprinter
 from mlflowdsl.runtime.events.base import EventBus
 from mlflowdsl.runtime.planning import cache_probe, plan_run
 from mlflowdsl.runtime.records import WorkflowExecution
@@ -53,6 +54,7 @@ class Executor:
         self.bus = bus
         self.listener = listener
         self._contains = cache_probe(self.settings)
+        self.fingerprint = fingerprinter(self.settings)  # data fingerprints, remembered under <home>
 
     def check_resources(self, tasks: list[Task]) -> set[str]:
         """Refuse tasks no live worker can run; returns the resource names workers declare."""
@@ -63,7 +65,10 @@ class Executor:
         return res.declared_names(workers)
 
     def run(self, plan: Plan, options: RunOptions = RunOptions()) -> WorkflowExecution:
-        decision = plan_run(plan, options.base_dir, options.resume, self._contains)
-        by_id = plan.tasks_by_id()
-        declared = self.check_resources([by_id[t] for t in decision.run])
-        return Run(self, plan, decision, options, declared).execute()
+        try:
+            decision = plan_run(plan, options.base_dir, options.resume, self._contains, self.fingerprint)
+            by_id = plan.tasks_by_id()
+            declared = self.check_resources([by_id[t] for t in decision.run])
+            return Run(self, plan, decision, options, declared).execute()
+        finally:
+            self.fingerprint.close()  # the memo's SQLite connection (reopened if the executor runs again)

@@ -17,7 +17,7 @@ workflow and task.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime.cache.base import cache_key
@@ -71,22 +71,26 @@ def task_components(task: Task, input_keys: dict[str, str], data: list[str]) -> 
     return comp
 
 
-def plan_components(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Full cache keys and their components, for every task."""
+def plan_components(plan: Plan, base_dir: str, fingerprint: Callable[[str], str] | None = None,
+                    ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Full cache keys and their components, for every task; data files and URLs are
+    fingerprinted by ``fingerprint`` (default: ``keys.file_fingerprint``, no memo), each once."""
     keys: dict[str, str] = {}
     components: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}
 
-    def fingerprint(path: str) -> str:
+    compute = fingerprint or file_fingerprint
+
+    def once(path: str) -> str:
         if path not in seen:
-            seen[path] = file_fingerprint(path)
+            seen[path] = compute(path)
         return seen[path]
 
     # A tuned task's components also hold its `tune` block (its key part covers it: keys.tuned_key_parts).
     tunings = {t.task: t.model_dump(mode="json", exclude={"span"}) for t in plan.tunings}
     for task in plan.tasks:  # topological order (IR invariant)
         comp = task_components(task, {d: keys[d] for d in task.dependencies},
-                               data_fingerprints(task, base_dir, fingerprint))
+                               data_fingerprints(task, base_dir, once))
         if task.id in tunings:
             comp["tuning"] = tunings[task.id]
         keys[task.id] = comp["key"]

@@ -1,7 +1,7 @@
 """Keys: a task's cache key (what it computes) and its Dask key (one submission of it).
 
 key(task) = cache_key(task.key_part, keys of its dependencies in order, fingerprints of the
-files named by its type's ``reads`` params). Because each key includes its inputs' keys,
+files and URLs named by its type's ``reads`` params: ``datafp``). Because each key includes its inputs' keys,
 changing one task's params changes exactly its key and its dependents' keys. A tuned task's
 key part also covers its ``tune`` block (:func:`tuned_key_parts`). A custom task's
 fingerprints are those of its code (``code:<file>:<sha256>``) and of the packages it imports
@@ -16,7 +16,9 @@ import os
 from typing import Callable
 
 from mlflowdsl.errors import MlwError
+from mlflowdsl.files import is_url
 from mlflowdsl.ir import Plan, Task, Tuning
+from mlflowdsl.runtime.datafp import Fingerprinter
 from mlflowdsl.tasks import get_task_type
 from mlflowdsl.tasks.codeprint import code_fingerprint
 
@@ -24,24 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def file_fingerprint(path: str) -> str:
-    """sha256 of a file's bytes; for a directory, of its files' names, sizes and mtimes;
-    ``missing:<path>`` when absent (the task will say so when it runs)."""
-    if os.path.isfile(path):
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    if os.path.isdir(path):
-        h = hashlib.sha256()
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                st = os.stat(full)
-                h.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
-    return f"missing:{path}"
+    """The fingerprint of a local path or a URL, without the memo (``datafp.Fingerprinter``)."""
+    return Fingerprinter()(path)
 
 
 def _reads(task: Task) -> tuple[str, ...]:
@@ -77,7 +63,9 @@ def data_fingerprints(task: Task, base_dir: str, fingerprint: Callable[[str], st
         value = task.params.get(name)
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if _is_local_path(v):
+            if is_url(v):
+                out.append(fingerprint(v))
+            elif _is_local_path(v):
                 path = v if os.path.isabs(v) else os.path.normpath(os.path.join(base_dir, v))
                 out.append(fingerprint(path))
     return out

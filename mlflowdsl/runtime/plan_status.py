@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
@@ -110,11 +110,11 @@ def why_run(task, components: dict[str, Any], previous: Previous | None, now: fl
 
 
 def plan_status(plan: Plan, *, base_dir: str, contains: Contains, history: History,
-                now: float | None = None) -> list[TaskPlan]:
+                now: float | None = None, fingerprint: Callable[[str], str] | None = None) -> list[TaskPlan]:
     """The plan's tasks in order with what a run would do to each (``planning``'s decision,
-    with the reasons a task would run)."""
+    with the reasons a task would run); ``fingerprint``: ``datafp.Fingerprinter``."""
     now = time.time() if now is None else now
-    d = plan_run(plan, base_dir, None, contains)
+    d = plan_run(plan, base_dir, None, contains, fingerprint)
     out: list[TaskPlan] = []
     for task in plan.tasks:
         key = d.keys[task.id]

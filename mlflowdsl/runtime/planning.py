@@ -62,10 +62,11 @@ def topological(plan: Plan) -> list[Task]:
     return order
 
 
-def task_keys(plan: Plan, base_dir: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+def task_keys(plan: Plan, base_dir: str, fingerprint: Callable[[str], str] | None = None,
+              ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """Every task's full cache key and its components, as a run computes them (a tuned
-    task's key also covers its ``tune`` block)."""
-    return plan_components(tuned_key_parts(plan), base_dir)
+    task's key also covers its ``tune`` block); ``fingerprint``: ``datafp.Fingerprinter``."""
+    return plan_components(tuned_key_parts(plan), base_dir, fingerprint)
 
 
 def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: WorkflowExecution | None,
@@ -108,10 +109,11 @@ def decide(plan: Plan, order: list[Task], keys: dict[str, str], resume: Workflow
     return d
 
 
-def plan_run(plan: Plan, base_dir: str, resume: WorkflowExecution | None, contains: Contains) -> Decision:
+def plan_run(plan: Plan, base_dir: str, resume: WorkflowExecution | None, contains: Contains,
+             fingerprint: Callable[[str], str] | None = None) -> Decision:
     """Order, keys (with their components) and the decision for every task of ``plan``."""
     order = topological(plan)
-    keys, components = task_keys(plan, base_dir)
+    keys, components = task_keys(plan, base_dir, fingerprint)
     decision = decide(plan, order, keys, resume, contains)
     decision.components = components
     return decision

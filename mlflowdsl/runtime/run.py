@@ -79,6 +79,7 @@ class Run:
         self.declared = declared
         self.client = executor.client
         self.settings = executor.settings
+        self.fingerprint = executor.fingerprint
         self.plan = plan
         self.decision = decision
         self.options = options
@@ -330,7 +331,7 @@ class Run:
         self.studies[tid] = StudyDriver(
             tuning=self.tunings[tid], task=task, execution_id=self.execution_id, settings=self.settings,
             input_keys=[self.decision.keys[d] for d in task.dependencies],
-            data_fingerprints=data_fingerprints(task, self.options.base_dir), host=host).start()
+            data_fingerprints=data_fingerprints(task, self.options.base_dir, self.fingerprint), host=host).start()
         self._handle_event({"kind": "started", "task_id": tid, "time": time.time(), "worker": None})
 
     def _poll_studies(self) -> None:
