@@ -95,14 +95,22 @@ def _mlflow_report(settings) -> None:
 
 @contextlib.contextmanager
 def _client(settings, import_paths: list[str], as_json: bool, want_dashboard: bool):
-    """The run's Dask client, opened here so the dashboard's address can be shown first (why
-    there is none only when asked: ``--dashboard``)."""
-    from mlflowdsl.runtime.cluster import open_client
+    """The run's Dask client, opened on demand: only when a task must run or be loaded, so a
+    fully cached or skipped run starts no cluster. The dashboard's address is shown when it
+    opens (why there is none only when asked: ``--dashboard``)."""
+    from mlflowdsl.runtime.cluster import ClientOnDemand
 
-    with open_client(settings, import_paths=import_paths) as client:
+    def on_open(client) -> None:
         line = dashboard_line(client)
         if want_dashboard or not line.startswith("dashboard unavailable"):
             click.echo(line, err=as_json)
+
+    def on_skip() -> None:
+        if want_dashboard:
+            click.echo("dashboard unavailable (no cluster was started: every task was cached or skipped)",
+                       err=as_json)
+
+    with ClientOnDemand(settings, import_paths=import_paths, on_open=on_open, on_skip=on_skip) as client:
         yield client
 
 

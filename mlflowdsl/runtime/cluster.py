@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mlflowdsl.errors import ConfigError, RuntimeFailure
 from mlflowdsl.settings import Settings
@@ -157,3 +157,46 @@ def open_client(settings: Settings, *, import_paths: list[str] | None = None) ->
                 cluster.close()
         finally:
             spawned.stop()
+
+
+class ClientOnDemand:
+    """A client that :func:`open_client` opens the first time :meth:`get` is called, and that
+    :meth:`close` (or leaving the ``with``) closes: a run whose tasks are all cached or skipped
+    never asks for one, so it starts no cluster. ``on_open(client)`` is called once, when it
+    opens (the CLI shows the dashboard's address then), ``on_skip()`` once a run decided it
+    needs none (:meth:`not_needed`)."""
+
+    def __init__(self, settings: Settings, *, import_paths: list[str] | None = None,
+                 on_open: Callable[[object], None] | None = None, on_skip: Callable[[], None] | None = None):
+        self.settings = settings
+        self.on_skip = on_skip
+        self.import_paths = import_paths
+        self.on_open = on_open
+        self.client = None
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def opened(self) -> bool:
+        return self.client is not None
+
+    def get(self):
+        if self.client is None:
+            self.client = self._stack.enter_context(open_client(self.settings, import_paths=self.import_paths))
+            if self.on_open is not None:
+                self.on_open(self.client)
+        return self.client
+
+    def not_needed(self) -> None:
+        """The run submits nothing: no cluster will be opened for it."""
+        if self.client is None and self.on_skip is not None:
+            self.on_skip()
+            self.on_skip = None
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "ClientOnDemand":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
