@@ -33,7 +33,7 @@ workflow rerun {{
 def _env(tmp_path: Path) -> dict[str, str]:
     """An embedded cluster (no scheduler address) and a fresh home."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLW_DASK_SCHEDULER", "MLW_REDIS_URL")}
-    env.update(MLW_HOME=str(tmp_path / "home"), MLW_LOCAL_WORKERS="1",
+    env.update(MLW_HOME=str(tmp_path / "home"),
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     return env
 
