@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -118,3 +119,36 @@ def test_dashboard_flag_says_why_there_is_none_on_a_cached_rerun(tmp_path):
                            text=True, timeout=180)
     assert again.returncode == 0, again.stderr
     assert "dashboard unavailable (no cluster was started: every task was cached or skipped)" in again.stdout
+
+
+RESUMABLE = """\
+workflow resumable {{
+  task a: custom {{ uses = "{fn}:step"  name = "a"  log_dir = "{logs}"  x = 1 }}
+  task b: custom after a {{ uses = "{fn}:flaky"  name = "b"  log_dir = "{logs}"  failures = 1 }}
+}}
+"""
+
+
+def test_a_resume_with_nothing_left_to_run_needs_no_scheduler(tmp_path, dask_cluster):
+    """`b` fails in the first execution, a fresh run then caches it: resuming the first one has
+    nothing to run, so it finishes even with a scheduler address nobody answers at."""
+    wf = tmp_path / "wf.mlw"
+    wf.write_text(RESUMABLE.format(fn=FN, logs=tmp_path / "logs"))
+    env = dict(_env(tmp_path), MLW_DASK_SCHEDULER=dask_cluster.address)
+
+    def mlw(*args, **more):
+        return subprocess.run([MLW, *args], env=dict(env, **more), cwd=tmp_path, capture_output=True, text=True,
+                              timeout=180)
+
+    failed = mlw("run", str(wf), "--json")
+    assert failed.returncode == 1, failed.stderr
+    first = json.loads(failed.stdout)
+    assert mlw("run", str(wf)).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    resumed = mlw("run", "--resume", first["execution_id"], "--json", MLW_DASK_SCHEDULER=dead)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["execution_id"] == first["execution_id"] and summary["status"] == "succeeded"
+    assert {t: r["status"] for t, r in summary["tasks"].items()} == {"a": "succeeded", "b": "cached"}
