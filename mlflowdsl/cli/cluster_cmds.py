@@ -1,5 +1,6 @@
 """Cluster-mode commands: ``mlw orchestrator start``, ``mlw submit``, ``mlw cluster status``,
-``mlw cancel``. Thin wrappers over :mod:`mlflowdsl.runtime.cluster_mode`.
+``mlw cancel``. Thin wrappers over :mod:`mlflowdsl.runtime.cluster_mode`. And the warm local
+cluster: ``mlw cluster up`` / ``mlw cluster down`` (:func:`mlflowdsl.runtime.cluster.serve_warm`).
 
 Exit codes: 0 done; 1 bad input, a workflow that does not compile, or Redis unreachable; 2 usage.
 """
@@ -136,7 +137,90 @@ def cancel(execution_id, redis_url):
 
 @click.group()
 def cluster() -> None:
-    """Inspect the cluster."""
+    """Inspect the cluster; start or stop a warm local one (up/down)."""
+
+
+# --------------------------------------------------------------------------- warm local cluster
+
+@cluster.command("up")
+@click.option("--foreground", is_flag=True, help="Run the warm cluster in this process until SIGTERM or Ctrl-C.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the workers to join.")
+def cluster_up(foreground, timeout):
+    """Start a warm local cluster (the embedded scheduler and workers) in the background; `mlw run`
+    then uses it instead of starting one per run. Its address is in <home>/cluster.json."""
+    import threading
+
+    from mlflowdsl.runtime.cluster import connect_warm, read_warm, serve_warm, warm_file
+
+    try:
+        settings = load_settings()
+        running = connect_warm(settings)
+        if running is not None:
+            running.close()
+            click.echo(f"a warm cluster is already up at {read_warm(settings)['address']} "
+                       "(stop it with `mlw cluster down`)")
+            return
+        if foreground:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda signum, frame: stop.set())
+            serve_warm(settings, stop)
+            return
+        log_path = warm_file(settings).with_suffix(".log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        import subprocess
+
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen([sys.executable, "-c", "from mlflowdsl.cli import main; main()",
+                                     "cluster", "up", "--foreground"], stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=log_file, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = read_warm(settings)
+            if info is not None and info["pid"] == proc.pid:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is None:
+                    proc.terminate()
+                fail(f"the warm cluster did not start (its log: {log_path})")
+            time.sleep(0.1)
+    except MlwError as exc:
+        fail(str(exc))
+    click.echo(f"warm cluster up at {info['address']} ({info['workers']} workers, pid {info['pid']}); "
+               "`mlw run` uses it; stop it with `mlw cluster down`")
+
+
+@cluster.command("down")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait before killing it.")
+def cluster_down(timeout):
+    """Stop the warm local cluster `mlw cluster up` started."""
+    import psutil
+
+    from mlflowdsl.runtime.cluster import read_warm, warm_file
+
+    try:
+        settings = load_settings()
+    except MlwError as exc:
+        fail(str(exc))
+    info = read_warm(settings)
+    if info is None:
+        click.echo(f"no warm cluster is up (no {warm_file(settings)})")
+        return
+    try:
+        proc = psutil.Process(info["pid"])
+        if "--foreground" not in proc.cmdline():  # a stale file: that pid is some other process now
+            raise psutil.NoSuchProcess(info["pid"])
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        done = "stopped"
+    except psutil.NoSuchProcess:
+        done = "was not running (stale file removed)"
+    warm_file(settings).unlink(missing_ok=True)
+    click.echo(f"warm cluster at {info['address']} {done}")
 
 
 @cluster.command("status")

@@ -95,15 +95,27 @@ def _mlflow_report(settings) -> None:
 
 @contextlib.contextmanager
 def _client(settings, import_paths: list[str], as_json: bool, want_dashboard: bool):
-    """The run's Dask client, opened here so the dashboard's address can be shown first (why
-    there is none only when asked: ``--dashboard``)."""
-    from mlflowdsl.runtime.cluster import open_client
+    """The run's Dask client, opened on demand: only when a task must run or be loaded, so a
+    fully cached or skipped run starts no cluster. Without ``--scheduler`` a warm cluster
+    (``mlw cluster up``) is used when ``<home>/cluster.json`` names a live one. The dashboard's address is shown when it
+    opens (why there is none only when asked: ``--dashboard``)."""
+    from mlflowdsl.runtime.cluster import ClientOnDemand
 
-    with open_client(settings, import_paths=import_paths) as client:
+    def on_open(client) -> None:
+        if demand.warm_address:
+            click.echo(f"using the warm cluster at {demand.warm_address} (`mlw cluster down` stops it)", err=as_json)
         line = dashboard_line(client)
         if want_dashboard or not line.startswith("dashboard unavailable"):
             click.echo(line, err=as_json)
-        yield client
+
+    def on_skip() -> None:
+        if want_dashboard:
+            click.echo("dashboard unavailable (no cluster was started: every task was cached or skipped)",
+                       err=as_json)
+
+    with ClientOnDemand(settings, import_paths=import_paths, on_open=on_open, on_skip=on_skip,
+                        use_warm=True) as demand:
+        yield demand
 
 
 def _resume_paths(execution_id: str, settings) -> list[str]:

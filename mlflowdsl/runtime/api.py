@@ -12,7 +12,7 @@ from typing import Any
 
 from mlflowdsl.errors import StateError
 from mlflowdsl.ir import Plan
-from mlflowdsl.runtime.cluster import open_client
+from mlflowdsl.runtime.cluster import ClientOnDemand
 from mlflowdsl.runtime.events import EventBus, open_bus
 from mlflowdsl.runtime.executor import Executor, Listener, RunOptions
 from mlflowdsl.runtime.mlflow_tracking import open_tracker
@@ -35,7 +35,9 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
     """Run ``plan`` to completion and return its execution record.
 
     Without ``client`` a client is opened from the settings (an embedded cluster unless a
-    scheduler address is set) and closed afterwards. Task failures are in the returned
+    scheduler address is set) when something must run or be loaded, and closed afterwards: a
+    fully cached or skipped plan starts no cluster. ``client`` may also be a
+    :class:`~mlflowdsl.runtime.cluster.ClientOnDemand`, which the caller closes. Task failures are in the returned
     record; exceptions are for runs that could not happen at all (refused resources, a
     scheduler that cannot be reached). ``fence`` and ``owner_check`` are cluster mode's
     ownership of the execution (:class:`~mlflowdsl.runtime.run.RunOptions`)."""
@@ -54,7 +56,7 @@ def run_plan(plan: Plan, settings: Settings, *, keep_going: bool = False, execut
         if client is not None:
             execution = Executor(client, settings, state, bus, listener).run(plan, options)
         else:
-            with open_client(settings, import_paths=[base]) as own_client:
+            with ClientOnDemand(settings, import_paths=[base]) as own_client:
                 execution = Executor(own_client, settings, state, bus, listener).run(plan, options)
         if tracker is not None:
             tracker.finish(execution)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from mlflowdsl.errors import RuntimeFailure
 from mlflowdsl.ir import Plan, Task
 from mlflowdsl.runtime import resources as res
+from mlflowdsl.runtime.cluster import ClientOnDemand
 from mlflowdsl.runtime.datafp import fingerprinter
 from mlflowdsl.runtime.events.base import EventBus
 from mlflowdsl.runtime.planning import cache_probe, plan_run
@@ -47,7 +48,7 @@ def absolute_paths(settings: Settings) -> Settings:
 class Executor:
     def __init__(self, client, settings: Settings, state: StateBackend, bus: EventBus,
                  listener: Listener | None = None):
-        self.client = client
+        self._client = client  # a Dask client, or a ClientOnDemand opened only if something must run
         # Workers may run in another directory (an external cluster): paths must be absolute.
         self.settings = absolute_paths(settings)
         self.state = state
@@ -55,6 +56,18 @@ class Executor:
         self.listener = listener
         self._contains = cache_probe(self.settings)
         self.fingerprint = fingerprinter(self.settings)  # data fingerprints, remembered under <home>
+
+    @property
+    def client(self):
+        """The Dask client (opening the cluster now when it is opened on demand)."""
+        if isinstance(self._client, ClientOnDemand):
+            return self._client.get()
+        return self._client
+
+    def no_cluster_needed(self) -> None:
+        """The run submits nothing (every task cached, skipped or carried over)."""
+        if isinstance(self._client, ClientOnDemand):
+            self._client.not_needed()
 
     def check_resources(self, tasks: list[Task]) -> set[str]:
         """Refuse tasks no live worker can run; returns the resource names workers declare."""
@@ -68,7 +81,8 @@ class Executor:
         try:
             decision = plan_run(plan, options.base_dir, options.resume, self._contains, self.fingerprint)
             by_id = plan.tasks_by_id()
-            declared = self.check_resources([by_id[t] for t in decision.run])
+            # Nothing to run: no client is asked for, so an on-demand cluster is never started.
+            declared = self.check_resources([by_id[t] for t in decision.run]) if decision.run else set()
             return Run(self, plan, decision, options, declared).execute()
         finally:
             self.fingerprint.close()  # the memo's SQLite connection (reopened if the executor runs again)

@@ -77,7 +77,6 @@ class Run:
                  declared: set[str]):
         self.order = decision.order
         self.declared = declared
-        self.client = executor.client
         self.settings = executor.settings
         self.fingerprint = executor.fingerprint
         self.plan = plan
@@ -97,7 +96,14 @@ class Run:
             executor.state, executor.bus, executor.listener, owner_check=options.owner_check)
         self.execution_id = self.record.execution.id
         self.recover = self._unknown_origin(executor.state)
-        self.topic, self.dispatcher = client_topic(self.client)
+        # Only a run that submits something asks for the client: a fully cached or skipped
+        # one finishes without a cluster (the executor may open it on demand).
+        self.client = self.topic = self.dispatcher = None
+        if self.decision.run or self.decision.load or self.recover:
+            self.client = executor.client
+            self.topic, self.dispatcher = client_topic(self.client)
+        else:
+            executor.no_cluster_needed()
         self.tunings = {t.task: t for t in plan.tunings}
         self.outputs: dict[str, Any] = {}  # every submitted task's future, kept for late dependents
         self.studies: dict[str, StudyDriver] = {}  # tuned task id -> its study in flight
@@ -382,7 +388,8 @@ class Run:
     def execute(self) -> WorkflowExecution:
         self.record.start(self.decision)
         self.record.dirty.difference_update(self.recover)  # written once their load answers
-        self.dispatcher.queues[self.execution_id] = self.messages
+        if self.dispatcher is not None:
+            self.dispatcher.queues[self.execution_id] = self.messages
         try:
             self._submit()
             last_flush = last_sweep = last_cancel_check = time.monotonic()
@@ -458,7 +465,7 @@ class Run:
                 log.debug("cancelling %d future(s) of execution %s failed: %s", len(futures), self.execution_id, exc)
         self.futures.clear()
         self.deferred = []
-        if self.dispatcher.queues.get(self.execution_id) is self.messages:
+        if self.dispatcher is not None and self.dispatcher.queues.get(self.execution_id) is self.messages:
             del self.dispatcher.queues[self.execution_id]
         _release_later(self.done_futures)
         self.done_futures = []
@@ -467,7 +474,7 @@ class Run:
     def _close(self, status: str, error: str | None) -> WorkflowExecution:
         self.record.dirty.update(self.recover)  # loads that never answered: the records as decided
         self.recover = set()
-        if self.dispatcher.queues.get(self.execution_id) is self.messages:
+        if self.dispatcher is not None and self.dispatcher.queues.get(self.execution_id) is self.messages:
             del self.dispatcher.queues[self.execution_id]
         _release_later(self.done_futures)
         self.done_futures = []
