@@ -37,6 +37,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.tasks import InputSpec, TaskContext, TaskFailed, TaskOutputs, TaskParams, TaskType, load_function, signature_of
+from mlflowdsl.tasks import freshness
 from mlflowdsl.tasks.models import resolve_model
 from mlflowdsl.tasks.source import check_at_run_time, find_function, static_signature
 from mlflowdsl.tasks.values import Dataset, RowTransformError, TrainedModel, is_row_transform
@@ -85,7 +86,12 @@ class Custom(TaskType):
 
     def run_function(self, uses: str, params: dict[str, Any], inputs: dict[str, Any], ctx: TaskContext) -> TaskOutputs:
         """Validate ``params`` with the function's schema, resolve model URIs, call it."""
+        base_dir = ctx.base_dir if ctx is not None else None
+        if freshness.refresh(base_dir):  # project code edited while this worker lived
+            schema_for.cache_clear()
         schema = schema_for(uses)
+        load_function(uses)  # imported here too (schema_for is cached per uses), so remember sees its modules
+        freshness.remember(base_dir)
         try:
             values = schema.params_model(**params).model_dump()
         except ValidationError as exc:
