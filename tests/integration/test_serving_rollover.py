@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry import deployments, open_registry
 from mlflowdsl.settings import Settings
 from registry_support import fitted, free_port, http
@@ -70,3 +71,18 @@ def test_a_new_version_rolls_over_without_a_failed_request(settings, replicas):
     assert http("POST", second["endpoint"] + "/predict", [{"x": 0.0}])[1] == {"predictions": [1], "model": "m/2"}
     print(f"{len(answers)} requests, slowest {max(a[3] for a in answers):.2f}s")
 
+
+
+def test_a_version_whose_artifact_changed_is_refused_and_the_old_one_keeps_serving(settings):
+    reg = open_registry(settings)
+    reg.register("m", fitted(0.9))
+    two = reg.register("m", fitted(0.8, flip=True))
+    first = deployments.deploy(settings, "m/1", {"port": free_port()})
+    with open(two.artifact_path, "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(MlwError, match="cannot serve m/2: .*artifact of m/2 does not match its checksum.*still serves the former"):
+        deployments.deploy(settings, "m/2", {"port": first["port"]}, wait_s=20)
+    after = deployments.status(settings, "m")
+    assert after["pid"] == first["pid"] and after["worker_pids"] == first["worker_pids"]
+    assert after["serving"] == ["m/1", None] and after["model"] == "m/1" and after["previous"] == []
+    assert http("POST", first["endpoint"] + "/predict", [{"x": 0.0}])[1] == {"predictions": [0], "model": "m/1"}

@@ -223,6 +223,8 @@ def _roll_over(reg: Registry, record: dict[str, Any], mv: ModelVersion, changes:
     while time.monotonic() < deadline:
         current = reg.store.get_deployment(name) or {}
         if current.get("rollover_error"):
+            current.update({k: record.get(k) for k in changes})  # the record says what is served again
+            reg.store.put_deployment(current)
             raise MlwError(f"deployment {name!r} cannot serve {mv.id}: {current['rollover_error']}",
                            subject=record.get("log"), hint="it still serves the former version; see the supervisor log")
         if current.get("state") == "running" and current.get("serving") == wanted:

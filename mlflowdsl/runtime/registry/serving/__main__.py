@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from mlflowdsl.runtime.registry.artifacts import checked_bytes
 from mlflowdsl.runtime.registry.registry import open_registry
 from mlflowdsl.runtime.registry.serving.supervisor import (
     AUTOSCALE_FIELDS,
@@ -71,7 +72,11 @@ def supervise_deployment(settings: Settings, name: str, run_dir: str) -> int:
     def respec() -> ServeSpec | None:
         """The spec of the record now (SIGHUP: deploy() changed the version); None if it cannot be served."""
         try:
-            return spec_of(reg, reg.store.get_deployment(name) or record, run_dir)
+            spec = spec_of(reg, reg.store.get_deployment(name) or record, run_dir)
+            checked_bytes(spec.artifact_path, spec.sha256, spec.model_id)  # before any worker is replaced
+            if spec.canary_model_id:
+                checked_bytes(str(spec.canary_artifact_path), str(spec.canary_sha256), spec.canary_model_id)
+            return spec
         except Exception as exc:  # noqa: BLE001 - recorded for deploy(), the served version stays
             log.error("deployment %r: cannot roll over: %s", name, exc)
             update({"rollover_error": str(exc)})
