@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry import deployments, open_registry
@@ -69,6 +71,9 @@ def test_a_new_version_rolls_over_without_a_failed_request(settings, replicas):
     assert not set(first["worker_pids"]) & set(second["worker_pids"])  # every replica was replaced
     assert not [p for p in first["worker_pids"] if deployments.pid_alive(p)]
     assert http("POST", second["endpoint"] + "/predict", [{"x": 0.0}])[1] == {"predictions": [1], "model": "m/2"}
+    with urllib.request.urlopen(second["endpoint"] + "/metrics", timeout=10) as response:
+        families = {f.name: f.samples for f in text_string_to_metric_families(response.read().decode())}
+    assert {(s.labels["model"], s.labels["role"]) for s in families["mlw_serve_model_info"]} == {("m/2", "primary")}
     print(f"{len(answers)} requests, slowest {max(a[3] for a in answers):.2f}s")
 
 

@@ -129,7 +129,7 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     name = check_name(name or config.get("name") or mv.name, "deployment name")
     canary = canary_of(reg, mv, config)
     previous = reg.store.get_deployment(name)
-    if serving_already(previous, mv, target, low, high, config):
+    if serving_already(previous, mv, target, low, high, config) and (previous or {}).get("canary") == canary:
         return previous  # the same version, scale and port: left running, no restart
     history = list((previous or {}).get("previous", []))
     if previous and previous.get("model") and previous["model"] != mv.id:

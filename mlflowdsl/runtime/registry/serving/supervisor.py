@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import psutil
+from prometheus_client.multiprocess import mark_process_dead
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
@@ -296,6 +297,9 @@ class Supervisor:
             workers = self.workers()
             if (healthy(self.spec.endpoint, 1.0) and len(workers) >= self.target
                     and not self.retiring.intersection(workers)):
+                for pid in self.retiring:  # a replaced worker's versions leave mlw_serve_model_info
+                    mark_process_dead(pid, self.metrics_dir)
+                self.retiring = set()
                 self.restarting = False
                 self._report("running")
             else:
