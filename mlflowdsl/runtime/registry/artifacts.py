@@ -87,10 +87,8 @@ def store_artifact(root: str, name: str, version: int, payload: bytes) -> tuple[
     return path, hashlib.sha256(payload).hexdigest()
 
 
-def load_artifact(path: str, sha256: str, shown: str) -> Any:
-    """Load a stored model after checking its checksum."""
-    import joblib  # noqa: PLC0415 - heavy: joblib only when a model is loaded
-
+def checked_bytes(path: str, sha256: str, shown: str) -> bytes:
+    """A stored model's bytes, after checking its checksum."""
     try:
         with open(path, "rb") as fh:
             payload = fh.read()
@@ -102,4 +100,12 @@ def load_artifact(path: str, sha256: str, shown: str) -> Any:
         raise RegistryError(f"artifact of {shown} does not match its checksum (expected {sha256[:12]}..., "
                             f"found {actual[:12]}...)", subject=path,
                             hint="the file was changed after registration; register the model again")
+    return payload
+
+
+def load_artifact(path: str, sha256: str, shown: str) -> Any:
+    """Load a stored model after checking its checksum."""
+    import joblib  # noqa: PLC0415 - heavy: joblib only when a model is loaded
+
+    payload = checked_bytes(path, sha256, shown)
     return joblib.load(io.BytesIO(payload))

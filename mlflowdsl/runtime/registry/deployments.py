@@ -5,11 +5,14 @@
 starts ``python -m mlflowdsl.runtime.registry.serving`` in its own session (it outlives the
 caller, e.g. ``mlw run``), and waits until the replicas answer ``/health``. The
 supervisor keeps the record current (pid, replicas, state); ``stop``/``status``/``rollback``
-work from any process through that record.
+work from any process through that record. Deploying another version (or canary) to a running
+deployment with the same port and replica bounds rolls it over in place: the supervisor stays,
+gunicorn replaces its workers gracefully, and no request fails (:func:`can_roll_over`).
 
 Record fields: name, target, model (``name/version``), model_uri, version, endpoint, host, port,
 min_replicas, max_replicas, replicas, state (starting|running|stopped|failed), pid, server_pid,
-previous (the models served before, newest last: what ``rollback`` goes back to), log, times.
+previous (the models served before, newest last: what ``rollback`` goes back to), serving
+(the [primary, canary] ids the workers load, as the supervisor reports), log, times.
 """
 
 from __future__ import annotations
@@ -126,14 +129,19 @@ def deploy(settings: Any, model_ref: str | ModelVersion, config: dict[str, Any] 
     name = check_name(name or config.get("name") or mv.name, "deployment name")
     canary = canary_of(reg, mv, config)
     previous = reg.store.get_deployment(name)
-    if serving_already(previous, mv, target, low, high, config):
+    if serving_already(previous, mv, target, low, high, config) and (previous or {}).get("canary") == canary:
         return previous  # the same version, scale and port: left running, no restart
     history = list((previous or {}).get("previous", []))
+    if previous and previous.get("model") and previous["model"] != mv.id:
+        history = (history + [previous["model"]])[-20:]
+    if can_roll_over(previous, low, high, config):
+        return _roll_over(reg, previous, mv, {
+            "target": target, "model": mv.id, "model_uri": mv.uri, "version": mv.version, "label": mv.label,
+            "autoscale": autoscale_of(config), "batching": batching_of(config), "canary": canary,
+            "previous": history}, wait_s)
     if previous and (previous.get("state") in ("starting", "running") or pid_alive(previous.get("pid"))
                      or pid_alive(previous.get("server_pid"))):
         stop(settings, name, registry=reg)  # also ends a server whose supervisor was killed
-    if previous and previous.get("model") and previous["model"] != mv.id:
-        history = (history + [previous["model"]])[-20:]
     host = config.get("host", "127.0.0.1")
     port = int(config.get("port") or (previous or {}).get("port") or free_port(host))
     if not port_free(host, port):
@@ -189,6 +197,48 @@ def serving_already(record: dict[str, Any] | None, mv: ModelVersion, target: str
             and (record.get("target"), record.get("min_replicas"), record.get("max_replicas")) == (target, low, high)
             and (not port or int(port) == record.get("port"))
             and config.get("host", "127.0.0.1") == record.get("host"))
+
+
+def can_roll_over(record: dict[str, Any] | None, low: int, high: int, config: dict[str, Any]) -> bool:
+    """Whether the running deployment ``record`` can switch versions in place (same host, port
+    and replica bounds: only what its workers load changes)."""
+    if not record or record.get("state") != "running" or not pid_alive(record.get("pid")):
+        return False
+    port = config.get("port")
+    return ((record.get("min_replicas"), record.get("max_replicas")) == (low, high)
+            and (not port or int(port) == record.get("port")) and config.get("host", "127.0.0.1") == record.get("host"))
+
+
+def _roll_over(reg: Registry, record: dict[str, Any], mv: ModelVersion, changes: dict[str, Any],
+               wait_s: float) -> dict[str, Any]:
+    """Have the supervisor of ``record`` serve ``changes`` (a new version, canary, batching)
+    without a failed request: the record is rewritten, SIGHUP tells the supervisor to read it
+    (serving/__main__.py), and the rollover is done when the supervisor reports the new
+    version(s) served by new workers only."""
+    name, pid = record["name"], record["pid"]
+    wanted = [mv.id, (changes["canary"] or {}).get("model")]
+    reg.store.put_deployment({**record, **changes, "rollover_error": None, "updated_at": time.time()})
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        current = reg.store.get_deployment(name) or {}
+        if current.get("rollover_error"):
+            current.update({k: record.get(k) for k in changes})  # the record says what is served again
+            reg.store.put_deployment(current)
+            raise MlwError(f"deployment {name!r} cannot serve {mv.id}: {current['rollover_error']}",
+                           subject=record.get("log"), hint="it still serves the former version; see the supervisor log")
+        if current.get("state") == "running" and current.get("serving") == wanted:
+            if any(current.get(k) != v for k, v in changes.items()):  # a supervisor write raced ours
+                current.update(changes)
+                reg.store.put_deployment(current)
+            reg.emit_event("model.deployed", mv, deployment=name, target=changes["target"], url=current.get("endpoint"))
+            return current
+        if not pid_alive(pid):
+            raise MlwError(f"deployment {name!r}: the supervisor (pid {pid}) exited while rolling over to {mv.id}",
+                           subject=record.get("log"), hint="see the supervisor log, then deploy again")
+        time.sleep(0.1)
+    raise MlwError(f"deployment {name!r} did not roll over to {mv.id} within {wait_s:g}s", subject=record.get("log"),
+                   hint="see the supervisor log; `mlw deployments status` shows what it serves")
 
 
 def _tail(path: str, size: int = 2000) -> str:

@@ -4,7 +4,9 @@
 :func:`mlflowdsl.runtime.registry.deployments.deploy` starts it in its own session (so it
 outlives its caller) with standard output and error going to ``<run dir>/supervisor.log``. It
 reads the deployment record, serves the recorded model version with a :class:`.Supervisor`,
-keeps the record current (state, pid, replicas, load) and stops cleanly on SIGTERM. A record
+keeps the record current (state, pid, replicas, load, ``serving``) and stops cleanly on
+SIGTERM. On SIGHUP it reads the record again and rolls the replicas over to the version it
+names without a failed request (:meth:`.Supervisor.roll_to`). A record
 whose ``pid`` names another process belongs to a newer deployment of the same name: this one
 then leaves it alone.
 
@@ -22,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from mlflowdsl.runtime.registry.artifacts import checked_bytes
 from mlflowdsl.runtime.registry.registry import open_registry
 from mlflowdsl.runtime.registry.serving.supervisor import (
     AUTOSCALE_FIELDS,
@@ -33,6 +36,21 @@ from mlflowdsl.runtime.registry.serving.supervisor import (
 from mlflowdsl.settings import Settings
 
 log = logging.getLogger("mlflowdsl.runtime.registry.serving")  # __name__ is "__main__" under -m
+
+
+def spec_of(reg: Any, record: dict[str, Any], run_dir: str) -> ServeSpec:
+    """What deployment ``record`` serves."""
+    mv = reg.resolve(record["model"])
+    timing = {AUTOSCALE_FIELDS[k][0]: v for k, v in (record.get("autoscale") or {}).items() if k in AUTOSCALE_FIELDS}
+    canary = {}
+    if record.get("canary"):
+        other = reg.resolve(record["canary"]["model"])
+        canary = {"canary_model_id": other.id, "canary_artifact_path": other.artifact_path,
+                  "canary_sha256": other.sha256, "canary_percent": float(record["canary"]["percent"])}
+    return ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
+                     host=record.get("host", "127.0.0.1"), run_dir=run_dir,
+                     min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
+                     **timing, **spec_batching(batching_of(record)), **canary)
 
 
 def supervise_deployment(settings: Settings, name: str, run_dir: str) -> int:
@@ -51,20 +69,23 @@ def supervise_deployment(settings: Settings, name: str, run_dir: str) -> int:
         current.update(changes, pid=me, updated_at=time.time())
         reg.store.put_deployment(current)
 
+    def respec() -> ServeSpec | None:
+        """The spec of the record now (SIGHUP: deploy() changed the version); None if it cannot be served."""
+        try:
+            spec = spec_of(reg, reg.store.get_deployment(name) or record, run_dir)
+            checked_bytes(spec.artifact_path, spec.sha256, spec.model_id)  # before any worker is replaced
+            if spec.canary_model_id:
+                checked_bytes(str(spec.canary_artifact_path), str(spec.canary_sha256), spec.canary_model_id)
+            return spec
+        except Exception as exc:  # noqa: BLE001 - recorded for deploy(), the served version stays
+            log.error("deployment %r: cannot roll over: %s", name, exc)
+            update({"rollover_error": str(exc)})
+            return None
+
     try:
-        mv = reg.resolve(record["model"])
-        timing = {AUTOSCALE_FIELDS[k][0]: v for k, v in (record.get("autoscale") or {}).items()
-                  if k in AUTOSCALE_FIELDS}
-        canary = {}
-        if record.get("canary"):
-            other = reg.resolve(record["canary"]["model"])
-            canary = {"canary_model_id": other.id, "canary_artifact_path": other.artifact_path,
-                      "canary_sha256": other.sha256, "canary_percent": float(record["canary"]["percent"])}
-        spec = ServeSpec(model_id=mv.id, artifact_path=mv.artifact_path, sha256=mv.sha256, port=int(record["port"]),
-                         host=record.get("host", "127.0.0.1"), run_dir=run_dir,
-                         min_replicas=int(record["min_replicas"]), max_replicas=int(record["max_replicas"]),
-                         **timing, **spec_batching(batching_of(record)), **canary)
-        supervisor = Supervisor(spec, on_change=update)
+        spec = spec_of(reg, record, run_dir)
+        supervisor = Supervisor(spec, on_change=update, respec=respec)
+        signal.signal(signal.SIGHUP, supervisor.request_reload)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         update({"state": "starting"})

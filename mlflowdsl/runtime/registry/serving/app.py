@@ -10,7 +10,9 @@ Bad bodies get a 4xx with ``{"error": "..."}`` saying what is wrong (:mod:`.bodi
 replica keeps serving. Concurrent requests are scored together (:mod:`.batching`) unless
 batching is off. Under gunicorn the model is loaded once per worker process from
 ``MLW_SERVE_MODEL``, checked against ``MLW_SERVE_SHA256``; ``MLW_SERVE_BATCHING=0`` turns
-batching off, ``MLW_SERVE_MAX_BATCH_ROWS`` and ``MLW_SERVE_MAX_WAIT_MS`` bound it.
+batching off, ``MLW_SERVE_MAX_BATCH_ROWS`` and ``MLW_SERVE_MAX_WAIT_MS`` bound it;
+``MLW_SERVE_SPEC`` names a JSON file whose values replace these (what the supervisor rewrites
+to roll a deployment over to a new version).
 """
 
 from __future__ import annotations
@@ -146,6 +148,21 @@ def die_with_master() -> None:
         os._exit(1)
 
 
+def read_spec_file() -> None:
+    """Take the ``MLW_SERVE_*`` settings from the JSON file ``MLW_SERVE_SPEC`` names (when it
+    does): the supervisor rewrites that file before a graceful reload, so the workers gunicorn
+    starts then serve the new version while the master's environment stays as it was."""
+    path = os.environ.get("MLW_SERVE_SPEC")
+    if not path:
+        return
+    with open(path, "rb") as fh:
+        values = orjson.loads(fh.read())
+    for key in [k for k in os.environ if k.startswith("MLW_SERVE_") and k not in values]:
+        if key not in ("MLW_SERVE_SPEC", "MLW_SERVE_GROUP"):
+            del os.environ[key]
+    os.environ.update({k: str(v) for k, v in values.items()})
+
+
 def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw not in (None, "") else default
@@ -169,6 +186,7 @@ def create_app(model: Any = None, *, model_id: str | None = None, batching: bool
     """
     if model is None:
         die_with_master()
+        read_spec_file()
         model, model_id = _env_model("MLW_SERVE")  # type: ignore[misc]
         loaded = _env_model("MLW_SERVE_CANARY")
         if loaded is not None:

@@ -48,7 +48,7 @@ class ServingMetrics:
         self.rows = Counter("mlw_serve_rows_scored", "Rows scored", ["model"], registry=r)
         self.busy = Counter("mlw_serve_busy_seconds", "Seconds spent in predict", ["model"], registry=r)
         self.info = Gauge("mlw_serve_model_info", "The model versions served (1 each)",
-                          ["model", "name", "version", "role"], multiprocess_mode="max", registry=r)
+                          ["model", "name", "version", "role"], multiprocess_mode="livemax", registry=r)
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def served(self, model_id: str, role: str) -> None:

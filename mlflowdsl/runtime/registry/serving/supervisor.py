@@ -16,6 +16,7 @@ deployment record up to date through ``on_change``.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import psutil
+from prometheus_client.multiprocess import mark_process_dead
 
 from mlflowdsl.errors import MlwError
 from mlflowdsl.runtime.registry.serving.autoscaler import LoadMeter, ScalingPolicy
@@ -176,7 +178,8 @@ def healthy(endpoint: str, timeout: float = 2.0) -> bool:
 
 
 class Supervisor:
-    def __init__(self, spec: ServeSpec, on_change: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, spec: ServeSpec, on_change: Callable[[dict[str, Any]], None] | None = None,
+                 respec: Callable[[], ServeSpec | None] | None = None):
         self.spec = spec
         self.policy = spec.policy()
         self.on_change = on_change or (lambda _state: None)
@@ -190,6 +193,10 @@ class Supervisor:
         self._last_report: dict[str, Any] | None = None
         self.restarting = False
         self.stopping = threading.Event()
+        self.spawned_workers = self.target
+        self.retiring: set[int] = set()  # the workers a rollover replaces (until they are gone)
+        self.respec = respec
+        self.reload_wanted = threading.Event()
 
     # ------------------------------------------------------------------ processes
 
@@ -215,22 +222,52 @@ class Supervisor:
         raise MlwError(f"the server for {self.spec.model_id} did not answer /health within "
                        f"{self.spec.start_timeout_s:g}s", hint=f"see the log in {self.spec.run_dir}")
 
-    def _spawn(self) -> None:
-        env = {**os.environ, "MLW_SERVE_MODEL": self.spec.artifact_path, "MLW_SERVE_SHA256": self.spec.sha256,
-               "MLW_SERVE_MODEL_ID": self.spec.model_id, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
-               "MLW_SERVE_BATCHING": "1" if self.spec.batching else "0",
-               "MLW_SERVE_MAX_BATCH_ROWS": str(self.spec.max_batch_rows), "MLW_SERVE_MAX_WAIT_MS": str(self.spec.max_wait_ms)}
-        for key in ("MLW_SERVE_CANARY_MODEL", "MLW_SERVE_CANARY_SHA256", "MLW_SERVE_CANARY_MODEL_ID"):
-            env.pop(key, None)  # never inherited from whoever started us
+    def serve_env(self) -> dict[str, str]:
+        """The ``MLW_SERVE_*`` settings of the served version(s), as the workers read them."""
+        env = {"MLW_SERVE_MODEL": self.spec.artifact_path, "MLW_SERVE_SHA256": self.spec.sha256,
+               "MLW_SERVE_MODEL_ID": self.spec.model_id, "MLW_SERVE_BATCHING": "1" if self.spec.batching else "0",
+               "MLW_SERVE_MAX_BATCH_ROWS": str(self.spec.max_batch_rows),
+               "MLW_SERVE_MAX_WAIT_MS": str(self.spec.max_wait_ms)}
         if self.spec.canary_model_id:
             env.update(MLW_SERVE_CANARY_MODEL=str(self.spec.canary_artifact_path),
                        MLW_SERVE_CANARY_SHA256=str(self.spec.canary_sha256),
                        MLW_SERVE_CANARY_MODEL_ID=self.spec.canary_model_id,
                        MLW_SERVE_CANARY_PERCENT=str(self.spec.canary_percent))
+        return env
+
+    def _write_spec_file(self) -> str:
+        """``<run dir>/serve.json``: what every worker started from now on serves (app.read_spec_file)."""
+        path = os.path.join(self.spec.run_dir, "serve.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(self.serve_env(), fh)
+        os.replace(path + ".tmp", path)  # a worker starting now reads the old or the new file, whole
+        return path
+
+    def _spawn(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLW_SERVE_")}  # never inherited
+        env.update(self.serve_env(), MLW_SERVE_SPEC=self._write_spec_file(), PROMETHEUS_MULTIPROC_DIR=self.metrics_dir)
         env["MLW_SERVE_GROUP"] = "1"  # the master leads its own process group (see app.die_with_master)
         self.master = subprocess.Popen(gunicorn_argv(self.spec, self.target), env=env, stdin=subprocess.DEVNULL,
                                        process_group=0)
+        self.spawned_workers = self.target
+        self.retiring = set()
         self.restarting = True  # until every replica answers /health
+
+    def roll_to(self, spec: ServeSpec) -> None:
+        """Serve ``spec``'s version(s) without a refused request: rewrite the spec file, then
+        SIGHUP the master, which starts new workers (they read the file) and stops the old ones
+        gracefully (each finishes its requests). The listening socket stays open in the master
+        throughout, so a connection made meanwhile waits in its backlog for a new worker."""
+        self.spec = spec
+        self._write_spec_file()
+        if self.master is None or self.master.poll() is not None:
+            return  # the next step() starts a master, which serves the new spec
+        self.retiring = set(self.workers())
+        self.target = self.spawned_workers  # gunicorn's reload goes back to its --workers
+        self.samples = []
+        self.restarting = True
+        self.master.send_signal(signal.SIGHUP)
+        self._report("restarting")
 
     def workers(self) -> list[int]:
         """The live worker pids of the gunicorn master."""
@@ -250,8 +287,19 @@ class Supervisor:
                         self.spec.model_id, self.master.returncode, self.restarts)
             self._respawn()
             return
+        if self.reload_wanted.is_set() and self.respec is not None:
+            self.reload_wanted.clear()
+            spec = self.respec()
+            if spec is not None:
+                self.roll_to(spec)
+                return
         if self.restarting:
-            if healthy(self.spec.endpoint, 1.0) and len(self.workers()) >= self.target:
+            workers = self.workers()
+            if (healthy(self.spec.endpoint, 1.0) and len(workers) >= self.target
+                    and not self.retiring.intersection(workers)):
+                for pid in self.retiring:  # a replaced worker's versions leave mlw_serve_model_info
+                    mark_process_dead(pid, self.metrics_dir)
+                self.retiring = set()
                 self.restarting = False
                 self._report("running")
             else:
@@ -289,6 +337,10 @@ class Supervisor:
             self.step()
         self.stop()
 
+    def request_reload(self, *_args: Any) -> None:
+        """Roll over to what ``respec()`` returns, in the next :meth:`step` (a SIGHUP handler)."""
+        self.reload_wanted.set()
+
     def request_stop(self, *_args: Any) -> None:
         self.stopping.set()
 
@@ -316,7 +368,7 @@ class Supervisor:
         report = {"state": state, "replicas": len(workers), "target_replicas": self.target,
                   "worker_pids": workers, "server_pid": self.master.pid if self.master else None,
                   "utilization": round(self.samples[-1], 3) if self.samples else 0.0,
-                  "restarts": self.restarts, **totals}
+                  "restarts": self.restarts, "serving": [self.spec.model_id, self.spec.canary_model_id], **totals}
         if report != self._last_report:  # the record is written on change, not every second
             self._last_report = report
             self.on_change(report)
