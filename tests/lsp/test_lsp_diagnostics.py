@@ -137,7 +137,7 @@ async def test_an_import_is_read_from_its_open_buffer(client: LanguageClient, tm
     lib = tmp_path / "lib.mlw"
     lib.write_text("template tr(data) {\n  task train: model_training { data = data }\n  output model = train.model\n}\n")
     main = tmp_path / "main.mlw"
-    main.write_text('import "lib.mlw"\nworkflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n'
+    main.write_text('import "lib.mlw"\nworkflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n'
                     "  use a = tr(data = prep.output)\n"
                     '  task ev: model_evaluation { model = a.model  data = prep.output }\n}\n')
     uri = main.resolve().as_uri()
@@ -157,12 +157,12 @@ async def test_an_import_is_read_from_its_open_buffer(client: LanguageClient, tm
 @ASYNC
 async def test_ignore_comments_silence_warnings_as_in_lint(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.mlw"
-    text = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n}\n'
+    text = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n}\n'
     path.write_text(text)
     uri = path.resolve().as_uri()
     got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
     assert [d.code for d in got] == ["MLW402"]
-    quiet = text.replace('"sklearn:breast_cancer" }', '"sklearn:breast_cancer" }  # mlw: ignore[MLW402]')
+    quiet = text.replace('"sklearn:iris" }', '"sklearn:iris" }  # mlw: ignore[MLW402]')
     got = await diagnostics_after(client, uri, lambda: change_doc(client, uri, quiet, 2))
     path.write_text(quiet)
     assert got == [] and lint_json(path) == []
@@ -172,7 +172,7 @@ async def test_ignore_comments_silence_warnings_as_in_lint(client: LanguageClien
 def test_lint_json_is_the_cli_output(tmp_path: Path):
     """``lint_json`` above is what the command prints (checked once through the real CLI)."""
     path = tmp_path / "w.mlw"
-    path.write_text('workflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n}\n')
+    path.write_text('workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n}\n')
     out = subprocess.run([MLW, "lint", "--format", "json", str(path)], capture_output=True, text=True,
                          env=server_env(), timeout=60)
     assert json.loads(out.stdout) == lint_json(path) and lint_json(path)
@@ -185,7 +185,8 @@ def teardown_module() -> None:
 @ASYNC
 async def test_a_burst_of_edits_ends_with_the_diagnostics_of_the_last_text(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.mlw"
-    base = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n  task t: model_training { data = prep.output  X }\n}\n'
+    base = ('workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n'
+            '  task t: model_training { data = prep.output  X }\n}\n')
     path.write_text(base.replace("X", ""))
     uri = path.resolve().as_uri()
     await diagnostics_after(client, uri, lambda: open_doc(client, path))
@@ -222,7 +223,7 @@ async def test_columns_after_non_ascii_text_are_utf16_units(client: LanguageClie
 async def test_a_yaml_workflow_spec_gets_the_diagnostics_of_lint(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.yaml"
     path.write_text("workflow_id: w\ntasks:\n  - task_id: prep\n    task_type: data_preprocesing\n"
-                    "    parameters: {source: 'sklearn:breast_cancer'}\n")
+                    "    parameters: {source: 'sklearn:iris'}\n")
     uri = path.resolve().as_uri()
     got = await diagnostics_after(client, uri, lambda: open_doc(client, path))
     assert [as_lint(d, str(path)) for d in got] == lint_json(path)

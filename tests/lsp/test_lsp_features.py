@@ -180,7 +180,7 @@ def _apply(text: str, edits: list[types.TextEdit]) -> str:
 @ASYNC
 async def test_formatting_is_mlw_fmt(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.mlw"
-    messy = 'workflow w {\n      task prep: data_preprocessing {source="sklearn:breast_cancer"}\n  task t: model_training after prep {  }\n}\n'
+    messy = 'workflow w {\n      task prep: data_preprocessing {source="sklearn:iris"}\n  task t: model_training after prep {  }\n}\n'
     path.write_text(messy)
     uri = await opened(client, path)
     edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
@@ -197,7 +197,7 @@ async def test_formatting_is_mlw_fmt(client: LanguageClient, tmp_path: Path):
 @ASYNC
 async def test_quick_fix_from_a_did_you_mean_hint(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.mlw"
-    text = ('workflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n'
+    text = ('workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n'
             '  task t: model_training after prep { algoritm = "svm"  resources { memory = 4Gx } }\n'
             '  task ev: model_evaluation { model = t.model  data = prepp.output }\n}\n')
     path.write_text(text)
@@ -230,7 +230,7 @@ async def test_outline(client: LanguageClient, examples_open):
 @ASYNC
 async def test_features_keep_working_on_the_last_parse_during_a_syntax_error(client: LanguageClient, tmp_path: Path):
     path = tmp_path / "w.mlw"
-    text = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:breast_cancer" }\n  task t: model_training { data = prep.output }\n}\n'
+    text = 'workflow w {\n  task prep: data_preprocessing { source = "sklearn:iris" }\n  task t: model_training { data = prep.output }\n}\n'
     path.write_text(text)
     uri = await opened(client, path)
     broken = text.replace("data = prep.output }", "data = prep.output }\n  task v: model_validation { model = t. }")
