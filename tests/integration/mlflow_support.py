@@ -27,6 +27,21 @@ from typing import Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _services():
+    """tests/conftest.py, the service helpers (free ports, spawning, stopping). Not ``import
+    conftest``: in a whole-suite run that name is another directory's conftest
+    (tests/lsp/conftest.py), and pytest keeps the root one out of sys.modules; loaded by path once."""
+    module = sys.modules.get("mlw_test_services")
+    if module is None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("mlw_test_services", REPO_ROOT / "tests" / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["mlw_test_services"] = module
+        spec.loader.exec_module(module)
+    return module
 SERVER_REQUIREMENT = "mlflow>=3.17,<4"
 
 
@@ -64,7 +79,7 @@ class MlflowServer:
         self.workdir = workdir
         self.external = uri is not None
         if uri is None:
-            from conftest import free_port
+            free_port = _services().free_port
 
             self.port = free_port()
             uri = f"http://127.0.0.1:{self.port}"
@@ -79,7 +94,8 @@ class MlflowServer:
             return
         if self.proc is not None and self.proc.poll() is None:
             return
-        from conftest import spawn, wait_until
+        services = _services()
+        spawn, wait_until = services.spawn, services.wait_until
 
         exe = ensure_server_venv()
         log = self.workdir / "mlflow-server.log"
@@ -93,14 +109,14 @@ class MlflowServer:
     def stop(self) -> None:
         if self.external:
             pytest.skip("MLW_TEST_MLFLOW_URI points at a server this test does not own")
-        from conftest import stop_group
+        stop_group = _services().stop_group
 
         if self.proc is not None:
             stop_group(self.proc)
             self.proc = None
 
     def close(self) -> list[int]:
-        from conftest import group_alive
+        group_alive = _services().group_alive
 
         pid = self.proc.pid if self.proc is not None else None
         if not self.external:
